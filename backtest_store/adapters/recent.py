@@ -1,0 +1,33 @@
+"""Recent (spec §3.14): the latest active signal snapshot per context, overwritten on every ping."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .. import validation
+from ..models import RecentItem
+from .base import RecordAdapter
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+
+class RecentAdapter(RecordAdapter):
+    model = RecentItem
+
+    def __init__(self, store: "Store", symbol: str, strategy_name: str, exchange_name: str, frame_name: str,
+                 backtest: bool) -> None:
+        super().__init__(store, symbol=validation.context_str("symbol", symbol),
+                         strategyName=validation.context_str("strategy_name", strategy_name),
+                         exchangeName=validation.context_str("exchange_name", exchange_name),
+                         frameName=validation.context_str("frame_name", frame_name, allow_empty=True),
+                         backtest=validation.context_bool("backtest", backtest))
+
+    async def read_recent_data(self) -> dict[str, Any] | None:
+        return await self._read(None)
+
+    async def write_recent_data(self, row: dict[str, Any], when: datetime) -> None:
+        if type(row) is not dict:
+            raise validation.InvalidInput(f"row must be a dict, got {type(row).__name__}")
+        await self._write(row, when)

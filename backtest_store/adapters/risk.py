@@ -1,0 +1,30 @@
+"""Risk (spec §3.5): the active positions map, stored whole as `[key, position]` pairs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .. import validation
+from ..models import RiskItem
+from .base import RecordAdapter
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+
+class RiskAdapter(RecordAdapter):
+    model = RiskItem
+
+    def __init__(self, store: "Store", risk_name: str, exchange_name: str) -> None:
+        super().__init__(store, riskName=validation.context_str("risk_name", risk_name),
+                         exchangeName=validation.context_str("exchange_name", exchange_name))
+
+    async def read_position_data(self, when: datetime) -> list[Any]:
+        validation.when_ms(when)  # passed by the framework, never used to filter (spec §1.4)
+        return await self._read([])
+
+    async def write_position_data(self, rows: list[Any], when: datetime) -> None:
+        if type(rows) not in (list, tuple):
+            raise validation.InvalidInput(f"rows must be a list of [key, position] pairs, got {type(rows).__name__}")
+        await self._write(list(rows), when)

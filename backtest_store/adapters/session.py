@@ -1,0 +1,34 @@
+"""Session (spec §3.16): keyed by strategy, exchange, frame, symbol and mode (HEAD contract)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .. import validation
+from ..models import SessionItem
+from .base import RecordAdapter
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+
+class SessionAdapter(RecordAdapter):
+    model = SessionItem
+
+    def __init__(self, store: "Store", strategy_name: str, exchange_name: str, frame_name: str, symbol: str,
+                 backtest: bool) -> None:
+        super().__init__(store, strategyName=validation.context_str("strategy_name", strategy_name),
+                         exchangeName=validation.context_str("exchange_name", exchange_name),
+                         frameName=validation.context_str("frame_name", frame_name, allow_empty=True),
+                         symbol=validation.context_str("symbol", symbol),
+                         backtest=validation.context_bool("backtest", backtest))
+
+    async def read_session_data(self) -> dict[str, Any] | None:
+        return await self._read(None)
+
+    async def write_session_data(self, data: dict[str, Any], when: datetime) -> None:
+        await self._write(data, when)
+
+    def dispose(self) -> None:
+        """A no-op, as in the default and the original: the instance holds no resources."""

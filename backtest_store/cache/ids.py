@@ -1,0 +1,138 @@
+"""The key → `_id` cache: one redis-om HashModel per collection, plain hashes, CRUD only.
+
+Redis is an accelerator, never the truth: every failure here is logged, counted and swallowed, and the
+caller falls back to MongoDB. No `find`, `Migrator` or `JsonModel`: Redis without modules must work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from aredis_om import HashModel, NotFoundError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from .keys import encode_key
+
+log = logging.getLogger("backtest_store.cache")
+
+# Everything a broken or unreachable Redis can raise through redis-py.
+REDIS_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+class CachedId(HashModel):
+    """One hash per context key; `doc_id` is the MongoDB `_id` hex string. Bound per collection below."""
+
+    doc_id: str
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    stale: int = 0
+    errors: int = 0
+    skipped: int = 0
+    commands: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def hit_ratio(self) -> float:
+        looked = self.hits + self.misses + self.stale
+        return self.hits / looked if looked else 0.0
+
+
+class CacheHealth:
+    """Shared by every collection's cache: after a failure, Redis is bypassed for `retry_after` seconds."""
+
+    def __init__(self, retry_after: float, stats: CacheStats) -> None:
+        self.retry_after = retry_after
+        self.stats = stats
+        self._down_until = 0.0
+        self._failing = False
+
+    def available(self) -> bool:
+        if time.monotonic() < self._down_until:
+            self.stats.skipped += 1
+            return False
+        return True
+
+    def failed(self, action: str, exc: BaseException) -> None:
+        self.stats.errors += 1
+        self._down_until = time.monotonic() + self.retry_after
+        # One warning per outage, not one per call.
+        level = logging.DEBUG if self._failing else logging.WARNING
+        self._failing = True
+        log.log(level, "Redis %s failed (%s: %s); reading and writing through MongoDB only",
+                action, type(exc).__name__, exc)
+
+    def succeeded(self) -> None:
+        if self._failing:
+            log.warning("Redis is answering again; the id cache is back in use")
+            self._failing = False
+
+
+def bind_model(redis: Redis, prefix: str, collection: str) -> type[CachedId]:
+    meta = type("Meta", (), {"global_key_prefix": prefix, "model_key_prefix": collection, "database": redis})
+    # redis-om allows one indexed class per inheritance tree and needs `index=True` even to save().
+    return types.new_class(f"CachedId[{collection}]", (CachedId,), {"index": True},
+                           lambda ns: ns.update({"Meta": meta, "__module__": __name__}))
+
+
+class IdCache:
+    """key → `_id` for one collection."""
+
+    def __init__(self, redis: Redis, prefix: str, collection: str, key_fields: tuple[str, ...],
+                 health: CacheHealth) -> None:
+        self.model = bind_model(redis, prefix, collection)
+        self.key_fields = key_fields
+        self.health = health
+
+    def pk(self, key: Mapping[str, object]) -> str:
+        return encode_key(self.key_fields, key)
+
+    async def get(self, key: Mapping[str, object]) -> str | None:
+        if not self.health.available():
+            return None
+        self.health.stats.commands += 1
+        try:
+            entry = await self.model.get(self.pk(key))
+        except NotFoundError:
+            self.health.succeeded()
+            return None
+        except REDIS_FAILURES as exc:
+            self.health.failed("read", exc)
+            return None
+        self.health.succeeded()
+        return entry.doc_id
+
+    async def set(self, key: Mapping[str, object], doc_id: object) -> None:
+        if not self.health.available():
+            return
+        self.health.stats.commands += 1
+        try:
+            await self.model(pk=self.pk(key), doc_id=str(doc_id)).save()
+        except REDIS_FAILURES as exc:
+            self.health.failed("write", exc)
+        else:
+            self.health.succeeded()
+
+
+async def flush_prefix(redis: Redis, prefix: str, batch: int = 500) -> int:
+    """Delete our keys only, by SCAN: never FLUSHDB, which would take other tenants' keys with it."""
+    deleted = 0
+    chunk: list[str] = []
+    async for key in redis.scan_iter(match=f"{prefix}:*", count=batch):
+        chunk.append(key)
+        if len(chunk) >= batch:
+            deleted += await redis.unlink(*chunk)
+            chunk.clear()
+    if chunk:
+        deleted += await redis.unlink(*chunk)
+    return deleted

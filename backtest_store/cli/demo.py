@@ -1,0 +1,5 @@
+"""The `demo` command: being written (see the open issues)."""
+
+
+def register(sub):
+    pass

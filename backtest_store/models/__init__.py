@@ -1,0 +1,26 @@
+"""One Beanie Document per collection; collection and field names are the TypeScript original's (spec §7.2)."""
+
+from .base import Item, PayloadItem, SoftDeleteItem, StrategyScopedItem
+from .breakeven import BreakevenItem
+from .candle import CandleItem
+from .interval import IntervalItem
+from .log import LogItem
+from .measure import MeasureItem
+from .memory import MemoryItem
+from .notification import NotificationItem
+from .partial import PartialItem
+from .recent import RecentItem
+from .risk import RiskItem
+from .schedule import ScheduleItem
+from .session import SessionItem
+from .signal import SignalItem
+from .state import StateItem
+from .storage import StorageItem
+from .strategy import StrategyItem
+
+DOCUMENTS: tuple[type[Item], ...] = (
+    CandleItem, SignalItem, ScheduleItem, StrategyItem, RiskItem, PartialItem, BreakevenItem, StorageItem,
+    NotificationItem, LogItem, MeasureItem, IntervalItem, MemoryItem, RecentItem, StateItem, SessionItem,
+)
+
+__all__ = [cls.__name__ for cls in DOCUMENTS] + ["DOCUMENTS", "Item", "PayloadItem", "SoftDeleteItem", "StrategyScopedItem"]

@@ -1,0 +1,64 @@
+"""What every collection shares. Models are pure data: the repositories do all the I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from beanie import Document
+from pymongo import ASCENDING, IndexModel
+
+
+def context_index(short: str, *fields: str) -> IndexModel:
+    """The compound unique index on a collection's context key, under an explicit name."""
+    return IndexModel([(f, ASCENDING) for f in fields], name=f"{short}_context_unique", unique=True)
+
+
+def field_index(short: str, name: str) -> IndexModel:
+    return IndexModel([(name, ASCENDING)], name=f"{short}_{name}")
+
+
+class Item(Document):
+    """Timestamps named as mongoose's `timestamps: {createdAt: "createDate", updatedAt: "updatedDate"}`."""
+
+    createDate: datetime | None = None
+    updatedDate: datetime | None = None
+
+    # Which document field holds the adapter's value: `positions` for Risk, as in the original.
+    value_field: ClassVar[str] = "payload"
+
+    @classmethod
+    def collection_name(cls) -> str:
+        return cls.Settings.name  # type: ignore[attr-defined]
+
+    @classmethod
+    def declared_indexes(cls) -> list[IndexModel]:
+        return list(cls.Settings.indexes)  # type: ignore[attr-defined]
+
+    @classmethod
+    def context_key(cls) -> tuple[str, ...]:
+        """The fields of the unique index, in index order: the one definition of a document's identity."""
+        for index in cls.declared_indexes():
+            if index.document.get("unique"):
+                return tuple(index.document["key"].keys())
+        raise TypeError(f"{cls.__name__} declares no unique index")
+
+
+class PayloadItem(Item):
+    """A document holding an opaque JSON payload (mongoose `Schema.Types.Mixed`)."""
+
+    payload: Any = None
+
+
+class SoftDeleteItem(PayloadItem):
+    """Measure, Interval and Memory: removal sets `removed` on the column and inside the payload."""
+
+    removed: bool = False
+
+
+class StrategyScopedItem(PayloadItem):
+    """The context shared by Signal, Schedule, Strategy, Partial, Breakeven and Recent."""
+
+    symbol: str
+    strategyName: str
+    exchangeName: str

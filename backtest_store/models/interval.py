@@ -1,0 +1,13 @@
+"""Interval: "already fired this interval" markers per bucket and key, soft-deleted (spec §3.12)."""
+
+from .base import SoftDeleteItem, context_index, field_index
+
+
+class IntervalItem(SoftDeleteItem):
+    bucket: str
+    entryKey: str
+    when: int | None = None
+
+    class Settings:
+        name = "interval-items"
+        indexes = [context_index("interval", "bucket", "entryKey"), field_index("interval", "when")]

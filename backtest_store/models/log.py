@@ -1,0 +1,11 @@
+"""Log: append-only entries; an id already stored is never rewritten (spec §3.10)."""
+
+from .base import PayloadItem, context_index
+
+
+class LogItem(PayloadItem):
+    entryId: str
+
+    class Settings:
+        name = "log-items"
+        indexes = [context_index("log", "entryId")]

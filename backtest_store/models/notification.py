@@ -1,0 +1,12 @@
+"""Notification: the 31-variant notification rows, upserted by id (spec §3.9)."""
+
+from .base import PayloadItem, context_index
+
+
+class NotificationItem(PayloadItem):
+    backtest: bool
+    notificationId: str
+
+    class Settings:
+        name = "notification-items"
+        indexes = [context_index("notification", "backtest", "notificationId")]

@@ -1,0 +1,9 @@
+"""Schedule: the scheduled, not yet active signal, or null (spec §3.3)."""
+
+from .base import StrategyScopedItem, context_index
+
+
+class ScheduleItem(StrategyScopedItem):
+    class Settings:
+        name = "schedule-items"
+        indexes = [context_index("schedule", "symbol", "strategyName", "exchangeName")]

@@ -1,0 +1,9 @@
+"""Signal: the live open position, or null (spec §3.2)."""
+
+from .base import StrategyScopedItem, context_index
+
+
+class SignalItem(StrategyScopedItem):
+    class Settings:
+        name = "signal-items"
+        indexes = [context_index("signal", "symbol", "strategyName", "exchangeName")]

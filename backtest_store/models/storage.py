@@ -1,0 +1,12 @@
+"""Storage: closed/active signal history rows, upserted by row id (spec §3.8)."""
+
+from .base import PayloadItem, context_index
+
+
+class StorageItem(PayloadItem):
+    backtest: bool
+    signalId: str
+
+    class Settings:
+        name = "storage-items"
+        indexes = [context_index("storage", "backtest", "signalId")]

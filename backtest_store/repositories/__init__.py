@@ -1,0 +1,3 @@
+from .repository import Repository
+
+__all__ = ["Repository"]

@@ -1,0 +1,163 @@
+"""The one generic repository: every adapter's I/O goes through it.
+
+Keyed writes are a single atomic `find_one_and_update(filter == unique key, upsert=True)`: MongoDB retries the
+duplicate-key race itself when the filter is an equality on every indexed field, and we retry once more on our
+side for servers that do not. Driver errors are translated to `StorageError` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from ..cache import IdCache
+from ..errors import StorageError
+from ..models import Item
+
+log = logging.getLogger("backtest_store.repository")
+
+ATTEMPTS = 3
+DUPLICATE_KEY = 11000
+
+Key = Mapping[str, Any]
+
+
+def _same(a: object, b: object) -> bool:
+    # Type-strict: True == 1 in Python, but a bool context field must not match an int.
+    return type(a) is type(b) and a == b
+
+
+class Repository:
+    """Generic over one Document class; the collection and the cache are injected by the Store."""
+
+    def __init__(self, model: type[Item], collection: AsyncCollection, cache: IdCache | None) -> None:
+        self.model = model
+        self.collection = collection
+        self.cache = cache
+        self.key_fields = model.context_key()
+
+    def _filter(self, key: Key) -> dict[str, Any]:
+        """The filter is exactly the unique index, in index order; anything else is a bug in an adapter."""
+        if set(key) != set(self.key_fields):
+            raise TypeError(f"{self.model.__name__} is keyed by {self.key_fields}, got {tuple(key)}")
+        return {f: key[f] for f in self.key_fields}
+
+    def _matches(self, doc: Mapping[str, Any], key: Key) -> bool:
+        return all(_same(doc.get(f), key[f]) for f in self.key_fields)
+
+    def _fail(self, action: str, exc: PyMongoError) -> StorageError:
+        return StorageError(f"{action} on {self.collection.name} failed: {exc}")
+
+    async def upsert(self, key: Key, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Last writer wins: one round trip, the Redis entry then set from the returned document."""
+        now = datetime.now(timezone.utc)
+        update = {"$set": {**fields, "updatedDate": now}, "$setOnInsert": {"createDate": now}}
+        doc = await self._find_one_and_update(key, update, upsert=True)
+        assert doc is not None  # an upsert with AFTER always returns the document
+        if self.cache:
+            await self.cache.set(key, doc["_id"])
+        return doc
+
+    async def soft_delete(self, key: Key) -> bool:
+        """Mark `removed` on the column and in the payload; a missing key is a no-op (no upsert)."""
+        update = {"$set": {"removed": True, "payload.removed": True, "updatedDate": datetime.now(timezone.utc)}}
+        doc = await self._find_one_and_update(key, update, upsert=False)
+        if doc is not None and self.cache:
+            await self.cache.set(key, doc["_id"])
+        return doc is not None
+
+    async def _find_one_and_update(self, key: Key, update: dict[str, Any], *, upsert: bool) -> dict[str, Any] | None:
+        flt = self._filter(key)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await self.collection.find_one_and_update(
+                    flt, update, upsert=upsert, return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError as exc:
+                if attempt == ATTEMPTS:
+                    raise self._fail("upsert", exc) from exc
+                log.debug("duplicate-key race on %s, retrying", self.collection.name)
+            except PyMongoError as exc:
+                raise self._fail("upsert", exc) from exc
+        raise AssertionError("unreachable")
+
+    async def find(self, key: Key, projection: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """Redis → `_id` → MongoDB; on a miss or a mismatched document, the key query, then a cache backfill."""
+        flt = self._filter(key)
+        if projection is not None:
+            # The key fields come back so that a cached `_id` can be checked against the requested key.
+            projection = {**projection, **{f: 1 for f in self.key_fields}}
+        try:
+            if self.cache:
+                doc_id = await self.cache.get(key)
+                if doc_id is not None:
+                    doc = await self._by_id(doc_id, projection)
+                    if doc is not None and self._matches(doc, key):
+                        self.cache.health.stats.hits += 1
+                        return doc
+                    self.cache.health.stats.stale += 1
+                else:
+                    self.cache.health.stats.misses += 1
+            doc = await self.collection.find_one(flt, projection)
+        except PyMongoError as exc:
+            raise self._fail("read", exc) from exc
+        if doc is not None and self.cache:
+            await self.cache.set(key, doc["_id"])
+        return doc
+
+    async def _by_id(self, doc_id: str, projection: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        try:
+            oid = ObjectId(doc_id)
+        except (InvalidId, TypeError):
+            return None  # a corrupt cache value is a stale entry, not an error
+        return await self.collection.find_one({"_id": oid}, projection)
+
+    async def iterate(self, match: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
+                      batch_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
+        """Stream every matching document from a cursor: never capped, never held in memory at once."""
+        try:
+            async with self.collection.find(dict(match), projection, batch_size=batch_size) as cursor:
+                async for doc in cursor:
+                    yield doc
+        except PyMongoError as exc:
+            raise self._fail("list", exc) from exc
+
+    async def upsert_many(self, items: Sequence[tuple[Key, Mapping[str, Any]]]) -> int:
+        """Last-writer-wins upserts of many keys in one bulk round trip; returns how many were new."""
+        now = datetime.now(timezone.utc)
+        ops = [UpdateOne(self._filter(key), {"$set": {**fields, "updatedDate": now}, "$setOnInsert": {"createDate": now}},
+                         upsert=True) for key, fields in items]
+        # Ordered, so that a key repeated within one call ends with its last row.
+        return await self._bulk(ops, ordered=True)
+
+    async def insert_missing(self, items: Sequence[tuple[Key, Mapping[str, Any]]]) -> int:
+        """First write wins: `$setOnInsert` leaves existing keys untouched; returns how many were inserted."""
+        now = datetime.now(timezone.utc)
+        ops = [UpdateOne(self._filter(key), {"$setOnInsert": {**fields, "createDate": now, "updatedDate": now}},
+                         upsert=True) for key, fields in items]
+        return await self._bulk(ops, ordered=False)
+
+    async def _bulk(self, ops: list[UpdateOne], *, ordered: bool) -> int:
+        inserted = 0
+        if not ops:
+            return inserted
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                result = await self.collection.bulk_write(ops, ordered=ordered)
+                return inserted + result.upserted_count
+            except BulkWriteError as exc:
+                inserted += exc.details.get("nUpserted", 0)
+                # Every op is an idempotent upsert, so a batch that lost a duplicate-key race can be replayed whole.
+                codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
+                if codes != {DUPLICATE_KEY} or attempt == ATTEMPTS:
+                    raise self._fail("bulk write", exc) from exc
+            except PyMongoError as exc:
+                raise self._fail("bulk write", exc) from exc
+        raise AssertionError("unreachable")

@@ -1,0 +1,193 @@
+"""`Store`: the one object that holds the connections, the repositories and the adapter factories."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from beanie import init_beanie
+from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConfigurationError as MongoConfigurationError
+from pymongo.errors import PyMongoError
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from .adapters import Adapters
+from .cache import CacheHealth, CacheStats, IdCache, flush_prefix
+from .cache.ids import REDIS_FAILURES
+from .config import Settings, redact
+from .errors import ConfigurationError, NotReady
+from .migrations import create_indexes
+from .models import DOCUMENTS, CandleItem, Item, LogItem, NotificationItem, StorageItem
+from .repositories import Repository
+
+log = logging.getLogger("backtest_store")
+
+# Row sets are only ever listed and candles are read by range: a per-row Redis key would only cost memory
+# (spec §7.4 D4), so these collections have no id cache.
+UNCACHED: frozenset[type[Item]] = frozenset({CandleItem, StorageItem, NotificationItem, LogItem})
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts the MongoDB commands this store sends, by name (for the demo's summary and for benchmarks)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.counts[event.command_name] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+class Store:
+    def __init__(self, settings: Settings, mongo: AsyncMongoClient, database: AsyncDatabase, redis: Redis,
+                 commands: CommandCounter) -> None:
+        self.settings = settings
+        self.mongo = mongo
+        self.database = database
+        self.redis = redis
+        self.cache_stats = CacheStats()
+        self.mongo_commands = commands
+        self._health = CacheHealth(settings.cache_retry_after, self.cache_stats)
+        self._repositories: dict[type[Item], Repository] = {}
+        for model in DOCUMENTS:
+            cache = None if model in UNCACHED else IdCache(
+                redis, settings.cache_prefix, model.collection_name(), model.context_key(), self._health)
+            self._repositories[model] = Repository(model, database[model.collection_name()], cache)
+        self.adapters = Adapters(self)
+        self._ready = False
+        self._ready_task: asyncio.Task[None] | None = None
+
+    # -- opening and closing ---------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, mongo_url: str | None = None, redis_url: str | None = None, **options: Any) -> "Store":
+        """Connect using explicit URLs, else `CC_MONGO_CONNECTION_STRING` / `CC_REDIS_*` from the environment."""
+        settings = Settings.from_env(mongo_url=mongo_url, redis_url=redis_url, **options)
+        return await cls.from_settings(settings)
+
+    @classmethod
+    async def from_settings(cls, settings: Settings) -> "Store":
+        commands = CommandCounter()
+        mongo: AsyncMongoClient = AsyncMongoClient(
+            settings.mongo_url, tz_aware=True, appname="backtest-store", event_listeners=[commands],
+            serverSelectionTimeoutMS=settings.mongo_timeout_ms)
+        try:
+            database = mongo.get_default_database()
+        except MongoConfigurationError as exc:
+            await mongo.close()
+            raise ConfigurationError(
+                f"the MongoDB URL {redact(settings.mongo_url)} names no database; append /<database>") from exc
+        redis = Redis.from_url(
+            settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout,
+            socket_connect_timeout=settings.redis_socket_timeout, retry=Retry(NoBackoff(), 0))
+        store = cls(settings, mongo, database, redis, commands)
+        # Binds the Documents so notebooks can query with Beanie; the runtime never creates or drops indexes.
+        await init_beanie(database=database, document_models=list(DOCUMENTS), skip_indexes=True)
+        if settings.flush_cache_on_open:
+            await store.flush_cache()
+        return store
+
+    @classmethod
+    @asynccontextmanager
+    async def embedded(cls, data_dir: str | os.PathLike[str] = ".backtest-store", **options: Any) -> AsyncIterator["Store"]:
+        """Start the embedded servers (data kept under `data_dir`), create the indexes, and yield a ready store."""
+        from .embedded import EmbeddedServers
+
+        async with EmbeddedServers(data_dir) as servers:
+            store = await cls.from_settings(Settings(mongo_url=servers.mongo_url, redis_url=servers.redis_url, **options))
+            try:
+                await store.wait_ready()
+                await store.create_indexes()
+                yield store
+            finally:
+                await store.close()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.mongo.close()
+
+    async def __aenter__(self) -> "Store":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- readiness ---------------------------------------------------------------------------------------------
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait for MongoDB (required) and Redis (optional: an outage only disables the cache).
+
+        Concurrent callers share one attempt. Success is remembered; a failure is not, so the next call tries again.
+        """
+        if self._ready:
+            return
+        if self._ready_task is None or self._ready_task.done():
+            self._ready_task = asyncio.ensure_future(self._probe(timeout or self.settings.init_timeout))
+        # shield: one caller giving up must not cancel the attempt the others are waiting on.
+        await asyncio.shield(self._ready_task)
+        self._ready = True
+
+    async def _probe(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        mongo_ok, redis_ok = await asyncio.gather(
+            self._retry_until(deadline, lambda: self.database.command("ping"), PyMongoError),
+            self._retry_until(deadline, self.redis.ping, REDIS_FAILURES))
+        if mongo_ok is not True:
+            raise NotReady(f"MongoDB at {redact(self.settings.mongo_url)} did not answer within {timeout:g} s: "
+                           f"{type(mongo_ok).__name__}: {mongo_ok}")
+        if redis_ok is not True:
+            self._health.failed("ping", redis_ok)
+
+    @staticmethod
+    async def _retry_until(deadline: float, ping: Any, failures: Any) -> Any:
+        last: BaseException = TimeoutError("no attempt")
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                await asyncio.wait_for(ping(), timeout=left)
+                return True
+            except (asyncio.TimeoutError, *failures) as exc:  # noqa: PERF203 - retry loop
+                last = exc
+            await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        return last
+
+    # -- maintenance -------------------------------------------------------------------------------------------
+
+    async def create_indexes(self) -> dict[str, list[str]]:
+        """Create the declared indexes. For tests, the embedded default and `migrate`; never called at runtime."""
+        return await create_indexes(self.database)
+
+    async def flush_cache(self) -> int:
+        """Delete this store's cached ids (our prefix only, by SCAN). A Redis outage is logged, not raised."""
+        try:
+            deleted = await flush_prefix(self.redis, self.settings.cache_prefix)
+        except REDIS_FAILURES as exc:
+            self._health.failed("flush", exc)
+            return 0
+        self.cache_stats.commands += 1
+        return deleted
+
+    def repository(self, model: type[Item]) -> Repository:
+        return self._repositories[model]
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "cache": {**self.cache_stats.as_dict(), "hit_ratio": self.cache_stats.hit_ratio},
+            "mongo_commands": dict(self.mongo_commands.counts),
+        }
+
+    def __repr__(self) -> str:
+        return f"Store({self.settings!r})"

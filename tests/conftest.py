@@ -1,0 +1,74 @@
+"""Real servers for the whole suite: embedded ones by default, or external ones from the environment.
+
+- BACKTEST_STORE_TEST_MONGO_URL: a MongoDB URL (its database part is replaced per test).
+- BACKTEST_STORE_TEST_REDIS_URL: a Redis URL, e.g. redis://127.0.0.1:6379/13 (keys live under a per-test prefix).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from backtest_store import Store
+from backtest_store.embedded import EmbeddedServers
+
+
+@dataclass(frozen=True)
+class ServerUrls:
+    mongo: str
+    redis: str
+
+    def mongo_db(self, name: str) -> str:
+        parts = urlsplit(self.mongo)
+        return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+@pytest.fixture(scope="session")
+async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerUrls]:
+    mongo = os.environ.get("BACKTEST_STORE_TEST_MONGO_URL")
+    redis = os.environ.get("BACKTEST_STORE_TEST_REDIS_URL")
+    if mongo and redis:
+        yield ServerUrls(mongo, redis)
+        return
+    async with EmbeddedServers(tmp_path_factory.mktemp("servers")) as embedded:
+        yield ServerUrls(mongo or embedded.mongo_url, redis or embedded.redis_url)
+
+
+def unique(label: str) -> str:
+    return f"{label}_{uuid.uuid4().hex[:10]}"
+
+
+OpenStore = Callable[..., Awaitable[Store]]
+
+
+@pytest.fixture
+async def open_store(servers: ServerUrls) -> AsyncIterator[OpenStore]:
+    """Open stores on a fresh database and cache prefix (shared by every store this test opens)."""
+    database, prefix = unique("t"), unique("bts")
+    opened: list[Store] = []
+
+    async def _open(**options: object) -> Store:
+        options.setdefault("mongo_url", servers.mongo_db(database))
+        options.setdefault("redis_url", servers.redis)
+        options.setdefault("cache_prefix", prefix)
+        store = await Store.open(**options)  # type: ignore[arg-type]
+        opened.append(store)
+        await store.create_indexes()
+        return store
+
+    yield _open
+    for store in opened:
+        if store is opened[0]:
+            await store.mongo.drop_database(database)
+            await store.flush_cache()
+        await store.close()
+
+
+@pytest.fixture
+async def store(open_store: OpenStore) -> Store:
+    return await open_store()
