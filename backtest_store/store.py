@@ -180,6 +180,18 @@ class Store:
         self.cache_stats.commands += 1
         return deleted
 
+    async def schema(self, collection: str | None = None) -> Any:
+        """Collections, fields, context keys, declared vs live indexes, counts and samples (for notebooks)."""
+        from .inspect import schema
+
+        return await schema(self.database, collection)
+
+    async def audit(self, when: Any) -> Any:
+        """Look-ahead audit: per collection, the documents whose stored `when` is later than `when`."""
+        from .inspect import audit
+
+        return await audit(self.database, when)
+
     def repository(self, model: type[Item]) -> Repository:
         return self._repositories[model]
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .. import validation
 from ..errors import InvalidInput
 from ..models import Item
+from ..repositories import BulkCounts
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -108,7 +109,7 @@ class RowsAdapter(Adapter):
         return [doc["payload"] async for doc in self._repo.iterate(self._context, {"payload": 1, "_id": 0})
                 if doc.get("payload") is not None]
 
-    async def _write_rows(self, rows: Any, name: str) -> int:
+    async def _write_rows(self, rows: Any, name: str) -> BulkCounts:
         items = [({**self._context, self.row_field: row_id}, {"payload": row})
                  for row_id, row in validation.rows(name, rows, "id")]
         if self.append_only:

@@ -51,4 +51,4 @@ class CandleAdapter(Adapter):
             ts = row.pop("timestamp")  # the key travels in the filter, the prices in $setOnInsert
             if ts + self._step <= now_ms:
                 items.append(({**self._context, "timestamp": ts}, row))
-        return await self._repo.insert_missing(items)
+        return (await self._repo.insert_missing(items)).inserted

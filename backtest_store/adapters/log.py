@@ -24,4 +24,4 @@ class LogAdapter(RowsAdapter):
 
     async def write_log_data(self, entries: list[dict[str, Any]]) -> int:
         """Returns how many entries were new."""
-        return await self._write_rows(entries, "entries")
+        return (await self._write_rows(entries, "entries")).inserted

@@ -1,3 +1,3 @@
-from .repository import Repository
+from .repository import BulkCounts, Repository
 
-__all__ = ["Repository"]
+__all__ = ["BulkCounts", "Repository"]

@@ -8,6 +8,7 @@ side for servers that do not. Driver errors are translated to `StorageError` her
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -28,6 +29,17 @@ ATTEMPTS = 3
 DUPLICATE_KEY = 11000
 
 Key = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class BulkCounts:
+    """What a bulk upsert did: new documents, and existing ones it matched (updated or left as they were)."""
+
+    inserted: int = 0
+    matched: int = 0
+
+    def __add__(self, other: "BulkCounts") -> "BulkCounts":
+        return BulkCounts(self.inserted + other.inserted, self.matched + other.matched)
 
 
 def _same(a: object, b: object) -> bool:
@@ -129,31 +141,32 @@ class Repository:
         except PyMongoError as exc:
             raise self._fail("list", exc) from exc
 
-    async def upsert_many(self, items: Sequence[tuple[Key, Mapping[str, Any]]]) -> int:
-        """Last-writer-wins upserts of many keys in one bulk round trip; returns how many were new."""
+    async def upsert_many(self, items: Sequence[tuple[Key, Mapping[str, Any]]]) -> BulkCounts:
+        """Last-writer-wins upserts of many keys in one bulk round trip."""
         now = datetime.now(timezone.utc)
         ops = [UpdateOne(self._filter(key), {"$set": {**fields, "updatedDate": now}, "$setOnInsert": {"createDate": now}},
                          upsert=True) for key, fields in items]
         # Ordered, so that a key repeated within one call ends with its last row.
         return await self._bulk(ops, ordered=True)
 
-    async def insert_missing(self, items: Sequence[tuple[Key, Mapping[str, Any]]]) -> int:
-        """First write wins: `$setOnInsert` leaves existing keys untouched; returns how many were inserted."""
+    async def insert_missing(self, items: Sequence[tuple[Key, Mapping[str, Any]]]) -> BulkCounts:
+        """First write wins: `$setOnInsert` leaves existing keys untouched."""
         now = datetime.now(timezone.utc)
         ops = [UpdateOne(self._filter(key), {"$setOnInsert": {**fields, "createDate": now, "updatedDate": now}},
                          upsert=True) for key, fields in items]
         return await self._bulk(ops, ordered=False)
 
-    async def _bulk(self, ops: list[UpdateOne], *, ordered: bool) -> int:
-        inserted = 0
+    async def _bulk(self, ops: list[UpdateOne], *, ordered: bool) -> BulkCounts:
+        done = BulkCounts()
         if not ops:
-            return inserted
+            return done
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 result = await self.collection.bulk_write(ops, ordered=ordered)
-                return inserted + result.upserted_count
+                return done + BulkCounts(result.upserted_count, result.matched_count)
             except BulkWriteError as exc:
-                inserted += exc.details.get("nUpserted", 0)
+                # Replayed ops that already landed count as matched the second time, so only inserts carry over.
+                done += BulkCounts(exc.details.get("nUpserted", 0), 0)
                 # Every op is an idempotent upsert, so a batch that lost a duplicate-key race can be replayed whole.
                 codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
                 if codes != {DUPLICATE_KEY} or attempt == ATTEMPTS:
