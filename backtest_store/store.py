@@ -95,8 +95,7 @@ class Store:
             settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout,
             socket_connect_timeout=settings.redis_socket_timeout, retry=Retry(NoBackoff(), 0))
         store = cls(settings, mongo, database, redis, commands)
-        # Binds the Documents so notebooks can query with Beanie; the runtime never creates or drops indexes.
-        await init_beanie(database=database, document_models=list(DOCUMENTS), skip_indexes=True)
+        # No MongoDB I/O here: a server that is still starting is waited for by `wait_ready`, not failed on.
         if settings.flush_cache_on_open:
             await store.flush_cache()
         return store
@@ -144,13 +143,15 @@ class Store:
     async def _probe(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         mongo_ok, redis_ok = await asyncio.gather(
-            self._retry_until(deadline, lambda: self.database.command("ping"), PyMongoError),
+            self._retry_until(deadline, lambda: self.database.command("ping"), (PyMongoError,)),
             self._retry_until(deadline, self.redis.ping, REDIS_FAILURES))
         if mongo_ok is not True:
             raise NotReady(f"MongoDB at {redact(self.settings.mongo_url)} did not answer within {timeout:g} s: "
-                           f"{type(mongo_ok).__name__}: {mongo_ok}")
+                           f"{type(mongo_ok).__name__}: {redact(str(mongo_ok))}")
         if redis_ok is not True:
             self._health.failed("ping", redis_ok)
+        # Binds the Documents so notebooks can query with Beanie; `skip_indexes`: the runtime never touches indexes.
+        await init_beanie(database=self.database, document_models=list(DOCUMENTS), skip_indexes=True)
 
     @staticmethod
     async def _retry_until(deadline: float, ping: Any, failures: Any) -> Any:
@@ -159,7 +160,7 @@ class Store:
             try:
                 await asyncio.wait_for(ping(), timeout=left)
                 return True
-            except (asyncio.TimeoutError, *failures) as exc:  # noqa: PERF203 - retry loop
+            except (asyncio.TimeoutError, *failures) as exc:
                 last = exc
             await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         return last

@@ -1,0 +1,142 @@
+"""The Redis key → `_id` cache: hits, stale entries, outages, flush at open, and keys that cannot collide."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from bson import ObjectId
+
+from backtest_store.cache import encode_key
+from backtest_store.embedded import EmbeddedServer, free_port, valkey_binary
+from backtest_store.models import SignalItem
+from tests.conftest import OpenStore
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def redis_key(store, collection: str, *parts: str) -> str:
+    return f"{store.settings.cache_prefix}:{collection}:{':'.join(parts)}"
+
+
+async def test_write_sets_cache_and_read_hits(store) -> None:
+    sig = store.adapters.signal("BTCUSDT", "s", "e")
+    await sig.write_signal_data({"id": "1"})
+    doc = await store.database["signal-items"].find_one({"symbol": "BTCUSDT"})
+    cached = await store.redis.hgetall(redis_key(store, "signal-items", "BTCUSDT", "s", "e"))
+    assert cached["doc_id"] == str(doc["_id"])
+    assert set(cached) == {"pk", "doc_id"}  # Redis holds the key and the id, never the payload
+    hits = store.cache_stats.hits
+    assert await sig.read_signal_data() == {"id": "1"}
+    assert store.cache_stats.hits == hits + 1
+
+
+async def test_stale_entry_falls_back_and_is_repaired(store) -> None:
+    a = store.adapters.signal("A", "s", "e")
+    b = store.adapters.signal("B", "s", "e")
+    await a.write_signal_data({"who": "a"})
+    await b.write_signal_data({"who": "b"})
+    doc_b = await store.database["signal-items"].find_one({"symbol": "B"})
+    key_a = redis_key(store, "signal-items", "A", "s", "e")
+    await store.redis.hset(key_a, "doc_id", str(doc_b["_id"]))  # points at another context's document
+    stale = store.cache_stats.stale
+    assert await a.read_signal_data() == {"who": "a"}
+    assert store.cache_stats.stale == stale + 1
+    doc_a = await store.database["signal-items"].find_one({"symbol": "A"})
+    assert await store.redis.hget(key_a, "doc_id") == str(doc_a["_id"])
+    for bogus in ("not-an-object-id", str(ObjectId())):  # corrupt, and pointing at nothing
+        await store.redis.hset(key_a, "doc_id", bogus)
+        assert await a.read_signal_data() == {"who": "a"}
+
+
+async def test_miss_backfills(store) -> None:
+    sig = store.adapters.signal("BTCUSDT", "s", "e")
+    await sig.write_signal_data({"id": "1"})
+    await store.flush_cache()
+    misses = store.cache_stats.misses
+    assert await sig.read_signal_data() == {"id": "1"}
+    assert store.cache_stats.misses == misses + 1
+    assert await store.redis.exists(redis_key(store, "signal-items", "BTCUSDT", "s", "e")) == 1
+
+
+async def test_context_parts_cannot_collide(store) -> None:
+    one = store.adapters.signal("A:B", "C", "e")
+    two = store.adapters.signal("A", "B:C", "e")
+    await one.write_signal_data({"who": 1})
+    await two.write_signal_data({"who": 2})
+    assert await one.read_signal_data() == {"who": 1}
+    assert await two.read_signal_data() == {"who": 2}
+    keys = [k async for k in store.redis.scan_iter(match=f"{store.settings.cache_prefix}:signal-items:*")]
+    assert len(keys) == 2
+    fields = SignalItem.context_key()
+    assert encode_key(fields, {"symbol": "A:B", "strategyName": "C", "exchangeName": "e"}) != \
+        encode_key(fields, {"symbol": "A", "strategyName": "B:C", "exchangeName": "e"})
+    assert encode_key(("a", "b"), {"a": "x%3Ay", "b": ""}) != encode_key(("a", "b"), {"a": "x:y", "b": ""})
+
+
+async def test_keys_live_under_prefix_distinct_from_the_original(store) -> None:
+    await store.adapters.measure("bucket").write_measure_data({"id": "k", "data": 1, "removed": False}, "k",
+                                                              NOW)
+    keys = [k async for k in store.redis.scan_iter(match=f"{store.settings.cache_prefix}:*")]
+    assert keys and all(not k.startswith("measure_cache") for k in keys)
+
+
+async def test_flush_at_open_deletes_only_our_prefix(open_store: OpenStore) -> None:
+    first = await open_store()
+    await first.adapters.signal("X", "s", "e").write_signal_data({"a": 1})
+    ours = redis_key(first, "signal-items", "X", "s", "e")
+    foreign = f"other-{first.settings.cache_prefix}:keep"
+    await first.redis.set(foreign, "1")
+    try:
+        kept = await open_store(flush_cache_on_open=False)
+        assert await kept.redis.exists(ours) == 1
+        await open_store()  # default: flush
+        assert await first.redis.exists(ours) == 0
+        assert await first.redis.get(foreign) == "1"
+    finally:
+        await first.redis.delete(foreign)
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path):
+    port = free_port()
+    server = EmbeddedServer("valkey-server", [str(valkey_binary()), "--bind", "127.0.0.1", "--port", str(port),
+                                              "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                            port, tmp_path / "valkey.log")
+    await server.start()
+    yield server
+    server.stop()
+
+
+async def test_redis_stopped_mid_test(open_store: OpenStore, own_redis: EmbeddedServer, caplog) -> None:
+    store = await open_store(redis_url=f"redis://127.0.0.1:{own_redis.port}/0", cache_retry_after=0.0)
+    sig = store.adapters.signal("BTCUSDT", "s", "e")
+    memory = store.adapters.memory("sig", "bucket")
+    when = NOW
+    await sig.wait_for_init(True)
+    await sig.write_signal_data({"v": 1})
+    assert await sig.read_signal_data() == {"v": 1}
+    assert store.cache_stats.errors == 0
+
+    own_redis.stop()
+    caplog.set_level(logging.WARNING, logger="backtest_store.cache")
+    await sig.write_signal_data({"v": 2})
+    assert await sig.read_signal_data() == {"v": 2}
+    await memory.write_memory_data({"data": {}, "removed": False}, "m", when)
+    assert await memory.has_memory_data("m") is True
+    await memory.remove_memory_data("m")
+    assert await memory.read_memory_data("m") is None
+    assert store.cache_stats.errors >= 4
+    assert any("Redis" in r.getMessage() and "MongoDB" in r.getMessage() for r in caplog.records)
+    assert await store.database["signal-items"].count_documents({}) == 1
+
+
+async def test_unreachable_redis_at_open(open_store: OpenStore) -> None:
+    store = await open_store(redis_url=f"redis://127.0.0.1:{free_port()}/0", init_timeout=0.5)
+    sig = store.adapters.signal("BTCUSDT", "s", "e")
+    await sig.wait_for_init(True)  # MongoDB answered; the cache is merely off
+    await sig.write_signal_data({"v": 1})
+    assert await sig.read_signal_data() == {"v": 1}
+    assert store.cache_stats.errors >= 1

@@ -1,0 +1,35 @@
+"""Concurrent writers to one key: one document, no error, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+from backtest_store import Store
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+async def test_fifty_writers_one_key(store: Store) -> None:
+    adapters = [store.adapters.signal("BTCUSDT", "s", "e") for _ in range(50)]
+    await asyncio.gather(*(a.write_signal_data({"writer": i}) for i, a in enumerate(adapters)))
+    docs = await store.database["signal-items"].find({}).to_list()
+    assert len(docs) == 1
+    assert docs[0]["payload"]["writer"] in range(50)
+    assert await adapters[0].read_signal_data() == docs[0]["payload"]
+
+
+async def test_fifty_writers_soft_delete_collection(store: Store) -> None:
+    async def write(i: int) -> None:
+        await store.adapters.interval("bucket").write_interval_data({"id": "k", "data": i, "removed": False}, "k", NOW)
+
+    await asyncio.gather(*(write(i) for i in range(50)))
+    assert await store.database["interval-items"].count_documents({}) == 1
+
+
+async def test_concurrent_row_windows(store: Store) -> None:
+    window = [{"id": f"r{i}", "priority": i} for i in range(50)]
+    await asyncio.gather(*(store.adapters.storage(False).write_storage_data(window) for _ in range(20)))
+    await asyncio.gather(*(store.adapters.log().write_log_data(window) for _ in range(20)))
+    assert await store.database["storage-items"].count_documents({}) == 50
+    assert await store.database["log-items"].count_documents({}) == 50

@@ -1,0 +1,42 @@
+"""Settings from the original's environment variables; credentials never shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from backtest_store import ConfigurationError, Settings, Store
+from backtest_store.config import redact
+
+
+def test_env_names_of_the_original() -> None:
+    s = Settings.from_env({"CC_MONGO_CONNECTION_STRING": "mongodb://u:p@h:1/db", "CC_REDIS_HOST": "r",
+                           "CC_REDIS_PORT": "7000", "CC_REDIS_USER": "default", "CC_REDIS_PASSWORD": "p@ss:word"})
+    assert s.mongo_url == "mongodb://u:p@h:1/db"
+    assert s.redis_url == "redis://default:p%40ss%3Aword@r:7000/0"
+    assert Settings.from_env({"CC_REDIS_URL": "redis://x:1/2", "CC_REDIS_HOST": "ignored"}).redis_url == "redis://x:1/2"
+
+
+def test_no_password_default() -> None:
+    s = Settings.from_env({})
+    assert "@" not in s.redis_url and "@" not in s.mongo_url
+    assert Settings.from_env({"CC_REDIS_HOST": "h"}).redis_url == "redis://h:6379/0"
+
+
+def test_redaction() -> None:
+    assert redact("mongodb://admin:hunter2@h1:27017,h2:27017/db?authSource=admin") == \
+        "mongodb://admin:***@h1:27017,h2:27017/db?authSource=admin"
+    assert redact("redis://default:p%40ss@h:6379/0") == "redis://default:***@h:6379/0"
+    s = Settings(mongo_url="mongodb://a:topsecret@h/db", redis_url="redis://:topsecret@h/0")
+    assert "topsecret" not in repr(s)
+
+
+@pytest.mark.parametrize("prefix", ["", "a*b", "x" * 65, "with space", "a:b"])
+def test_prefix_must_be_safe_for_scan(prefix: str) -> None:
+    with pytest.raises(ConfigurationError):
+        Settings(cache_prefix=prefix)
+
+
+async def test_url_without_database_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        await Store.open(mongo_url="mongodb://user:hidden@127.0.0.1:1", redis_url="redis://127.0.0.1:1/0")
+    assert "hidden" not in str(info.value)

@@ -1,0 +1,98 @@
+"""Bad input: a clear error before any I/O, and nothing written."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+import pytest
+
+from backtest_store import InvalidInput, Store
+from backtest_store.models import DOCUMENTS
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+OK = {"timestamp": 1767225600000, "open": 1, "high": 2, "low": 0.5, "close": 1, "volume": 3}
+
+
+@pytest.mark.parametrize("factory,args", [
+    ("signal", ({"$ne": None}, "s", "e")),
+    ("signal", ("BTC", "", "e")),
+    ("signal", ("BTC", 1, "e")),
+    ("schedule", ("BTC", "s", None)),
+    ("candle", ("BTC", "2m", "e")),
+    ("candle", ("BTC", {"$gt": ""}, "e")),
+    ("risk", (["x"], "e")),
+    ("storage", ("true",)),
+    ("notification", (1,)),
+    ("measure", ({"$where": "1"},)),
+    ("memory", ("sig", b"bucket")),
+    ("recent", ("BTC", "s", "e", None, True)),
+    ("session", ("s", "e", "", "BTC", "live")),
+])
+def test_bad_context_fails_in_the_constructor(store: Store, factory: str, args: tuple) -> None:
+    with pytest.raises(InvalidInput):
+        getattr(store.adapters, factory)(*args)
+
+
+async def writes_nothing(store: Store, call) -> InvalidInput:
+    before = sum(store.mongo_commands.counts.values())
+    with pytest.raises(InvalidInput) as info:
+        await call()
+    assert sum(store.mongo_commands.counts.values()) == before, "validation must happen before any I/O"
+    for model in DOCUMENTS:
+        assert await store.database[model.collection_name()].count_documents({}) == 0
+    return info.value
+
+
+@pytest.mark.parametrize("price", [math.nan, math.inf, -math.inf, "1.0", None, True])
+async def test_non_finite_candle(store: Store, price: object) -> None:
+    adapter = store.adapters.candle("BTC", "1m", "e")
+    error = await writes_nothing(store, lambda: adapter.write_candles_data([OK, {**OK, "timestamp": OK["timestamp"] + 60_000, "close": price}]))
+    assert "candles[1].close" in str(error)
+
+
+async def test_candle_shape(store: Store) -> None:
+    adapter = store.adapters.candle("BTC", "1m", "e")
+    await writes_nothing(store, lambda: adapter.write_candles_data([{k: v for k, v in OK.items() if k != "volume"}]))
+    await writes_nothing(store, lambda: adapter.write_candles_data({"not": "a list"}))
+    await writes_nothing(store, lambda: adapter.read_candles_data(5, "0", 0))
+
+
+@pytest.mark.parametrize("value,path", [
+    ({"a": [1, {"b": datetime.now()}]}, "payload.a[1].b"),
+    ({"a": {1, 2}}, "payload.a"),
+    ({"a": b"bytes"}, "payload.a"),
+    ({"a": {3: "int key"}}, "payload.a"),
+    ({"$set": {"x": 1}}, "payload"),
+    ({"big": 2**70}, "payload.big"),
+    ({"obj": object()}, "payload.obj"),
+])
+async def test_non_json_payload_names_the_path(store: Store, value: object, path: str) -> None:
+    adapter = store.adapters.signal("BTC", "s", "e")
+    error = await writes_nothing(store, lambda: adapter.write_signal_data(value))
+    assert path in str(error)
+
+
+async def test_oversized_document(store: Store) -> None:
+    adapter = store.adapters.state("sig", "bucket")
+    big = {"id": "x", "data": {"blob": "x" * (16 * 1024 * 1024)}, "when": 0}
+    error = await writes_nothing(store, lambda: adapter.write_state_data(big, NOW))
+    assert "16 MiB" in str(error)
+
+
+async def test_when_must_be_aware(store: Store) -> None:
+    await writes_nothing(store, lambda: store.adapters.state("s", "b").write_state_data({}, datetime(2026, 1, 1)))
+    await writes_nothing(store, lambda: store.adapters.risk("r", "e").write_position_data([], 1767225600000))
+    await writes_nothing(store, lambda: store.adapters.partial("B", "s", "e").read_partial_data("sig", "2026"))
+
+
+async def test_method_keys_and_rows(store: Store) -> None:
+    await writes_nothing(store, lambda: store.adapters.measure("b").write_measure_data({"id": "k"}, {"$gt": ""}, NOW))
+    await writes_nothing(store, lambda: store.adapters.measure("b").write_measure_data("not a dict", "k", NOW))
+    await writes_nothing(store, lambda: store.adapters.memory("s", "b").remove_memory_data(None))
+    await writes_nothing(store, lambda: store.adapters.partial("B", "s", "e").write_partial_data({}, "", NOW))
+    # A window whose last row is bad writes none of the rows before it.
+    rows = [{"id": "1"}, {"id": "2"}, {"noid": True}]
+    await writes_nothing(store, lambda: store.adapters.storage(False).write_storage_data(rows))
+    await writes_nothing(store, lambda: store.adapters.log().write_log_data([{"id": "1"}, {"id": "2", "x": {1, 2}}]))
+    await writes_nothing(store, lambda: store.adapters.recent("B", "s", "e", "", False).write_recent_data(None, NOW))
