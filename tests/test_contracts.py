@@ -220,3 +220,22 @@ async def test_session_keyed_by_symbol_and_mode(store: Store) -> None:
                        backtest=True)
     assert doc["when"] == T0_MS
     a.dispose()
+
+
+async def test_round_trips(store: Store) -> None:
+    """One MongoDB command per keyed write and per candle read, whatever the limit."""
+    counts = store.mongo_commands.counts
+    candle = store.adapters.candle("BTCUSDT", "1m", "binance")
+    await candle.write_candles_data(candles(T0_MS, 1000))
+    before = counts.copy()
+    assert len(await candle.read_candles_data(1000, T0_MS, 0)) == 1000
+    assert counts - before == {"find": 1}
+    before = counts.copy()
+    await candle.write_candles_data(candles(T0_MS + 1000 * MINUTE, 500))
+    assert counts - before == {"update": 1}
+
+    sig = store.adapters.signal("BTCUSDT", "s", "e")
+    before, redis_before = counts.copy(), store.cache_stats.commands
+    await sig.write_signal_data({"id": 1})
+    assert counts - before == {"findAndModify": 1}
+    assert store.cache_stats.commands - redis_before == 1

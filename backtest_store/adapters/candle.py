@@ -32,8 +32,9 @@ class CandleAdapter(Adapter):
         if limit == 0:
             return []
         last = since + (limit - 1) * self._step
+        # One round trip: the limit lets the server close the cursor with the first batch.
         found = {doc["timestamp"]: doc async for doc in self._repo.iterate(
-            {**self._context, "timestamp": {"$gte": since, "$lte": last}}, _OHLCV)}
+            {**self._context, "timestamp": {"$gte": since, "$lte": last}}, _OHLCV, batch_size=limit, limit=limit)}
         expected = range(since, last + 1, self._step)
         # Never fill gaps and never return neighbours: the framework refetches on None.
         if any(ts not in found for ts in expected):

@@ -132,10 +132,10 @@ class Repository:
         return await self.collection.find_one({"_id": oid}, projection)
 
     async def iterate(self, match: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
-                      batch_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
-        """Stream every matching document from a cursor: never capped, never held in memory at once."""
+                      batch_size: int = 1000, limit: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """Stream matching documents from a cursor, never held in memory at once. Lists pass no limit."""
         try:
-            async with self.collection.find(dict(match), projection, batch_size=batch_size) as cursor:
+            async with self.collection.find(dict(match), projection, batch_size=batch_size, limit=limit) as cursor:
                 async for doc in cursor:
                     yield doc
         except PyMongoError as exc:
