@@ -1,0 +1,272 @@
+"""`check` and `apply`: bring the live indexes in line with the declared ones.
+
+`apply` creates what is missing. It drops undeclared indexes only with `prune=True` (after every creation), or
+hides them (`collMod hidden: true`) with `hide=True` as well. Conflicting indexes are refused unless
+`replace=True` (drop, then recreate). Before building a unique index on a collection that holds data it looks
+for duplicate keys with an aggregation and refuses when there are any, instead of letting the build fail late.
+Nothing is written until every check has passed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from ..errors import BacktestStoreError, InvalidInput, StorageError
+from ..models import DOCUMENTS, Item
+from .diff import CONFLICT, CREATE, DROP, ID_INDEX, IndexChange, compare_options, drift, plan
+
+# What apply does to one index: the verbs of `Operation.op`.
+OP_CREATE, OP_DROP, OP_HIDE, OP_REPLACE, OP_UNHIDE, OP_REHIDE = "create", "drop", "hide", "replace", "unhide", "rehide"
+DUPLICATES_SHOWN = 5
+
+
+class MigrationRefused(BacktestStoreError):
+    """`apply` would not run: conflicts without `replace`, duplicate keys, or no confirmation. Nothing was changed."""
+
+    def __init__(self, message: str, changes: Sequence[IndexChange] = (),
+                 duplicates: Sequence["Duplicate"] = ()) -> None:
+        super().__init__(message)
+        self.changes = list(changes)
+        self.duplicates = list(duplicates)
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A key value that more than one document holds, which a unique index would reject."""
+
+    collection: str
+    index: str
+    key: dict[str, Any]
+    count: int
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One write `apply` performs (or performed) for one planned change."""
+
+    collection: str
+    name: str
+    op: str
+    change: IndexChange
+
+    def describe(self) -> str:
+        return f"{self.op} {self.collection}.{self.name}" + (f" ({self.change.reason})" if self.change.reason else "")
+
+
+@dataclass
+class ApplyReport:
+    """What `apply` did: every operation performed, and the drift it left alone on purpose."""
+
+    plan: list[IndexChange]
+    applied: list[Operation] = field(default_factory=list)
+    kept: list[IndexChange] = field(default_factory=list)  # undeclared indexes left in place (no prune)
+    aborted: bool = False  # the confirmation said no
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "changed": self.changed,
+            "aborted": self.aborted,
+            "applied": [{"collection": o.collection, "name": o.name, "op": o.op, "reason": o.change.reason,
+                         "declared": o.change.declared, "live": o.change.live} for o in self.applied],
+            "kept": [c.as_dict() for c in self.kept],
+            "plan": [c.as_dict() for c in self.plan],
+        }
+
+
+Confirm = Callable[[list[Operation]], "bool | Awaitable[bool]"]
+
+
+async def check(database: AsyncDatabase, documents: tuple[type[Item], ...] = DOCUMENTS) -> bool:
+    """True when every declared index exists as declared and no undeclared one exists (`_id_` aside)."""
+    return not drift(await plan(database, documents))
+
+
+def operations(changes: Sequence[IndexChange], *, prune: bool = False, hide: bool = False,
+               replace: bool = False) -> tuple[list[Operation], list[IndexChange], list[IndexChange]]:
+    """Split a plan into (operations to perform, undeclared indexes kept, conflicts refused).
+
+    Creations come first, then replacements, then drops/hides, which is the order `apply` runs them in.
+    """
+    creates, replaces, removals = [], [], []
+    kept, refused = [], []
+    for change in changes:
+        if change.name == ID_INDEX or (change.live or {}).get("name") == ID_INDEX:
+            continue  # never dropped, hidden or rebuilt
+        if change.action == CREATE:
+            creates.append(Operation(change.collection, change.name, OP_CREATE, change))
+        elif change.action == CONFLICT:
+            if not replace:
+                refused.append(change)
+            elif _only_hidden_differs(change):
+                op = OP_REHIDE if change.declared and change.declared.get("hidden") else OP_UNHIDE
+                replaces.append(Operation(change.collection, change.name, op, change))
+            else:
+                replaces.append(Operation(change.collection, change.name, OP_REPLACE, change))
+        elif change.action == DROP:
+            if not prune:
+                kept.append(change)
+            elif hide:
+                # Hiding a hidden index changes nothing: idempotent.
+                if not (change.live or {}).get("hidden"):
+                    removals.append(Operation(change.collection, change.name, OP_HIDE, change))
+            else:
+                removals.append(Operation(change.collection, change.name, OP_DROP, change))
+    return creates + replaces + removals, kept, refused
+
+
+def _only_hidden_differs(change: IndexChange) -> bool:
+    declared, live = change.declared, change.live
+    if declared is None or live is None or declared["key"] != live["key"] or declared["name"] != live["name"]:
+        return False
+    return compare_options(declared, live) == ["hidden"]
+
+
+def _index_model(spec: dict[str, Any]) -> IndexModel:
+    options = {k: v for k, v in spec.items() if k not in ("key", "name")}
+    return IndexModel([(f, d) for f, d in spec["key"]], name=spec["name"], **options)
+
+
+async def find_duplicates(database: AsyncDatabase, collection: str, spec: dict[str, Any],
+                          limit: int = DUPLICATES_SHOWN) -> list[Duplicate]:
+    """The most frequent key values held by more than one document, as the unique index `spec` would see them.
+
+    A missing field counts as null (as in the index); `sparse` and `partialFilterExpression` narrow the documents
+    the index covers, and the index's collation is used for grouping. Array fields (multikey) are grouped by the
+    whole array, so a duplicate element inside different arrays is not found here.
+    """
+    fields = [f for f, _ in spec["key"]]
+    pipeline: list[dict[str, Any]] = []
+    if spec.get("partialFilterExpression"):
+        pipeline.append({"$match": spec["partialFilterExpression"]})
+    if spec.get("sparse"):
+        pipeline.append({"$match": {"$or": [{f: {"$exists": True}} for f in fields]}})
+    pipeline += [
+        {"$group": {"_id": [{"$ifNull": [f"${f}", None]} for f in fields], "count": {"$sum": 1}}},
+        {"$match": {"count": {"$gt": 1}}},
+        {"$sort": {"count": -1}},
+        {"$limit": limit},
+    ]
+    options: dict[str, Any] = {}
+    if spec.get("collation"):
+        options["collation"] = spec["collation"]
+    cursor = await database[collection].aggregate(pipeline, **options)
+    return [Duplicate(collection, spec["name"], dict(zip(fields, row["_id"])), int(row["count"]))
+            async for row in cursor]
+
+
+async def _has_data(database: AsyncDatabase, collection: str) -> bool:
+    return await database[collection].find_one({}, projection={"_id": 1}) is not None
+
+
+def duplicates_message(duplicates: Sequence[Duplicate]) -> str:
+    lines = ["duplicate keys would make these unique index builds fail:"]
+    for dup in duplicates:
+        key = ", ".join(f"{f}={v!r}" for f, v in dup.key.items())
+        lines.append(f"  {dup.collection}.{dup.index}: {{{key}}} held by {dup.count} documents")
+    lines.append("remedy: remove or merge the duplicate documents (keep one per key), then run apply again; "
+                 f"at most {DUPLICATES_SHOWN} keys are shown per index")
+    return "\n".join(lines)
+
+
+def conflicts_message(refused: Sequence[IndexChange]) -> str:
+    lines = ["conflicting indexes (same name with other keys or options, or the same keys under another name):"]
+    lines += [f"  {c.collection}.{c.name}: {c.reason}" for c in refused]
+    lines.append("pass replace=True (--replace) to drop and recreate them; uniqueness is not enforced in between")
+    return "\n".join(lines)
+
+
+async def apply(database: AsyncDatabase, *, prune: bool = False, hide: bool = False, replace: bool = False,
+                documents: tuple[type[Item], ...] = DOCUMENTS, confirm: Confirm | None = None) -> ApplyReport:
+    """Create missing indexes; with `prune` drop (or with `hide` hide) undeclared ones; with `replace` rebuild
+    conflicting ones. Returns the report; running it again changes nothing.
+
+    `confirm`, when given, is called with the operations once every check has passed and before any write; a
+    false answer returns a report with `aborted=True`. Raises `MigrationRefused` (nothing written) on conflicts
+    without `replace` or on duplicate keys, and `StorageError` when MongoDB fails part-way (`.report` says what
+    was done by then).
+    """
+    if hide and not prune:
+        raise InvalidInput("hide only applies to pruning: pass prune=True as well (--prune --hide)")
+    try:
+        changes = await plan(database, documents)
+    except PyMongoError as exc:
+        raise StorageError(f"listing indexes failed: {_brief(exc)}") from exc
+    todo, kept, refused = operations(changes, prune=prune, hide=hide, replace=replace)
+    report = ApplyReport(plan=changes, kept=kept)
+    if refused:
+        raise MigrationRefused(conflicts_message(refused), changes=refused)
+
+    duplicates: list[Duplicate] = []
+    try:
+        for operation in todo:
+            spec = operation.change.declared
+            if operation.op in (OP_CREATE, OP_REPLACE) and spec and spec.get("unique") \
+                    and await _has_data(database, operation.collection):
+                duplicates += await find_duplicates(database, operation.collection, spec)
+    except PyMongoError as exc:
+        raise StorageError(f"the duplicate-key check failed: {_brief(exc)}") from exc
+    if duplicates:
+        raise MigrationRefused(duplicates_message(duplicates), duplicates=duplicates)
+
+    if not todo:
+        return report
+    if confirm is not None:
+        answer = confirm(list(todo))
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if not answer:
+            report.aborted = True
+            return report
+
+    for operation in todo:
+        try:
+            await _perform(database, operation)
+        except PyMongoError as exc:
+            error = StorageError(f"{operation.op} {operation.collection}.{operation.name} failed after "
+                                 f"{len(report.applied)} change(s): {_brief(exc)}")
+            error.report = report  # type: ignore[attr-defined]
+            raise error from exc
+        report.applied.append(operation)
+    return report
+
+
+def _brief(exc: PyMongoError) -> str:
+    """The driver's message without the raw server reply it appends."""
+    text = str(exc).split(", full error:")[0]
+    return f"{type(exc).__name__}: {text if len(text) <= 400 else text[:400] + '...'}"
+
+
+async def _perform(database: AsyncDatabase, operation: Operation) -> None:
+    collection = database[operation.collection]
+    change = operation.change
+    if operation.op == OP_CREATE:
+        await collection.create_indexes([_index_model(change.declared or {})])
+    elif operation.op == OP_REPLACE:
+        # The live index may carry another name (same keys): drop that one.
+        await collection.drop_index((change.live or {})["name"])
+        await collection.create_indexes([_index_model(change.declared or {})])
+    elif operation.op in (OP_HIDE, OP_UNHIDE, OP_REHIDE):
+        await database.command({"collMod": operation.collection,
+                                "index": {"name": operation.name, "hidden": operation.op != OP_UNHIDE}})
+    elif operation.op == OP_DROP:
+        await collection.drop_index(operation.name)
+    else:  # pragma: no cover - operations() only produces the verbs above
+        raise ValueError(operation.op)
+
+
+__all__ = [
+    "ApplyReport", "Duplicate", "MigrationRefused", "Operation", "apply", "check", "duplicates_message",
+    "find_duplicates", "operations",
+]
+
