@@ -187,11 +187,11 @@ class Store:
 
         return await schema(self.database, collection)
 
-    async def audit(self, when: Any) -> Any:
+    async def audit(self, when: Any, collection: str | None = None, *, limit: int = 20) -> Any:
         """Look-ahead audit: per collection, the documents whose stored `when` is later than `when`."""
         from .inspect import audit
 
-        return await audit(self.database, when)
+        return await audit(self.database, when, collection, limit=limit)
 
     def repository(self, model: type[Item]) -> Repository:
         return self._repositories[model]

@@ -1,5 +1,144 @@
-"""The `inspect` command: being written (see the open issues)."""
+"""The `inspect` command: the schema report, or the look-ahead audit, as terminal tables or JSON.
+
+    backtest-store inspect [COLLECTION] [--json] [--uri URI]
+    backtest-store inspect [COLLECTION] --audit-when 2026-01-01T00:00:00Z [--limit N] [--json]
+
+Only MongoDB is needed (Redis is not touched). With `--audit-when` the exit code is 1 when some document's
+`when` is later than the given time, so scripts can use it as a check; errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+from datetime import datetime
+
+from pymongo import AsyncMongoClient
+from pymongo.errors import ConfigurationError as MongoConfigurationError
+from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
+from rich.console import Console
+from rich.json import JSON
+from rich.table import Table
+from rich.text import Text
+
+from ..config import DEFAULT_MONGO_URL, redact
+from ..errors import ConfigurationError, InvalidInput, NotReady, StorageError
+from ..inspect import (AUDIT_LIMIT, AuditReport, SchemaReport, audit, find_documents, human_size, plural, schema,
+                       to_json)
 
 
-def register(sub):
-    pass
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "inspect", help="show collections, fields, indexes and counts, or audit stored `when` for look-ahead",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("collection", nargs="?", metavar="COLLECTION", help="one collection, e.g. signal-items")
+    parser.add_argument("--uri", help="MongoDB URL naming the database (default: $CC_MONGO_CONNECTION_STRING, "
+                                      f"else {DEFAULT_MONGO_URL})")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON (relaxed Extended JSON)")
+    parser.add_argument("--audit-when", metavar="TIME",
+                        help="audit instead: list documents whose `when` is later than TIME "
+                             "(ISO 8601 with a timezone, e.g. 2026-01-01T00:00:00Z, or epoch ms)")
+    parser.add_argument("--limit", type=int, default=AUDIT_LIMIT,
+                        help=f"audit: documents listed per collection (default {AUDIT_LIMIT}; totals are always shown)")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for MongoDB (default 15)")
+    parser.set_defaults(func=run)
+
+
+def parse_when(text: str) -> datetime | int:
+    if re.fullmatch(r"-?\d+", text.strip()):
+        return int(text)
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"--audit-when {text!r} is neither ISO 8601 (2026-01-01T00:00:00Z) nor epoch ms") from None
+    if value.tzinfo is None:
+        raise InvalidInput(f"--audit-when {text!r} has no timezone; add Z or an offset such as +00:00")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    # Bad input is reported before connecting, so it fails fast and without a server.
+    if args.collection is not None:
+        find_documents(args.collection)
+    when = parse_when(args.audit_when) if args.audit_when is not None else None
+    url = args.uri or os.environ.get("CC_MONGO_CONNECTION_STRING") or DEFAULT_MONGO_URL
+    report = asyncio.run(_report(url, args.collection, when, args.limit, args.timeout))
+    if args.json:
+        print(report.to_json())
+    else:
+        console = Console(highlight=False)
+        console.print(Text(f"MongoDB {redact(url)}", style="dim"))
+        if isinstance(report, AuditReport):
+            show_audit(console, report)
+        else:
+            show_schema(console, report, detailed=args.collection is not None)
+    return 1 if isinstance(report, AuditReport) and not report.clean else 0
+
+
+async def _report(url: str, collection: str | None, when: datetime | int | None, limit: int,
+                  timeout: float) -> SchemaReport | AuditReport:
+    try:
+        client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, appname="backtest-store inspect",
+                                                    serverSelectionTimeoutMS=max(1, int(timeout * 1000)))
+    except PyMongoError as exc:
+        raise ConfigurationError(f"cannot use the MongoDB URL {redact(url)}: {exc}") from None
+    try:
+        try:
+            database = client.get_default_database()
+        except MongoConfigurationError:
+            raise ConfigurationError(f"the MongoDB URL {redact(url)} names no database; append /<database>") from None
+        if when is None:
+            return await schema(database, collection)
+        return await audit(database, when, collection, limit=limit)
+    except ServerSelectionTimeoutError:
+        raise NotReady(f"MongoDB at {redact(url)} did not answer within {timeout:g} s") from None
+    except OperationFailure as exc:
+        # The server's own message, without the cluster-time noise of str(exc).
+        raise StorageError(f"MongoDB refused: {(exc.details or {}).get('errmsg') or exc}") from None
+    except PyMongoError as exc:
+        raise StorageError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        await client.close()
+
+
+def _table(title: str | None, headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for i, header in enumerate(headers):
+        # The first column names the row; let the others wrap instead.
+        table.add_column(header, no_wrap=i == 0, overflow="fold")
+    for row in rows:
+        # Text, not str: rich would read "[...]" in stored values as markup.
+        table.add_row(*(Text(str(cell)) for cell in row))
+    return table
+
+
+def show_schema(console: Console, report: SchemaReport, detailed: bool) -> None:
+    console.print(Text(f"Database {report.database} (storage {human_size(report.storage_size)})", style="bold"))
+    if not detailed:
+        # The Document class column is left out to fit 80 columns; `inspect COLLECTION` names it.
+        keep = [i for i, h in enumerate(report.SUMMARY_HEADERS) if h != "document"]
+        rows = [tuple(row[i] for i in keep) for row in report.summary_rows()]
+        console.print(_table(None, tuple(report.SUMMARY_HEADERS[i] for i in keep), rows))
+        console.print(Text("Details: backtest-store inspect COLLECTION", style="dim"))
+        return
+    for c in report:
+        count = f"{plural(c.count, 'document')} (estimated)" if c.exists else "no collection"
+        console.print(Text(f"{c.name} ({c.document.__name__}): {count}, "
+                           f"storage {human_size(c.storage_size)}; context key: {', '.join(c.context_key)}"))
+        console.print(_table("Fields", c.FIELD_HEADERS, c.field_rows()))
+        console.print(_table("Indexes (declared vs live)", c.INDEX_HEADERS, c.index_rows()))
+        console.print(Text("Sample document", style="bold"))
+        console.print(JSON(to_json(c.sample)) if c.sample is not None else Text("none"))
+        console.print(Text("JSON Schema: add --json", style="dim"))
+
+
+def show_audit(console: Console, report: AuditReport) -> None:
+    console.print(Text(report.headline(), style="bold" if report.clean else "bold red"))
+    console.print(_table(None, report.COUNT_HEADERS, report.count_rows()))
+    for finding in report.findings:
+        if finding.total:
+            console.print(_table(finding.collection, finding.headers(), finding.rows()))
+            if finding.more:
+                console.print(Text(finding.more_text("use --limit"), style="yellow"))
