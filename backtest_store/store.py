@@ -107,7 +107,8 @@ class Store:
         from .embedded import EmbeddedServers
 
         async with EmbeddedServers(data_dir) as servers:
-            store = await cls.from_settings(Settings(mongo_url=servers.mongo_url, redis_url=servers.redis_url, **options))
+            store = await cls.from_settings(
+                Settings(**{"mongo_url": servers.mongo_url, "redis_url": servers.redis_url, **options}))
             try:
                 await store.wait_ready()
                 await store.create_indexes()
@@ -147,7 +148,7 @@ class Store:
             self._retry_until(deadline, self.redis.ping, REDIS_FAILURES))
         if mongo_ok is not True:
             raise NotReady(f"MongoDB at {redact(self.settings.mongo_url)} did not answer within {timeout:g} s: "
-                           f"{type(mongo_ok).__name__}: {redact(str(mongo_ok))}")
+                           f"{type(mongo_ok).__name__}: {redact(str(mongo_ok)) or 'no answer'}")
         if redis_ok is not True:
             self._health.failed("ping", redis_ok)
         # Binds the Documents so notebooks can query with Beanie; `skip_indexes`: the runtime never touches indexes.

@@ -1,0 +1,182 @@
+"""The demo: a deterministic simulated backtest through all 16 adapters, and its CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from backtest_store import Store
+from backtest_store.cli.demo import render
+from backtest_store.demo import run_demo
+from backtest_store.models import DOCUMENTS
+
+COLLECTIONS = [model.collection_name() for model in DOCUMENTS]
+SECTIONS = ("run", "simulation", "documents", "calls", "candles", "cache", "mongo_commands",
+            "mongo_commands_total", "redis_commands")
+SERVER_ENV = ("CC_MONGO_CONNECTION_STRING", "CC_REDIS_URL", "CC_REDIS_HOST", "CC_REDIS_PORT", "CC_REDIS_USER",
+              "CC_REDIS_PASSWORD", "BACKTEST_STORE_CACHE_PREFIX")
+
+
+def _name(label: str) -> str:
+    return f"{label}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def fresh_store(servers: Any) -> AsyncIterator[Callable[[], Awaitable[Store]]]:
+    """Each call opens a store on its own fresh database and cache prefix, with indexes; all dropped after."""
+    opened: list[tuple[Store, str]] = []
+
+    async def _open() -> Store:
+        database = _name("demo")
+        store = await Store.open(mongo_url=servers.mongo_db(database), redis_url=servers.redis,
+                                 cache_prefix=_name("bts"))
+        opened.append((store, database))
+        await store.create_indexes()
+        return store
+
+    yield _open
+    for store, database in opened:
+        await store.mongo.drop_database(database)
+        await store.flush_cache()
+        await store.close()
+
+
+async def snapshot(store: Store) -> dict[str, list[str]]:
+    """Every stored document without `_id` and the wall-clock timestamps, in a canonical order."""
+    out = {}
+    for name in COLLECTIONS:
+        docs = store.database[name].find({}, {"_id": 0, "createDate": 0, "updatedDate": 0})
+        out[name] = sorted([json.dumps(doc, sort_keys=True, default=str) async for doc in docs])
+    return out
+
+
+def assert_summary_shape(summary: dict[str, Any]) -> None:
+    for section in SECTIONS:
+        assert section in summary, section
+    assert set(summary["documents"]) == set(COLLECTIONS)
+    assert summary["calls"]
+    for name, stats in summary["calls"].items():
+        assert stats["calls"] >= 1, name
+        assert 0 <= stats["p50_ms"] <= stats["p99_ms"] <= stats["max_ms"], name
+    for method in ("candle.read_candles_data", "notification.write_notification_data", "log.write_log_data"):
+        assert method in summary["calls"]
+    assert 0.0 <= summary["cache"]["hit_ratio"] <= 1.0
+    assert 0.0 <= summary["candles"]["hit_ratio"] <= 1.0
+    assert summary["mongo_commands"] and summary["mongo_commands_total"] == sum(summary["mongo_commands"].values())
+    assert summary["redis_commands"] > 0
+
+
+async def test_demo_fills_all_16_collections(store: Store) -> None:
+    summary = await run_demo(store, symbols=2, minutes=300, seed=7)
+
+    assert_summary_shape(summary)
+    empty = [name for name, count in summary["documents"].items() if count == 0]
+    assert not empty, f"the demo stored nothing in {empty}"
+    sim = summary["simulation"]
+    assert sim["signals_opened"] >= 1 and sim["signals_closed"] >= 1 and sim["signals_scheduled"] >= 1
+    assert sim["exchange_fetches"] >= 1 and summary["candles"]["misses"] >= 1
+    # Every adapter took part, each through its own methods.
+    adapters = {name.split(".")[0] for name in summary["calls"]}
+    assert len(adapters) == 16, sorted(adapters)
+    assert summary["cache"]["hits"] > 0
+
+    text = io.StringIO()
+    render(summary, Console(file=text, width=120))
+    for title in ("Documents per collection", "Adapter calls", "Caches", "Commands issued"):
+        assert title in text.getvalue()
+
+
+async def test_demo_is_deterministic(fresh_store: Callable[[], Awaitable[Store]]) -> None:
+    first, second, other = await fresh_store(), await fresh_store(), await fresh_store()
+    a = await run_demo(first, symbols=2, minutes=180, seed=11)
+    b = await run_demo(second, symbols=2, minutes=180, seed=11)
+    c = await run_demo(other, symbols=2, minutes=180, seed=12)
+
+    assert a["documents"] == b["documents"]
+    assert a["simulation"] == b["simulation"]
+    same = await snapshot(first)
+    assert same == await snapshot(second)
+    different = await snapshot(other)
+    assert different != same
+    closes = [[doc["close"] async for doc in s.database["candle-items"].find({"symbol": "BTCUSDT"}).sort("timestamp")]
+              for s in (first, other)]
+    assert closes[0] and closes[1] and closes[0] != closes[1]
+
+
+async def test_second_run_duplicates_nothing(store: Store) -> None:
+    first = await run_demo(store, symbols=2, minutes=240, seed=3)
+    before = {name: await store.database[name].count_documents({}) for name in COLLECTIONS}
+    second = await run_demo(store, symbols=2, minutes=240, seed=3)
+    after = {name: await store.database[name].count_documents({}) for name in COLLECTIONS}
+
+    assert after == before
+    assert second["documents"] == first["documents"]
+    # Candles are insert-only: the second run finds every one and never calls the exchange.
+    assert second["candles"]["misses"] == 0 and second["simulation"]["exchange_fetches"] == 0
+    assert "candle.write_candles_data" not in second["calls"]
+    # The init reads see the first run's rows.
+    assert second["simulation"]["restored"] == {"storage_rows": before["storage-items"],
+                                                "notifications": before["notification-items"],
+                                                "log_entries": before["log-items"]}
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("backtest-store")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "backtest_store"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV}
+    env.update(extra)
+    return env
+
+
+def _run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*_command(), "demo", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+async def test_cli_json_on_configured_servers(servers: Any, tmp_path: Path) -> None:
+    database, prefix = _name("democli"), _name("bts")
+    mongo_url = servers.mongo_db(database)
+    env = _env(CC_MONGO_CONNECTION_STRING=mongo_url, CC_REDIS_URL=servers.redis, BACKTEST_STORE_CACHE_PREFIX=prefix)
+    try:
+        # A fresh database has no indexes: the demo runs, and tells the user to create them.
+        proc = _run_cli(["--symbols", "1", "--minutes", "90", "--seed", "5", "--json"], env, tmp_path)
+        summary = json.loads(proc.stdout)  # stdout is the JSON and nothing else
+        assert_summary_shape(summary)
+        assert summary["servers"]["mode"] == "configured"
+        assert summary["run"]["symbols"] == ["BTCUSDT"] and summary["run"]["minutes"] == 90
+        assert summary["documents"]["candle-items"] > 0
+        assert "migrate apply" in proc.stderr
+        assert not (tmp_path / ".backtest-store").exists()  # no embedded server was started
+    finally:
+        cleanup = await Store.open(mongo_url=mongo_url, redis_url=servers.redis, cache_prefix=prefix)
+        await cleanup.mongo.drop_database(database)
+        await cleanup.flush_cache()
+        await cleanup.close()
+
+
+def test_cli_embedded_default_twice(tmp_path: Path) -> None:
+    args = ["--symbols", "1", "--minutes", "60", "--data-dir", "tmp", "--json"]
+    runs = [json.loads(_run_cli(args, _env(), tmp_path).stdout) for _ in range(2)]
+
+    assert (tmp_path / "tmp" / "mongo").is_dir()
+    for summary in runs:
+        assert summary["servers"]["mode"] == "embedded"
+        assert_summary_shape(summary)
+    assert runs[0]["documents"]["candle-items"] > 0
+    assert runs[1]["documents"] == runs[0]["documents"]
+    assert runs[1]["simulation"]["exchange_fetches"] == 0
