@@ -20,10 +20,11 @@ from rich.table import Table
 
 from ..config import Settings, redact
 from ..demo import DEFAULT_MINUTES, DEFAULT_SEED, DEFAULT_SYMBOLS, run_demo
-from ..models import DOCUMENTS
+from ..migrations import plan
 from ..store import Store
+from .connect import DEFAULT_DATA_DIR, open_store
 
-DEFAULT_DATA_DIR = ".backtest-store"
+
 
 
 def _positive(text: str) -> int:
@@ -65,10 +66,14 @@ async def _run(args: argparse.Namespace) -> int:
     # In --json mode stdout carries the JSON only: the banner, warnings and progress go to stderr.
     info = Console(stderr=True) if args.json else Console()
     warn = Console(stderr=True)
-    if Settings.configured_in_env():
-        store = await Store.open()
-        try:
-            await store.wait_ready()
+    configured = Settings.configured_in_env()
+    if not configured and any(os.environ.get(k) for k in ("CC_REDIS_URL", "CC_REDIS_HOST", "CC_REDIS_PORT",
+                                                           "CC_REDIS_USER", "CC_REDIS_PASSWORD")):
+        warn.print("[yellow]note:[/] CC_REDIS_* is set but CC_MONGO_CONNECTION_STRING is not: using the "
+                   "embedded servers for both.", highlight=False)
+    data_dir = Path(args.data_dir).resolve()
+    async with open_store(data_dir) as store:
+        if configured:
             _banner(info, "configured servers", store)
             missing = await missing_indexes(store)
             if missing:
@@ -76,20 +81,11 @@ async def _run(args: argparse.Namespace) -> int:
                 warn.print(f"[yellow]warning:[/] indexes are missing on {names}. The runtime never creates "
                            "indexes: run [bold]backtest-store migrate apply[/] first (this run goes on without "
                            "them, slower and without the uniqueness guarantees).", highlight=False)
-            summary = await _simulate(store, args, info)
-        finally:
-            await store.close()
-        summary["servers"] = {"mode": "configured", **_urls(store)}
-    else:
-        if any(os.environ.get(k) for k in ("CC_REDIS_URL", "CC_REDIS_HOST", "CC_REDIS_PORT", "CC_REDIS_USER",
-                                            "CC_REDIS_PASSWORD")):
-            warn.print("[yellow]note:[/] CC_REDIS_* is set but CC_MONGO_CONNECTION_STRING is not: using the "
-                       "embedded servers for both.", highlight=False)
-        data_dir = Path(args.data_dir).resolve()
-        async with Store.embedded(data_dir) as store:
+        else:
             _banner(info, f"embedded servers, data in {data_dir}", store)
-            summary = await _simulate(store, args, info)
-        summary["servers"] = {"mode": "embedded", "data_dir": str(data_dir), **_urls(store)}
+        summary = await _simulate(store, args, info)
+    where = {"mode": "configured"} if configured else {"mode": "embedded", "data_dir": str(data_dir)}
+    summary["servers"] = {**where, **_urls(store)}
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
@@ -108,14 +104,11 @@ def _banner(console: Console, how: str, store: Store) -> None:
 
 
 async def missing_indexes(store: Store) -> dict[str, list[str]]:
-    """Declared indexes the database lacks, by collection."""
-    missing = {}
-    for model in DOCUMENTS:
-        name = model.collection_name()
-        present = set(await store.database[name].index_information())
-        lacking = [ix.document["name"] for ix in model.declared_indexes() if ix.document["name"] not in present]
-        if lacking:
-            missing[name] = lacking
+    """Declared indexes the database lacks or holds differently, by collection (what `migrate apply` would fix)."""
+    missing: dict[str, list[str]] = {}
+    for change in await plan(store.database):
+        if change.action in ("create", "conflict"):
+            missing.setdefault(change.collection, []).append(change.name)
     return missing
 
 

@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 from datetime import datetime
 
-from pymongo import AsyncMongoClient
-from pymongo.errors import ConfigurationError as MongoConfigurationError
-from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
 from rich.console import Console
 from rich.json import JSON
 from rich.table import Table
 from rich.text import Text
 
-from ..config import DEFAULT_MONGO_URL, redact
-from ..errors import ConfigurationError, InvalidInput, NotReady, StorageError
+from ..config import redact
+from ..errors import InvalidInput
 from ..inspect import (AUDIT_LIMIT, AuditReport, SchemaReport, audit, find_documents, human_size, plural, schema,
                        to_json)
+from .connect import add_uri_options, mongo_database, resolve_uri
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,15 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "inspect", help="show collections, fields, indexes and counts, or audit stored `when` for look-ahead",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("collection", nargs="?", metavar="COLLECTION", help="one collection, e.g. signal-items")
-    parser.add_argument("--uri", help="MongoDB URL naming the database (default: $CC_MONGO_CONNECTION_STRING, "
-                                      f"else {DEFAULT_MONGO_URL})")
+    add_uri_options(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON (relaxed Extended JSON)")
     parser.add_argument("--audit-when", metavar="TIME",
                         help="audit instead: list documents whose `when` is later than TIME "
                              "(ISO 8601 with a timezone, e.g. 2026-01-01T00:00:00Z, or epoch ms)")
     parser.add_argument("--limit", type=int, default=AUDIT_LIMIT,
                         help=f"audit: documents listed per collection (default {AUDIT_LIMIT}; totals are always shown)")
-    parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for MongoDB (default 15)")
     parser.set_defaults(func=run)
 
 
@@ -63,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.collection is not None:
         find_documents(args.collection)
     when = parse_when(args.audit_when) if args.audit_when is not None else None
-    url = args.uri or os.environ.get("CC_MONGO_CONNECTION_STRING") or DEFAULT_MONGO_URL
+    url = resolve_uri(args)
     report = asyncio.run(_report(url, args.collection, when, args.limit, args.timeout))
     if args.json:
         print(report.to_json())
@@ -79,28 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
 async def _report(url: str, collection: str | None, when: datetime | int | None, limit: int,
                   timeout: float) -> SchemaReport | AuditReport:
-    try:
-        client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, appname="backtest-store inspect",
-                                                    serverSelectionTimeoutMS=max(1, int(timeout * 1000)))
-    except PyMongoError as exc:
-        raise ConfigurationError(f"cannot use the MongoDB URL {redact(url)}: {exc}") from None
-    try:
-        try:
-            database = client.get_default_database()
-        except MongoConfigurationError:
-            raise ConfigurationError(f"the MongoDB URL {redact(url)} names no database; append /<database>") from None
+    async with mongo_database(url, timeout, "backtest-store-inspect") as database:
         if when is None:
             return await schema(database, collection)
         return await audit(database, when, collection, limit=limit)
-    except ServerSelectionTimeoutError:
-        raise NotReady(f"MongoDB at {redact(url)} did not answer within {timeout:g} s") from None
-    except OperationFailure as exc:
-        # The server's own message, without the cluster-time noise of str(exc).
-        raise StorageError(f"MongoDB refused: {(exc.details or {}).get('errmsg') or exc}") from None
-    except PyMongoError as exc:
-        raise StorageError(f"{type(exc).__name__}: {exc}") from None
-    finally:
-        await client.close()
 
 
 def _table(title: str | None, headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:

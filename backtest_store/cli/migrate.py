@@ -9,34 +9,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConfigurationError as MongoConfigurationError
-from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from ..config import redact
-from ..errors import ConfigurationError, StorageError
+from .connect import add_uri_options, mongo_database, resolve_uri
 from ..migrations import ACTIONS, IndexChange, MigrationRefused, Operation, apply, drift, plan
 
-ENV_URI = "CC_MONGO_CONNECTION_STRING"
 ACTION_STYLES = {"create": "green", "drop": "red", "conflict": "bold magenta", "unchanged": "dim"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--uri", help=f"MongoDB URL with the database name (default: ${ENV_URI})")
+    add_uri_options(common)
     common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--timeout", type=float, default=15.0, metavar="SECONDS",
-                        help="server selection timeout (default: 15)")
 
     parser = sub.add_parser("migrate", help="compare and sync the declared MongoDB indexes",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,39 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # -- connection ----------------------------------------------------------------------------------------------
 
-def resolve_uri(args: argparse.Namespace, env: Any = None) -> str:
-    env = os.environ if env is None else env
-    uri = args.uri or env.get(ENV_URI)
-    if not uri:
-        raise ConfigurationError(f"no MongoDB URL: pass --uri or set {ENV_URI} (it must name the database)")
-    return uri
-
-
 async def _with_database(args: argparse.Namespace, work: Any) -> int:
     uri = resolve_uri(args)
-    try:
-        client: AsyncMongoClient = AsyncMongoClient(uri, appname="backtest-store-migrate", tz_aware=True,
-                                                    serverSelectionTimeoutMS=int(args.timeout * 1000))
-    except PyMongoError as exc:
-        raise ConfigurationError(f"invalid MongoDB URL {redact(uri)}: {exc}") from exc
-    try:
-        try:
-            database = client.get_default_database()
-        except MongoConfigurationError as exc:
-            raise ConfigurationError(f"the MongoDB URL {redact(uri)} names no database; append /<database>") from exc
-        try:
-            return await work(database, redact(uri))
-        except PyMongoError as exc:
-            raise StorageError(f"MongoDB at {redact(uri)}: {type(exc).__name__}: {_short(exc)}") from exc
-        except StorageError as exc:
-            raise StorageError(f"MongoDB at {redact(uri)}: {exc}") from exc
-    finally:
-        await client.close()
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).split(", full error:")[0]
-    return text if len(text) <= 400 else text[:400] + "…"
+    async with mongo_database(uri, args.timeout, "backtest-store-migrate") as database:
+        return await work(database, redact(uri))
 
 
 # -- output --------------------------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""How every subcommand reaches its servers: one place for URL resolution, embedded fallback and error wording."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConfigurationError as MongoConfigurationError
+from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
+
+from ..config import Settings, redact
+from ..errors import ConfigurationError, NotReady, StorageError
+from ..store import Store
+
+ENV_URI = "CC_MONGO_CONNECTION_STRING"
+DEFAULT_DATA_DIR = ".backtest-store"
+
+
+def add_uri_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--uri", help=f"MongoDB URL naming the database (default: ${ENV_URI})")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for MongoDB (default 15)")
+
+
+def resolve_uri(args: argparse.Namespace, env: os._Environ[str] | dict[str, str] | None = None) -> str:
+    """Operator commands never guess a server: `--uri`, else the environment, else a clear error."""
+    env = os.environ if env is None else env
+    uri = getattr(args, "uri", None) or env.get(ENV_URI)
+    if not uri:
+        raise ConfigurationError(f"no MongoDB URL: pass --uri or set {ENV_URI} (it must name the database)")
+    return uri
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, OperationFailure):
+        # The server's own message, without the cluster-time noise of str(exc).
+        return str((exc.details or {}).get("errmsg") or exc)
+    text = str(exc).split(", full error:")[0]
+    return text if len(text) <= 400 else text[:400] + "…"
+
+
+@asynccontextmanager
+async def mongo_database(uri: str, timeout: float, appname: str) -> AsyncIterator[AsyncDatabase]:
+    """A database handle for MongoDB-only commands (migrate, inspect); driver errors leave here redacted."""
+    where = redact(uri)
+    try:
+        client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True, appname=appname,
+                                                    serverSelectionTimeoutMS=max(1, int(timeout * 1000)))
+    except PyMongoError as exc:
+        raise ConfigurationError(f"invalid MongoDB URL {where}: {_short(exc)}") from None
+    try:
+        try:
+            database = client.get_default_database()
+        except MongoConfigurationError:
+            raise ConfigurationError(f"the MongoDB URL {where} names no database; append /<database>") from None
+        try:
+            yield database
+        except ServerSelectionTimeoutError:
+            raise NotReady(f"MongoDB at {where} did not answer within {timeout:g} s") from None
+        except PyMongoError as exc:
+            raise StorageError(f"MongoDB at {where}: {type(exc).__name__}: {redact(_short(exc))}") from None
+        except StorageError as exc:
+            # Say which server refused; the library's own message never carries the URL.
+            raise StorageError(f"MongoDB at {where}: {exc}") from exc
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def open_store(data_dir: str | os.PathLike[str] = DEFAULT_DATA_DIR) -> AsyncIterator[Store]:
+    """The user's servers when `CC_MONGO_CONNECTION_STRING` is set, else embedded ones keeping data in `data_dir`."""
+    if Settings.configured_in_env():
+        store = await Store.open()
+        try:
+            await store.wait_ready()
+            yield store
+        finally:
+            await store.close()
+    else:
+        async with Store.embedded(Path(data_dir).resolve()) as store:
+            yield store
