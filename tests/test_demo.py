@@ -100,7 +100,7 @@ async def test_demo_is_deterministic(fresh_store: Callable[[], Awaitable[Store]]
     first, second, other = await fresh_store(), await fresh_store(), await fresh_store()
     a = await run_demo(first, symbols=2, minutes=180, seed=11)
     b = await run_demo(second, symbols=2, minutes=180, seed=11)
-    c = await run_demo(other, symbols=2, minutes=180, seed=12)
+    await run_demo(other, symbols=2, minutes=180, seed=12)
 
     assert a["documents"] == b["documents"]
     assert a["simulation"] == b["simulation"]

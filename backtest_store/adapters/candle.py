@@ -39,7 +39,8 @@ class CandleAdapter(Adapter):
         # Never fill gaps and never return neighbours: the framework refetches on None.
         if any(ts not in found for ts in expected):
             return None
-        return [found[ts] for ts in expected]
+        # The Node driver stores epoch ms past int32 as doubles: hand back ints whoever wrote the candle.
+        return [{**found[ts], "timestamp": ts} for ts in expected]
 
     async def write_candles_data(self, candles: list[dict[str, Any]]) -> int:
         """Returns how many candles were new. A candle still forming (close time after now) is skipped."""

@@ -1,5 +1,123 @@
-"""The `dump` command: being written (see the open issues)."""
+"""`import-dump` and `export-dump`: move a backtest-kit `./dump` into the store and back.
+
+Servers: those of CC_MONGO_CONNECTION_STRING / CC_REDIS_* when set, else embedded ones with their data under
+--data-dir (default ./.backtest-store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..config import Settings
+from ..dump import DumpError, ExportReport, ImportReport, export_dump, import_dump
+from ..dump.importer import BATCH_SIZE
+from ..store import Store
+from .connect import DEFAULT_DATA_DIR, open_store
+from .demo import missing_indexes
 
 
-def register(sub):
-    pass
+def register(sub: argparse._SubParsersAction) -> None:
+    imp = sub.add_parser("import-dump", help="import a backtest-kit dump/ directory into MongoDB",
+                         description="Upsert every persistence file of a backtest-kit dump/ directory (idempotent).")
+    imp.add_argument("path", metavar="PATH", help="the dump/ directory")
+    imp.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"documents per bulk write ({BATCH_SIZE})")
+    _common(imp)
+    imp.set_defaults(func=_import)
+
+    exp = sub.add_parser("export-dump", help="export MongoDB as a backtest-kit dump/ directory",
+                         description="Write every stored document as a dump/ the JavaScript framework reads back.")
+    exp.add_argument("path", metavar="PATH", help="the dump/ directory to write (created if missing)")
+    _common(exp)
+    exp.set_defaults(func=_export)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
+                        help="embedded servers' data directory, when CC_MONGO_CONNECTION_STRING is not set "
+                             f"(default {DEFAULT_DATA_DIR})")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    parser.add_argument("--no-progress", action="store_true", help="do not show progress on stderr")
+
+
+def _run(args: argparse.Namespace, verb: str,
+         job: Callable[[Store, str, Callable[[str, int], None]], Awaitable[Any]]) -> Any:
+    console = Console(stderr=True)
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                        disable=args.no_progress, transient=False)
+    tasks: dict[str, Any] = {}
+
+    def on_progress(adapter: str, files: int) -> None:
+        if adapter not in tasks:
+            tasks[adapter] = progress.add_task(adapter, total=None)
+        progress.update(tasks[adapter], description=f"{verb} {adapter}: {files:,} files")
+
+    async def main() -> Any:
+        async with open_store(args.data_dir) as store:
+            if Settings.configured_in_env():
+                missing = await missing_indexes(store)
+                if missing:
+                    names = ", ".join(f"{c} ({len(ix)})" for c, ix in missing.items())
+                    console.print(f"[yellow]warning:[/] indexes are missing on {names}: run [bold]backtest-store "
+                                  "migrate apply[/] first (this run goes on without them, slower and without the "
+                                  "uniqueness guarantees).", highlight=False)
+            with progress:
+                return await job(store, args.path, on_progress)
+
+    return asyncio.run(main())
+
+
+def _import(args: argparse.Namespace) -> int:
+    if not os.path.isdir(args.path):  # before any server is started
+        raise DumpError(f"{os.path.abspath(args.path)} is not a directory")
+    report: ImportReport = _run(args, "import", lambda store, path, cb: import_dump(
+        store, path, batch_size=args.batch_size, on_progress=cb))
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+        return 0
+    table = Table("adapter", "imported", "unchanged", "skipped", title=f"import-dump {report.path}")
+    for name, a in report.adapters.items():
+        table.add_row(name, f"{a.imported:,}", f"{a.unchanged:,}", f"{a.skipped:,}")
+    table.add_row("total", f"{report.imported:,}", f"{report.unchanged:,}", f"{report.skipped:,}", style="bold")
+    out = Console()
+    out.print(table)
+    _print_list(out, "skipped", [f"{p}: {r}" for p, r in report.skipped_files], report.skipped)
+    if report.ignored:
+        out.print(f"not persistence data, left alone: {', '.join(report.ignored)}")
+    out.print(f"{report.files:,} files in {report.seconds:.1f} s")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    report: ExportReport = _run(args, "export", lambda store, path, cb: export_dump(store, path, on_progress=cb))
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+        return 0
+    table = Table("adapter", "written", "skipped", title=f"export-dump {report.path}")
+    for name, a in report.adapters.items():
+        table.add_row(name, f"{a.written:,}", f"{a.skipped:,}")
+    table.add_row("total", f"{report.written:,}", f"{report.skipped:,}", style="bold")
+    out = Console()
+    out.print(table)
+    _print_list(out, "refused", [f"{d}: {r}" for d, r in report.skipped_documents], report.skipped)
+    out.print(f"{report.written:,} files in {report.seconds:.1f} s")
+    return 0
+
+
+def _print_list(out: Console, label: str, lines: list[str], total: int) -> None:
+    if not total:
+        return
+    out.print(f"{label} ({total:,}):", markup=False)
+    for line in lines:
+        out.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    if total > len(lines):
+        out.print(f"  ... and {total - len(lines):,} more", markup=False)
+

@@ -1,0 +1,15 @@
+"""Move data between a backtest-kit `./dump` directory (the framework's default file backend) and the store.
+
+- `import_dump(store, path)`: upsert every persistence file of a dump; idempotent and streaming.
+- `export_dump(store, path)`: write every stored document back as a dump the JavaScript framework reads.
+
+The path rules for both directions live in `layout` (one `Layout` per adapter); JSON and atomic writes in
+`jsonfile`.
+"""
+
+from .exporter import AdapterExport, ExportReport, export_dump
+from .importer import AdapterImport, DumpError, ImportReport, import_dump
+from .layout import ADAPTER_NAMES, LAYOUTS
+
+__all__ = ["ADAPTER_NAMES", "LAYOUTS", "AdapterExport", "AdapterImport", "DumpError", "ExportReport",
+           "ImportReport", "export_dump", "import_dump"]

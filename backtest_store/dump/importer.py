@@ -1,0 +1,290 @@
+"""Import a backtest-kit `./dump` into the store: streaming, batched, idempotent (spec §4.2).
+
+Memory stays bounded whatever the dump holds: directories are walked with `os.scandir` (never listed whole),
+files are read one batch at a time in a worker thread while the previous batch is written, and each batch is
+one bulk write. A file that cannot be imported (corrupt JSON, a `.tmp-` leftover, a literal `null`, an
+ambiguous directory name...) is reported with its path and skipped; it never stops the import.
+
+Counts, per adapter:
+- imported: documents inserted or updated;
+- unchanged: the stored document already held exactly the file's value (payload, `removed` and `when` where the
+  file gives one), so nothing was written. Candles and log entries are first-write-wins: an existing key is
+  unchanged by definition;
+- skipped: files that could not be imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BacktestStoreError
+from .jsonfile import SUFFIX, TMP_PREFIX, CorruptJson, json_equal, loads, to_json
+from .layout import DATA_DIRS, DATA_ROOTS, LAYOUTS, Hints, Layout, Record, Skip
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+BATCH_SIZE = 1000
+MAX_LISTED = 100
+
+Progress = Callable[[str, int], None]
+
+
+class DumpError(BacktestStoreError):
+    """The dump directory cannot be read or written at all (a single bad file is reported, never raised)."""
+
+
+@dataclass
+class AdapterImport:
+    imported: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class ImportReport:
+    path: str
+    adapters: dict[str, AdapterImport] = field(default_factory=lambda: {l.name: AdapterImport() for l in LAYOUTS})
+    # The first MAX_LISTED skipped files as (path relative to the dump, reason); `skipped` counts them all.
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    skipped: int = 0
+    # Entries of the dump that are not persistence data (reports, JSONL logs...), left alone.
+    ignored: list[str] = field(default_factory=list)
+    files: int = 0
+    seconds: float = 0.0
+
+    @property
+    def imported(self) -> int:
+        return sum(a.imported for a in self.adapters.values())
+
+    @property
+    def unchanged(self) -> int:
+        return sum(a.unchanged for a in self.adapters.values())
+
+    def skip(self, adapter: str, rel: str, reason: str) -> None:
+        self.adapters[adapter].skipped += 1
+        self.skipped += 1
+        if len(self.skipped_files) < MAX_LISTED:
+            self.skipped_files.append((rel, reason))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "files": self.files, "seconds": round(self.seconds, 3),
+            "imported": self.imported, "unchanged": self.unchanged, "skipped": self.skipped,
+            "adapters": {name: vars(a) for name, a in self.adapters.items()},
+            "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped_files],
+            "skipped_files_truncated": self.skipped > len(self.skipped_files),
+            "ignored": self.ignored,
+        }
+
+
+@dataclass
+class _File:
+    rel: str
+    parts: tuple[str, ...]  # below the layout's root, the last one without `.json`
+    value: Any = None
+    error: str | None = None
+
+
+def _walk(directory: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Every regular file below `directory`, depth first, one open directory handle per level."""
+    try:
+        it = os.scandir(directory)
+    except FileNotFoundError:
+        return
+    with it:
+        for entry in it:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    yield from _walk(entry.path, (*parts, entry.name))
+                elif entry.is_file():
+                    yield (*parts, entry.name), entry.path
+            except OSError:
+                yield (*parts, entry.name), entry.path  # unreadable: reported when read
+
+
+def _files(root: str, layout: Layout) -> Iterator[_File]:
+    base = os.path.join(root, *layout.root)
+    for parts, path in _walk(base):
+        name = parts[-1]
+        rel = "/".join((*layout.root, *parts))
+        if name.startswith(TMP_PREFIX):
+            yield _File(rel, parts, error="temporary file of an interrupted write")
+            continue
+        if not name.endswith(SUFFIX):
+            continue  # not an entity file: backtest-kit ignores it too
+        parts = (*parts[:-1], name[: -len(SUFFIX)])
+        if len(parts) not in layout.depths:
+            yield _File(rel, parts, error="unexpected location (a name containing '/'?)")
+            continue
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            value = loads(data)
+        except CorruptJson as exc:
+            yield _File(rel, parts, error=f"corrupt JSON: {exc}")
+            continue
+        except OSError as exc:
+            yield _File(rel, parts, error=f"unreadable: {exc.strerror or exc}")
+            continue
+        if value is None:
+            yield _File(rel, parts, error="literal null (a cleared record): nothing to import")
+            continue
+        yield _File(rel, parts, value)
+
+
+def _take(files: Iterator[_File], n: int) -> list[_File]:
+    out = []
+    for f in files:
+        out.append(f)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _ignored(root: str) -> list[str]:
+    """Top-level entries (and `data/` entries) that are not persistence data."""
+    ignored = []
+    with os.scandir(root) as it:
+        for entry in it:
+            if entry.name not in DATA_ROOTS:
+                ignored.append(entry.name)
+    data = os.path.join(root, "data")
+    if os.path.isdir(data):
+        with os.scandir(data) as it:
+            ignored.extend(f"data/{e.name}" for e in it if e.name not in DATA_DIRS)
+    return sorted(ignored)[:MAX_LISTED]
+
+
+class Importer:
+    def __init__(self, store: "Store", path: str | os.PathLike[str], *, batch_size: int = BATCH_SIZE,
+                 on_progress: Progress | None = None) -> None:
+        self.store = store
+        self.root = os.path.abspath(os.fspath(path))
+        self.batch_size = max(1, batch_size)
+        self.on_progress = on_progress
+        self.report = ImportReport(self.root)
+        self.hints = Hints(store)
+
+    async def run(self) -> ImportReport:
+        if not os.path.isdir(self.root):
+            raise DumpError(f"{self.root} is not a directory")
+        if not any(os.path.isdir(os.path.join(self.root, d)) for d in DATA_ROOTS) \
+                and os.path.isdir(os.path.join(self.root, "dump")):
+            raise DumpError(f"{self.root} holds a dump/ directory: pass {os.path.join(self.root, 'dump')}")
+        started = time.monotonic()
+        self.report.ignored = _ignored(self.root)
+        for layout in LAYOUTS:
+            await self._layout(layout)
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    async def _layout(self, layout: Layout) -> None:
+        files = _files(self.root, layout)
+        done = 0
+        pending: asyncio.Task[None] | None = None
+        try:
+            while True:
+                # Read the next batch in a thread while the previous one is being written.
+                batch = await asyncio.to_thread(_take, files, self.batch_size)
+                if not batch:
+                    break
+                records = await self._parse(layout, batch)
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(self._write(layout, records))
+                done += len(batch)
+                self.report.files += len(batch)
+                if self.on_progress:
+                    self.on_progress(layout.name, done)
+            if pending is not None:
+                await pending
+                pending = None
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+            files.close()
+
+    async def _parse(self, layout: Layout, batch: list[_File]) -> list[Record]:
+        records = []
+        for f in batch:
+            if f.error is not None:
+                self.report.skip(layout.name, f.rel, f.error)
+                continue
+            try:
+                records.append(await layout.parse(f.parts, f.value, self.hints))
+            except Skip as exc:
+                self.report.skip(layout.name, f.rel, str(exc))
+        return records
+
+    async def _write(self, layout: Layout, records: list[Record]) -> None:
+        counts = self.report.adapters[layout.name]
+        repo = self.store.repository(layout.model)
+        if not records:
+            return
+        if layout.insert_only:
+            result = await repo.insert_missing([(r.key, r.fields) for r in records])
+            counts.inserted += result.inserted
+            counts.imported += result.inserted
+            counts.unchanged += len(records) - result.inserted
+            return
+        stored = await self._stored(layout, records)
+        changed = []
+        for record in records:
+            doc = stored.get(self._id(layout, record.key))
+            if doc is not None and self._same(doc, record.fields):
+                counts.unchanged += 1
+            else:
+                changed.append(record)
+        result = await repo.upsert_many([(r.key, r.fields) for r in changed])
+        counts.inserted += result.inserted
+        counts.updated += len(changed) - result.inserted
+        counts.imported += len(changed)
+
+    @staticmethod
+    def _id(layout: Layout, key: dict[str, Any]) -> tuple[Any, ...]:
+        # Type-tagged, so that a bool context field never matches an int.
+        return tuple((type(key.get(f)).__name__, key.get(f)) for f in layout.model.context_key())
+
+    async def _stored(self, layout: Layout, records: list[Record]) -> dict[tuple[Any, ...], dict[str, Any]]:
+        """The stored documents of these keys: one `$in` query per shared key prefix (index-friendly)."""
+        fields = layout.model.context_key()
+        *prefix, last = fields
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        for r in records:
+            groups.setdefault(self._id(layout, {f: r.key[f] for f in prefix}), []).append(r.key[last])
+        projection = {**{f: 1 for f in fields}, **{f: 1 for r in records for f in r.fields}, "_id": 0}
+        found = {}
+        repo = self.store.repository(layout.model)
+        for group, values in groups.items():
+            match = {f: v for f, (_, v) in zip(prefix, group)}
+            match[last] = {"$in": values}
+            async for doc in repo.iterate(match, projection):
+                found[self._id(layout, doc)] = doc
+        return found
+
+    @staticmethod
+    def _same(doc: dict[str, Any], fields: dict[str, Any]) -> bool:
+        for name, value in fields.items():
+            if name not in doc:
+                return False
+            try:
+                stored = to_json(doc[name])
+            except TypeError:
+                return False
+            if not json_equal(stored, value):
+                return False
+        return True
+
+
+async def import_dump(store: "Store", path: str | os.PathLike[str], *, batch_size: int = BATCH_SIZE,
+                      on_progress: Progress | None = None) -> ImportReport:
+    """Upsert everything a backtest-kit `dump/` directory holds; see the module docstring for the counts."""
+    return await Importer(store, path, batch_size=batch_size, on_progress=on_progress).run()

@@ -1,0 +1,581 @@
+"""Where each of the 16 adapters keeps its files in a backtest-kit `./dump` (spec §4.2), in both directions.
+
+One `Layout` per adapter holds every rule for that adapter: the directory, how a path and its JSON become a
+document (`parse`, for the importer) and how a document becomes a path and JSON (`path`/`value`, for the
+exporter). Directory names built by joining context fields with `_` are ambiguous when a name contains `_`:
+they are resolved from the payload where it carries the context, else from what other adapters' data says
+(`Hints`), else reported, never guessed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .. import validation
+from ..errors import InvalidInput
+from ..models import (
+    BreakevenItem, CandleItem, IntervalItem, Item, LogItem, MeasureItem, MemoryItem, NotificationItem, PartialItem,
+    RecentItem, RiskItem, ScheduleItem, SessionItem, SignalItem, StateItem, StorageItem, StrategyItem,
+)
+from .jsonfile import MAX_NAME_BYTES, SUFFIX, TMP_OVERHEAD, TMP_PREFIX
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+MODES = {"backtest": True, "live": False}
+Triple = tuple[str, str, str]  # (symbol, strategyName, exchangeName)
+# Above this many ways to split a directory name, only in-memory hints are consulted (no database look-ups).
+MAX_DB_CANDIDATES = 64
+MAX_HINTS = 100_000
+
+
+class Skip(Exception):
+    """This file or document cannot be imported or exported; the message says why."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One document to write: its context key and the fields to set."""
+
+    key: dict[str, Any]
+    fields: dict[str, Any]
+
+
+def mode_name(backtest: bool) -> str:
+    return "backtest" if backtest else "live"
+
+
+# -- names -------------------------------------------------------------------------------------------------------
+
+def safe_name(value: Any, what: str, *, file: bool = False) -> str:
+    """A context value usable as one path component; anything else is refused (never written, never escaped)."""
+    if type(value) is not str:
+        raise Skip(f"{what} is not a string ({type(value).__name__})")
+    if not value or value in (".", ".."):
+        raise Skip(f"{what} {value!r} cannot be a file name")
+    if "/" in value or "\x00" in value:
+        raise Skip(f"{what} {value!r:.80} contains '/' or NUL and cannot be a file name")
+    limit = MAX_NAME_BYTES - (TMP_OVERHEAD + len(SUFFIX) if file else 0)
+    if len(value.encode("utf-8", "surrogatepass")) > limit:
+        raise Skip(f"{what} {value[:40]!r}... is longer than a file name can be")
+    if file and value.startswith(TMP_PREFIX):
+        raise Skip(f"{what} {value!r:.80} starts with {TMP_PREFIX!r}: backtest-kit would ignore the file")
+    return value
+
+
+def file_name(value: Any, what: str) -> str:
+    return safe_name(value, what, file=True) + SUFFIX
+
+
+def joined(*parts: str) -> str:
+    return "_".join(parts)
+
+
+def splits(name: str, n: int) -> Iterator[tuple[str, ...]]:
+    """Every way to cut `name` at `_` into `n` non-empty parts."""
+    if n == 1:
+        if name:
+            yield (name,)
+        return
+    for i, ch in enumerate(name):
+        if ch == "_" and i > 0:
+            for rest in splits(name[i + 1:], n - 1):
+                yield (name[:i], *rest)
+
+
+def _context(doc: dict[str, Any], *fields: str) -> tuple[Any, ...]:
+    try:
+        return tuple(doc[f] for f in fields)
+    except KeyError as exc:
+        raise Skip(f"the document lacks {exc.args[0]}") from None
+
+
+def _context_str(name: str, value: Any) -> str:
+    try:
+        return validation.context_str(name, value)
+    except InvalidInput as exc:
+        raise Skip(str(exc)) from None
+
+
+def _payload(value: Any) -> Any:
+    try:
+        return validation.payload(value)
+    except InvalidInput as exc:
+        raise Skip(f"unsupported payload: {exc}") from None
+
+
+def _dict(value: Any, what: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise Skip(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _ms(value: Any) -> int | None:
+    """A `when` in epoch milliseconds, or None when the payload's value is not one."""
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    if type(value) is int and -(2**63) <= value < 2**63:
+        return value
+    return None
+
+
+def _iso_ms(value: Any) -> int | None:
+    if type(value) is not str:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+        return validation.when_ms(when)
+    except (ValueError, InvalidInput):
+        return None
+
+
+def _triple_of(value: Any) -> Triple | None:
+    if type(value) is dict:
+        parts = value.get("symbol"), value.get("strategyName"), value.get("exchangeName")
+        if all(type(p) is str and p for p in parts):
+            return parts  # type: ignore[return-value]
+    return None
+
+
+# -- what other adapters' data says about ambiguous names ------------------------------------------------------
+
+class Hints:
+    """Contexts seen in this dump's payloads and in the database, to resolve `<symbol>_<strategy>_<exchange>`."""
+
+    def __init__(self, store: "Store") -> None:
+        self._store = store
+        self.triples: set[Triple] = set()
+        self._resolved: dict[tuple[str, str, str | None], Triple | None] = {}
+
+    def learn(self, value: Any) -> None:
+        """Remember the context of a signal-shaped row (bounded: a dump has few distinct contexts)."""
+        triple = _triple_of(value)
+        if triple is not None and len(self.triples) < MAX_HINTS:
+            self.triples.add(triple)
+
+    async def _exists(self, model: type[Item], match: dict[str, Any]) -> bool:
+        repo = self._store.repository(model)
+        async with contextlib.aclosing(repo.iterate(match, {"_id": 1}, batch_size=1)) as docs:
+            async for _ in docs:
+                return True
+        return False
+
+    async def _in_database(self, triple: Triple) -> bool:
+        match = dict(zip(("symbol", "strategyName", "exchangeName"), triple))
+        for model in (SignalItem, ScheduleItem, StrategyItem, RecentItem):
+            if await self._exists(model, match):
+                return True
+        return False
+
+    async def _signal_context(self, signal_id: str) -> set[Triple]:
+        """The contexts the Storage rows of this signal id name (Storage is imported before Partial/Breakeven)."""
+        found: set[Triple] = set()
+        repo = self._store.repository(StorageItem)
+        match = {"backtest": {"$in": [False, True]}, "signalId": signal_id}
+        async for doc in repo.iterate(match, {"payload": 1, "_id": 0}):
+            triple = _triple_of(doc.get("payload"))
+            if triple is not None:
+                found.add(triple)
+        return found
+
+    async def resolve(self, dirname: str, *, symbol: str | None = None, extra: Iterable[Triple] = (),
+                      signal_id: str | None = None) -> Triple:
+        """The one (symbol, strategy, exchange) whose `_`-join is `dirname`; raises Skip when it is not unique."""
+        extra = set(extra)
+        cache_key = (dirname, symbol or "", signal_id)
+        if not extra and cache_key in self._resolved:
+            found = self._resolved[cache_key]
+            if found is None:
+                raise Skip(f"ambiguous directory name {dirname!r}: cannot tell symbol, strategy and exchange apart")
+            return found
+        if symbol is not None:
+            if not dirname.startswith(symbol + "_"):
+                raise Skip(f"directory {dirname!r} does not start with the symbol {symbol!r} its file names")
+            candidates = [(symbol, *rest) for rest in splits(dirname[len(symbol) + 1:], 2)]
+        else:
+            candidates = list(splits(dirname, 3))
+        result: Triple | None = None
+        if len(candidates) == 1:
+            result = candidates[0]  # type: ignore[assignment]
+        elif candidates:
+            confirmed = {c for c in candidates if c in self.triples or c in extra}
+            if not confirmed and signal_id is not None:
+                confirmed = set(candidates) & await self._signal_context(signal_id)
+            if not confirmed and len(candidates) <= MAX_DB_CANDIDATES:
+                confirmed = {c for c in candidates if await self._in_database(c)}  # type: ignore[arg-type]
+            if len(confirmed) == 1:
+                result = next(iter(confirmed))  # type: ignore[assignment]
+        if len(self._resolved) > MAX_HINTS:
+            self._resolved.clear()
+        if not extra:
+            self._resolved[cache_key] = result
+        if result is None:
+            raise Skip(f"ambiguous directory name {dirname!r}: cannot tell symbol, strategy and exchange apart")
+        return result
+
+
+# -- the layouts -------------------------------------------------------------------------------------------------
+
+class Layout:
+    name: ClassVar[str]
+    model: ClassVar[type[Item]]
+    root: ClassVar[tuple[str, ...]]
+    # How many path components below `root` a file has, its own name included.
+    depths: ClassVar[frozenset[int]]
+    # Candles and log entries are first-write-wins: an existing key is unchanged by definition.
+    insert_only: ClassVar[bool] = False
+
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
+        """`parts` are the path components below `root`, the last without `.json`; `value` is not None."""
+        raise NotImplementedError
+
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
+        """The path components below `root` for a stored document, the last with `.json`."""
+        raise NotImplementedError
+
+    def value(self, doc: dict[str, Any]) -> Any:
+        return doc.get(self.model.value_field)
+
+    @property
+    def projection(self) -> dict[str, int]:
+        return {**{f: 1 for f in self.model.context_key()}, self.model.value_field: 1, "_id": 0}
+
+    def _record(self, key: dict[str, Any], **fields: Any) -> Record:
+        for field, value in key.items():
+            if type(value) is str and not (field == "frameName" and value == ""):
+                _context_str(field, value)
+        return Record(key, {k: v for k, v in fields.items() if v is not None or k == self.model.value_field})
+
+
+class CandleLayout(Layout):
+    name, model, root, depths, insert_only = "candle", CandleItem, ("data", "candle"), frozenset({4}), True
+
+    async def parse(self, parts, value, hints):
+        exchange, symbol, interval, stem = parts
+        try:
+            validation.interval(interval)
+            row = validation.candle(value, 0)
+        except InvalidInput as exc:
+            raise Skip(str(exc).replace("candles[0]", "candle")) from None
+        ts = row.pop("timestamp")
+        if stem != str(ts):
+            raise Skip(f"file name {stem!r} is not the candle's timestamp {ts}")
+        return self._record({"exchangeName": exchange, "symbol": symbol, "interval": interval, "timestamp": ts}, **row)
+
+    def path(self, doc):
+        exchange, symbol, interval, ts = _context(doc, "exchangeName", "symbol", "interval", "timestamp")
+        if not isinstance(ts, int) or isinstance(ts, bool):  # bson.Int64 is an int
+            raise Skip(f"timestamp {ts!r} is not an integer")
+        return (safe_name(exchange, "exchangeName"), safe_name(symbol, "symbol"), safe_name(interval, "interval"),
+                f"{int(ts)}{SUFFIX}")
+
+    def value(self, doc):
+        return {f: doc.get(f) for f in validation.CANDLE_FIELDS}
+
+    @property
+    def projection(self):
+        return {"_id": 0, "exchangeName": 1, "symbol": 1, "interval": 1, **{f: 1 for f in validation.CANDLE_FIELDS}}
+
+
+class PendingLayout(Layout):
+    """Signal and Schedule: `<symbol>_<strategy>_<exchange>/<symbol>.json`; the row carries its context."""
+
+    depths = frozenset({2})
+
+    async def parse(self, parts, value, hints):
+        dirname, symbol = parts
+        row = _dict(value, "the row")
+        triple = _triple_of(row)
+        if triple is None or joined(*triple) != dirname or triple[0] != symbol:
+            # The row names another context than its path (or none): the path decides, if it can.
+            triple = await hints.resolve(dirname, symbol=symbol)
+        else:
+            hints.learn(row)
+        return self._record(dict(zip(("symbol", "strategyName", "exchangeName"), triple)), payload=_payload(row))
+
+    def path(self, doc):
+        symbol, strategy, exchange = _context(doc, "symbol", "strategyName", "exchangeName")
+        return (joined(safe_name(symbol, "symbol"), safe_name(strategy, "strategyName"),
+                       safe_name(exchange, "exchangeName")), file_name(symbol, "symbol"))
+
+
+class SignalLayout(PendingLayout):
+    name, model, root = "signal", SignalItem, ("data", "signal")
+
+
+class ScheduleLayout(PendingLayout):
+    name, model, root = "schedule", ScheduleItem, ("data", "schedule")
+
+
+class StrategyLayout(Layout):
+    """`<symbol>_<strategy>_<exchange>/strategy.json`: the snapshot has no context, its inner rows may."""
+
+    name, model, root, depths = "strategy", StrategyItem, ("data", "strategy"), frozenset({2})
+    FILE = "strategy"
+
+    async def parse(self, parts, value, hints):
+        dirname, stem = parts
+        if stem != self.FILE:
+            raise Skip(f"a strategy directory holds only {self.FILE}{SUFFIX}")
+        data = _dict(value, "the strategy snapshot")
+        inner = {t for t in map(_triple_of, data.values()) if t is not None}
+        triple = await hints.resolve(dirname, extra=inner)
+        return self._record(dict(zip(("symbol", "strategyName", "exchangeName"), triple)), payload=_payload(data))
+
+    def path(self, doc):
+        symbol, strategy, exchange = _context(doc, "symbol", "strategyName", "exchangeName")
+        return (joined(safe_name(symbol, "symbol"), safe_name(strategy, "strategyName"),
+                       safe_name(exchange, "exchangeName")), self.FILE + SUFFIX)
+
+
+class LevelsLayout(Layout):
+    """Partial and Breakeven: `<symbol>_<strategy>_<exchange>/<signalId>.json`, payload `{signalId: ...}`."""
+
+    depths = frozenset({2})
+
+    async def parse(self, parts, value, hints):
+        dirname, signal_id = parts
+        data = _dict(value, "the levels record")
+        triple = await hints.resolve(dirname, signal_id=signal_id)
+        key = {**dict(zip(("symbol", "strategyName", "exchangeName"), triple)), "signalId": signal_id}
+        return self._record(key, payload=_payload(data))
+
+    def path(self, doc):
+        symbol, strategy, exchange, signal_id = _context(doc, "symbol", "strategyName", "exchangeName", "signalId")
+        return (joined(safe_name(symbol, "symbol"), safe_name(strategy, "strategyName"),
+                       safe_name(exchange, "exchangeName")), file_name(signal_id, "signalId"))
+
+
+class PartialLayout(LevelsLayout):
+    name, model, root = "partial", PartialItem, ("data", "partial")
+
+
+class BreakevenLayout(LevelsLayout):
+    name, model, root = "breakeven", BreakevenItem, ("data", "breakeven")
+
+
+class RiskLayout(Layout):
+    """`<riskName>_<exchange>/positions.json`; each position names its exchange, which is the suffix."""
+
+    name, model, root, depths = "risk", RiskItem, ("data", "risk"), frozenset({2})
+    FILE = "positions"
+
+    async def parse(self, parts, value, hints):
+        dirname, stem = parts
+        if stem != self.FILE:
+            raise Skip(f"a risk directory holds only {self.FILE}{SUFFIX}")
+        if type(value) is not list:
+            raise Skip(f"positions must be a JSON array of [key, position] pairs, got {type(value).__name__}")
+        exchanges = set()
+        for pair in value:
+            if type(pair) is list and len(pair) == 2:
+                hints.learn(pair[1])
+                if type(pair[1]) is dict and type(pair[1].get("exchangeName")) is str:
+                    exchanges.add(pair[1]["exchangeName"])
+        candidates = list(splits(dirname, 2))
+        if len(candidates) > 1:
+            candidates = [c for c in candidates if c[1] in exchanges] or [
+                c for c in candidates if await hints._exists(RiskItem, {"riskName": c[0], "exchangeName": c[1]})]
+        if len(candidates) != 1:
+            raise Skip(f"ambiguous directory name {dirname!r}: cannot tell the risk name and exchange apart")
+        risk_name, exchange = candidates[0]
+        return self._record({"riskName": risk_name, "exchangeName": exchange}, positions=_payload(value))
+
+    def path(self, doc):
+        risk_name, exchange = _context(doc, "riskName", "exchangeName")
+        return (joined(safe_name(risk_name, "riskName"), safe_name(exchange, "exchangeName")), self.FILE + SUFFIX)
+
+
+class RowsLayout(Layout):
+    """Storage and Notification: `{backtest,live}/<id>.json`; the row's own `id` is its key."""
+
+    depths = frozenset({2})
+    row_field: ClassVar[str]
+
+    async def parse(self, parts, value, hints):
+        mode, stem = parts
+        if mode not in MODES:
+            raise Skip(f"{mode!r} is neither backtest nor live")
+        row = _dict(value, "the row")
+        row_id = row.get("id", stem)
+        hints.learn(row)
+        return self._record({"backtest": MODES[mode], self.row_field: _context_str("id", row_id)},
+                            payload=_payload(row))
+
+    def path(self, doc):
+        backtest, row_id = _context(doc, "backtest", self.row_field)
+        if type(backtest) is not bool:
+            raise Skip(f"backtest {backtest!r} is not a boolean")
+        return (mode_name(backtest), file_name(row_id, self.row_field))
+
+
+class StorageLayout(RowsLayout):
+    name, model, root, row_field = "storage", StorageItem, ("data", "storage"), "signalId"
+
+
+class NotificationLayout(RowsLayout):
+    name, model, root, row_field = "notification", NotificationItem, ("data", "notification"), "notificationId"
+
+
+class LogLayout(Layout):
+    name, model, root, depths, insert_only = "log", LogItem, ("data", "log", "log"), frozenset({1}), True
+
+    async def parse(self, parts, value, hints):
+        (stem,) = parts
+        row = _dict(value, "the log entry")
+        return self._record({"entryId": _context_str("id", row.get("id", stem))}, payload=_payload(row))
+
+    def path(self, doc):
+        (entry_id,) = _context(doc, "entryId")
+        return (file_name(entry_id, "entryId"),)
+
+
+class SoftDeleteLayout(Layout):
+    """Measure, Interval, Memory: a stored `removed` is kept both on the column and in the payload."""
+
+    def value(self, doc):
+        payload = doc.get("payload")
+        if doc.get("removed") is True and type(payload) is dict and payload.get("removed") is not True:
+            payload = {**payload, "removed": True}
+        return payload
+
+    @property
+    def projection(self):
+        return {**super().projection, "removed": 1}
+
+    def _entry(self, key: dict[str, Any], value: Any, when: int | None) -> Record:
+        data = _dict(value, "the entry")
+        return self._record(key, payload=_payload(data), removed=data.get("removed") is True, when=when)
+
+
+class BucketLayout(SoftDeleteLayout):
+    """`<bucket>/<key>.json`."""
+
+    depths = frozenset({2})
+
+    def path(self, doc):
+        bucket, key = _context(doc, "bucket", "entryKey")
+        return (safe_name(bucket, "bucket"), file_name(key, "entryKey"))
+
+
+class MeasureLayout(BucketLayout):
+    name, model, root = "measure", MeasureItem, ("data", "measure")
+
+    async def parse(self, parts, value, hints):
+        bucket, key = parts
+        return self._entry({"bucket": bucket, "entryKey": key}, value, None)
+
+
+class IntervalLayout(BucketLayout):
+    name, model, root = "interval", IntervalItem, ("data", "interval")
+
+    async def parse(self, parts, value, hints):
+        bucket, key = parts
+        when = _iso_ms(value.get("when")) if type(value) is dict else None
+        return self._entry({"bucket": bucket, "entryKey": key}, value, when)
+
+
+class MemoryLayout(SoftDeleteLayout):
+    name, model, root, depths = "memory", MemoryItem, ("memory",), frozenset({3})
+
+    async def parse(self, parts, value, hints):
+        signal_id, bucket, memory_id = parts
+        when = _ms(value.get("when")) if type(value) is dict else None
+        return self._entry({"signalId": signal_id, "bucketName": bucket, "memoryId": memory_id}, value, when)
+
+    def path(self, doc):
+        signal_id, bucket, memory_id = _context(doc, "signalId", "bucketName", "memoryId")
+        return (safe_name(signal_id, "signalId"), safe_name(bucket, "bucketName"), file_name(memory_id, "memoryId"))
+
+
+class RecentLayout(Layout):
+    """`<symbol>_<strategy>_<exchange>[_<frame>]_<mode>/<symbol>.json`; the row carries the context."""
+
+    name, model, root, depths = "recent", RecentItem, ("data", "recent"), frozenset({2})
+
+    @staticmethod
+    def dirname(symbol: str, strategy: str, exchange: str, frame: str, backtest: bool) -> str:
+        return joined(symbol, strategy, exchange, *([frame] if frame else []), mode_name(backtest))
+
+    async def parse(self, parts, value, hints):
+        dirname, symbol = parts
+        row = _dict(value, "the row")
+        mode = dirname.rsplit("_", 1)[-1]
+        triple, frame = _triple_of(row), row.get("frameName", "")
+        if mode not in MODES or triple is None or type(frame) is not str or triple[0] != symbol \
+                or self.dirname(*triple, frame, MODES[mode]) != dirname:
+            raise Skip("the row's symbol/strategyName/exchangeName/frameName do not match its directory")
+        hints.learn(row)
+        key = {**dict(zip(("symbol", "strategyName", "exchangeName"), triple)), "frameName": frame,
+               "backtest": MODES[mode]}
+        return self._record(key, payload=_payload(row), when=_ms(row.get("timestamp")))
+
+    def path(self, doc):
+        symbol, strategy, exchange, frame, backtest = _context(
+            doc, "symbol", "strategyName", "exchangeName", "frameName", "backtest")
+        if type(backtest) is not bool:
+            raise Skip(f"backtest {backtest!r} is not a boolean")
+        if frame != "":
+            safe_name(frame, "frameName")
+        return (self.dirname(safe_name(symbol, "symbol"), safe_name(strategy, "strategyName"),
+                             safe_name(exchange, "exchangeName"), frame, backtest), file_name(symbol, "symbol"))
+
+
+class StateLayout(Layout):
+    """`<signalId>/<bucketName>/<bucketName>.json`."""
+
+    name, model, root, depths = "state", StateItem, ("state",), frozenset({3})
+
+    async def parse(self, parts, value, hints):
+        signal_id, bucket, stem = parts
+        if stem != bucket:
+            raise Skip(f"a state file is named after its bucket ({bucket}{SUFFIX})")
+        data = _dict(value, "the state record")
+        return self._record({"signalId": signal_id, "bucketName": bucket}, payload=_payload(data),
+                            when=_ms(data.get("when")))
+
+    def path(self, doc):
+        signal_id, bucket = _context(doc, "signalId", "bucketName")
+        return (safe_name(signal_id, "signalId"), safe_name(bucket, "bucketName"), file_name(bucket, "bucketName"))
+
+
+class SessionLayout(Layout):
+    """`<strategy>/<exchange>/[<frame>/]<symbol>_<mode>.json` (the frame level is absent in live)."""
+
+    name, model, root, depths = "session", SessionItem, ("session",), frozenset({3, 4})
+
+    async def parse(self, parts, value, hints):
+        strategy, exchange, *frame, stem = parts
+        symbol, _, mode = stem.rpartition("_")
+        if mode not in MODES or not symbol:
+            raise Skip("a session file is named <symbol>_<backtest|live>.json (the 14.1.0 layout has no symbol)")
+        data = _dict(value, "the session record")
+        key = {"strategyName": strategy, "exchangeName": exchange, "frameName": frame[0] if frame else "",
+               "symbol": symbol, "backtest": MODES[mode]}
+        return self._record(key, payload=_payload(data), when=_ms(data.get("when")))
+
+    def path(self, doc):
+        strategy, exchange, frame, symbol, backtest = _context(
+            doc, "strategyName", "exchangeName", "frameName", "symbol", "backtest")
+        if type(backtest) is not bool:
+            raise Skip(f"backtest {backtest!r} is not a boolean")
+        frames = (safe_name(frame, "frameName"),) if frame != "" else ()
+        return (safe_name(strategy, "strategyName"), safe_name(exchange, "exchangeName"), *frames,
+                file_name(joined(safe_name(symbol, "symbol"), mode_name(backtest)), "symbol"))
+
+
+# Import order matters: Storage, Signal, Schedule, Recent and Risk come before the adapters whose directory
+# names they help resolve (Strategy, Partial, Breakeven).
+LAYOUTS: tuple[Layout, ...] = (
+    CandleLayout(), StorageLayout(), NotificationLayout(), LogLayout(), MeasureLayout(), IntervalLayout(),
+    MemoryLayout(), StateLayout(), SessionLayout(), SignalLayout(), ScheduleLayout(), RecentLayout(), RiskLayout(),
+    StrategyLayout(), PartialLayout(), BreakevenLayout(),
+)
+ADAPTER_NAMES = tuple(layout.name for layout in LAYOUTS)
+# Top-level entries of a dump that hold persistence data; everything else (reports, JSONL logs...) is not.
+DATA_ROOTS = frozenset(layout.root[0] for layout in LAYOUTS)
+DATA_DIRS = frozenset(layout.root[1] for layout in LAYOUTS if layout.root[0] == "data")

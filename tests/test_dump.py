@@ -1,0 +1,438 @@
+"""`import-dump` / `export-dump` against the real servers: a realistic dump of all 16 adapters, round-tripped."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+import tracemalloc
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backtest_store import Store
+from backtest_store.cli import main as cli_main
+from backtest_store.dump import ADAPTER_NAMES, export_dump, import_dump
+from backtest_store.dump.jsonfile import to_json
+from backtest_store.models import DOCUMENTS, MeasureItem
+
+T0 = 1767225600000  # 2026-01-01T00:00:00.000Z
+MINUTE = 60_000
+CANDLES_1M = 30
+LARGE_CANDLES = int(os.environ.get("BACKTEST_STORE_LARGE_DUMP", "200000"))
+
+
+def unique(label: str) -> str:
+    return f"{label}_{uuid.uuid4().hex[:10]}"
+
+
+def write(root: Path, rel: str, value: Any = None, *, raw: bytes | None = None) -> Path:
+    """A file as backtest-kit writes it: `JSON.stringify` output, compact, UTF-8, no trailing newline."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw if raw is not None else json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    return path
+
+
+def pnl(price_open: float, price_close: float) -> dict[str, Any]:
+    return {"pnlPercentage": round((price_close - price_open) / price_open * 100, 4), "priceOpen": price_open,
+            "priceClose": price_close, "pnlCost": 1.25, "pnlEntries": 100}
+
+
+def signal_row(signal_id: str, symbol: str, strategy: str, exchange: str, *, frame: str = "",
+               estimated: float | None = 240, **extra: Any) -> dict[str, Any]:
+    """An `ISignalRow` (spec §5.2); `minuteEstimatedTime: null` is Infinity on disk."""
+    return {
+        "id": signal_id, "position": "long", "note": "breakout — ретест", "priceOpen": 42000.5,
+        "priceTakeProfit": 43500, "priceStopLoss": 41000.25, "minuteEstimatedTime": estimated, "cost": 100,
+        "exchangeName": exchange, "strategyName": strategy, "frameName": frame, "symbol": symbol,
+        "scheduledAt": T0, "pendingAt": T0 + MINUTE, "timestamp": T0, "_isScheduled": False,
+        "_entry": [{"price": 42000.5, "cost": 100, "timestamp": T0}],
+        "_peak": {"price": 42800, "timestamp": T0 + 5 * MINUTE, **pnl(42000.5, 42800)},
+        "_fall": {"price": 41900, "timestamp": T0 + 2 * MINUTE, **pnl(42000.5, 41900)},
+        **extra,
+    }
+
+
+def public_row(signal_id: str, symbol: str, strategy: str, exchange: str, **extra: Any) -> dict[str, Any]:
+    """An `IPublicSignalRow` (spec §5.3)."""
+    return {**signal_row(signal_id, symbol, strategy, exchange, **extra), "originalPriceStopLoss": 41000.25,
+            "originalPriceTakeProfit": 43500, "originalPriceOpen": 42000.5, "partialExecuted": 0, "totalEntries": 1,
+            "totalPartials": 0, "pnl": pnl(42000.5, 42300), "peakProfit": pnl(42000.5, 42800),
+            "maxDrawdown": pnl(42000.5, 41900)}
+
+
+# Names with `_` in them make `<symbol>_<strategy>_<exchange>` directory names ambiguous on purpose.
+STRATEGY, EXCHANGE = "trend_follow", "binance"
+BTC_DIR = f"BTCUSDT_{STRATEGY}_{EXCHANGE}"
+ETH_DIR = f"ETHUSDT_{STRATEGY}_{EXCHANGE}"
+
+# What the import must skip, by path relative to the dump, and a word of the reason.
+EXPECTED_SKIPS = {
+    f"data/signal/{ETH_DIR}/ETHUSDT.json": "null",
+    f"data/candle/binance/BTCUSDT/1m/.tmp-0123456789ab-{T0}.json": "temporary",
+    "data/storage/live/broken.json": "corrupt",
+    "data/measure/fetchNews_1h_0/nan.json": "corrupt",
+    f"data/candle/binance/BTC/USDT/1m/{T0}.json": "unexpected location",
+    "data/strategy/XRPUSDT_mean_rev_okx_spot/strategy.json": "ambiguous",
+}
+
+
+def build_dump(root: Path) -> dict[str, int]:
+    """A dump covering all 16 adapters (spec §4.2, payloads per §5). Returns the files each adapter must import."""
+    expected = dict.fromkeys(ADAPTER_NAMES, 0)
+    # Candle: 30 one-minute candles and 3 hourly ones.
+    for i in range(CANDLES_1M):
+        ts = T0 + i * MINUTE
+        write(root, f"data/candle/binance/BTCUSDT/1m/{ts}.json",
+              {"timestamp": ts, "open": 42000 + i, "high": 42010.5 + i, "low": 41990 + i, "close": 42005 + i,
+               "volume": 12.345})
+    for i in range(3):
+        ts = T0 + i * 60 * MINUTE
+        write(root, f"data/candle/binance/ETHUSDT/1h/{ts}.json",
+              {"timestamp": ts, "open": 3100, "high": 3150, "low": 3080.75, "close": 3120, "volume": 900})
+    expected["candle"] = CANDLES_1M + 3
+    # Signal: the open BTC position (eternal hold: Infinity is null on disk); ETH cleared with a literal null.
+    write(root, f"data/signal/{BTC_DIR}/BTCUSDT.json", signal_row("sig-btc", "BTCUSDT", STRATEGY, EXCHANGE,
+                                                                   estimated=None))
+    write(root, f"data/signal/{ETH_DIR}/ETHUSDT.json", raw=b"null")
+    expected["signal"] = 1
+    # Schedule: a limit entry waiting on SOL.
+    write(root, f"data/schedule/SOLUSDT_{STRATEGY}_{EXCHANGE}/SOLUSDT.json",
+          {**signal_row("sched-sol", "SOLUSDT", STRATEGY, EXCHANGE), "_isScheduled": True})
+    expected["schedule"] = 1
+    # Strategy: BTC resolved from the Signal's context; XRP's name splits three ways and nothing names it.
+    snapshot = {"pendingSignalId": "sig-btc", "lastPendingId": "sig-btc", "createdSignal": None,
+                "commitQueue": [{"action": "breakeven", "symbol": "BTCUSDT", "backtest": False,
+                                 "currentPrice": 42600}],
+                "closedSignal": None, "cancelledSignal": None, "activatedSignal": None, "takeProfitSignal": None,
+                "stopLossSignal": None, "retryOpenSignal": None, "retryOpenCount": 0, "retryCloseCount": 0,
+                "isPaused": False}
+    write(root, f"data/strategy/{BTC_DIR}/strategy.json", snapshot)
+    write(root, "data/strategy/XRPUSDT_mean_rev_okx_spot/strategy.json", snapshot)
+    expected["strategy"] = 1
+    # Risk: the positions map; the exchange is the directory's suffix.
+    position = {"strategyName": STRATEGY, "exchangeName": EXCHANGE, "frameName": "", "symbol": "BTCUSDT",
+                "position": "long", "priceOpen": 42000.5, "priceStopLoss": 41000.25, "priceTakeProfit": 43500,
+                "minuteEstimatedTime": None, "openTimestamp": T0 + MINUTE}
+    write(root, f"data/risk/main_risk_{EXCHANGE}/positions.json",
+          [[f"{STRATEGY}_{EXCHANGE}_BTCUSDT", position]])
+    expected["risk"] = 1
+    # Partial and Breakeven: ETH has no Signal file (it was cleared), so its context comes from Storage rows.
+    write(root, f"data/partial/{BTC_DIR}/sig-btc.json", {"sig-btc": {"profitLevels": [10, 20], "lossLevels": []}})
+    write(root, f"data/partial/{ETH_DIR}/sig-eth.json", {})
+    write(root, f"data/breakeven/{BTC_DIR}/sig-btc.json", {"sig-btc": {"reached": True}})
+    expected["partial"], expected["breakeven"] = 2, 1
+    # Storage: the live signal history (closed ETH, opened BTC) and one corrupt file.
+    write(root, "data/storage/live/sig-eth.json",
+          {**public_row("sig-eth", "ETHUSDT", STRATEGY, EXCHANGE), "status": "closed", "currentPrice": 3200,
+           "closeReason": "take_profit", "closeTimestamp": T0 + 90 * MINUTE, "createdAt": T0,
+           "updatedAt": T0 + 90 * MINUTE, "priority": T0 + 90 * MINUTE})
+    write(root, "data/storage/live/sig-btc.json",
+          {**public_row("sig-btc", "BTCUSDT", STRATEGY, EXCHANGE), "status": "opened", "currentPrice": 42300,
+           "createdAt": T0, "updatedAt": T0 + MINUTE, "priority": T0 + MINUTE})
+    write(root, "data/storage/live/broken.json", raw=b'{"id":"broken","status":')
+    expected["storage"] = 2
+    # Notification: a signal variant and an error variant (no timestamps), live and backtest.
+    write(root, "data/notification/live/n-1.json",
+          {"type": "signal.opened", "id": "n-1", "backtest": False, "timestamp": T0, "createdAt": T0,
+           "symbol": "BTCUSDT", "signalId": "sig-btc", "strategyName": STRATEGY, "exchangeName": EXCHANGE,
+           "priceOpen": 42000.5, "position": "long"})
+    write(root, "data/notification/backtest/n-2.json",
+          {"type": "error.info", "id": "n-2", "backtest": True, "error": {"name": "Error", "stack": "at x"},
+           "message": "exchange timeout"})
+    expected["notification"] = 2
+    # Log: two entries; `executionContext.when` is an ISO string on disk.
+    for i in range(2):
+        write(root, f"data/log/log/log-{i}.json",
+              {"id": f"log-{i}", "type": "info", "priority": T0 + i, "createdAt": "2026-01-01T00:00:00.000Z",
+               "timestamp": T0, "methodContext": {"exchangeName": EXCHANGE, "strategyName": STRATEGY,
+                                                   "frameName": ""},
+               "executionContext": {"symbol": "BTCUSDT", "when": "2026-01-01T00:00:00.000Z", "backtest": False},
+               "topic": "tick", "args": [1, "two", {"three": [3.5]}, None]})
+    expected["log"] = 2
+    # Measure: a cached result, a soft-removed one, and a file with a NaN token (corrupt to JSON.parse).
+    write(root, f"data/measure/fetchNews_1h_0/BTCUSDT_{T0}.json",
+          {"id": f"BTCUSDT_{T0}", "data": {"headlines": ["a", "b"], "score": 0.75}, "removed": False})
+    write(root, f"data/measure/fetchNews_1h_0/ETHUSDT_{T0}.json",
+          {"id": f"ETHUSDT_{T0}", "data": {"headlines": []}, "removed": True})
+    write(root, "data/measure/fetchNews_1h_0/nan.json", raw=b'{"id":"nan","data":NaN,"removed":false}')
+    expected["measure"] = 2
+    # Interval: an "already fired" marker, `when` an ISO string.
+    write(root, f"data/interval/signalOnce_15m_1/BTCUSDT_{T0}.json",
+          {"id": f"BTCUSDT_{T0}", "data": {"fired": True}, "when": "2026-01-01T00:15:00.000Z", "removed": False})
+    expected["interval"] = 1
+    # Memory (not under data/): one live entry and one soft-removed.
+    write(root, "memory/sig-btc/notes/m-1.json",
+          {"priority": T0 + 3, "data": {"text": "support at 41k"}, "removed": False, "index": "support 41k",
+           "when": T0 + 2 * MINUTE})
+    write(root, "memory/sig-btc/notes/m-2.json",
+          {"priority": T0 + 4, "data": {"text": "old"}, "removed": True, "index": "old", "when": T0 + 3 * MINUTE})
+    expected["memory"] = 2
+    # Recent: live (no frame level) and backtest with a frame.
+    write(root, f"data/recent/{BTC_DIR}_live/BTCUSDT.json",
+          public_row("sig-btc", "BTCUSDT", STRATEGY, EXCHANGE, timestamp=T0 + 7 * MINUTE))
+    write(root, f"data/recent/{BTC_DIR}_jan_2026_backtest/BTCUSDT.json",
+          public_row("sig-bt", "BTCUSDT", STRATEGY, EXCHANGE, frame="jan_2026", timestamp=T0 + 8 * MINUTE))
+    expected["recent"] = 2
+    # State: `<signalId>/<bucket>/<bucket>.json`.
+    write(root, "state/sig-btc/risk_bucket/risk_bucket.json",
+          {"id": "sig-btc_risk_bucket", "data": {"trailing": 0.5}, "when": T0 + 4 * MINUTE})
+    expected["state"] = 1
+    # Session: live collapses the frame level; backtest has it.
+    write(root, f"session/{STRATEGY}/{EXCHANGE}/BTCUSDT_live.json",
+          {"id": f"BTCUSDT:{STRATEGY}:{EXCHANGE}:live", "data": {"equity": 1000}, "when": T0 + 5 * MINUTE})
+    write(root, f"session/{STRATEGY}/{EXCHANGE}/jan_2026/BTCUSDT_backtest.json",
+          {"id": f"BTCUSDT:{STRATEGY}:{EXCHANGE}:jan_2026:backtest", "data": None, "when": T0 + 6 * MINUTE})
+    expected["session"] = 2
+    # Files the import must skip without failing.
+    write(root, f"data/candle/binance/BTCUSDT/1m/.tmp-0123456789ab-{T0}.json", {"timestamp": T0})
+    write(root, f"data/candle/binance/BTC/USDT/1m/{T0}.json",
+          {"timestamp": T0, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1})
+    # Not persistence data: reports, JSONL logs, heatmaps, and breakeven *reports* (not data/breakeven).
+    write(root, "backtest/trend_follow.md", raw=b"# report")
+    write(root, "live/trend_follow.md", raw=b"# report")
+    write(root, "breakeven/BTCUSDT.md", raw=b"# breakeven report")
+    write(root, "heatmap/trend_follow.json", {"not": "persistence"})
+    write(root, "log/backtest.jsonl", raw=b'{"line":1}\n')
+    return expected
+
+
+async def snapshot(store: Store) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
+    """Every document as (context key) -> (value as JSON, removed, when): what must survive a round trip."""
+    out: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
+    for model in DOCUMENTS:
+        repo = store.repository(model)
+        rows = {}
+        async for doc in repo.iterate({}, None):
+            key = tuple(doc[f] for f in model.context_key())
+            if model.__name__ == "CandleItem":
+                value = {f: doc[f] for f in ("open", "high", "low", "close", "volume")}
+            else:
+                value = doc.get(model.value_field)
+            rows[key] = (json.dumps(to_json(value), sort_keys=True), doc.get("removed"), doc.get("when"))
+        out[model.collection_name()] = rows
+    return out
+
+
+def parsed_files(root: Path, *, leave_out: Any = ()) -> dict[str, Any]:
+    files = {p.relative_to(root).as_posix(): p for p in root.rglob("*.json")}
+    return {rel: json.loads(p.read_bytes()) for rel, p in files.items()
+            if rel.split("/")[0] in ("data", "memory", "state", "session") and rel not in leave_out}
+
+
+@pytest.fixture
+async def other_store(servers):
+    """A second store on its own fresh database (the `open_store` ones share one database per test)."""
+    name = unique("t2")
+    store = await Store.open(mongo_url=servers.mongo_db(name), redis_url=servers.redis, cache_prefix=unique("bts2"))
+    await store.create_indexes()
+    yield store
+    await store.mongo.drop_database(name)
+    await store.flush_cache()
+    await store.close()
+
+
+async def test_dump_round_trip(store, other_store, tmp_path):
+    dump = tmp_path / "dump"
+    expected = build_dump(dump)
+
+    first = await import_dump(store, dump)
+    assert {n: a.imported for n, a in first.adapters.items()} == expected
+    assert all(a.unchanged == 0 for a in first.adapters.values())
+    skipped = dict(first.skipped_files)
+    assert set(skipped) == set(EXPECTED_SKIPS), skipped
+    for rel, word in EXPECTED_SKIPS.items():
+        assert word in skipped[rel].lower(), (rel, skipped[rel])
+    assert first.skipped == len(EXPECTED_SKIPS)
+    assert {"backtest", "live", "breakeven", "heatmap", "log"} <= set(first.ignored)
+
+    # Resolved from the payload, from other adapters' data, never guessed.
+    a = store.adapters
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    assert (await a.signal("BTCUSDT", STRATEGY, EXCHANGE).read_signal_data())["id"] == "sig-btc"
+    assert (await a.strategy("BTCUSDT", STRATEGY, EXCHANGE).read_strategy_data())["pendingSignalId"] == "sig-btc"
+    assert await a.partial("ETHUSDT", STRATEGY, EXCHANGE).read_partial_data("sig-eth", when) == {}
+    assert (await a.breakeven("BTCUSDT", STRATEGY, EXCHANGE).read_breakeven_data("sig-btc", when)) == {
+        "sig-btc": {"reached": True}}
+    assert len(await a.risk("main_risk", EXCHANGE).read_position_data(when)) == 1
+    assert (await a.recent("BTCUSDT", STRATEGY, EXCHANGE, "jan_2026", True).read_recent_data())["id"] == "sig-bt"
+    assert (await a.session(STRATEGY, EXCHANGE, "", "BTCUSDT", False).read_session_data())["data"] == {"equity": 1000}
+    assert await a.candle("BTCUSDT", "1m", "binance").read_candles_data(CANDLES_1M, T0, 0) is not None
+    # Soft-removed entries stay soft-removed; `when` comes from the payload where it has one.
+    measure = a.measure("fetchNews_1h_0")
+    assert await measure.read_measure_data(f"ETHUSDT_{T0}") is None
+    assert [k async for k in measure.list_measure_data()] == [f"BTCUSDT_{T0}"]
+    removed = await store.repository(MeasureItem).find({"bucket": "fetchNews_1h_0", "entryKey": f"ETHUSDT_{T0}"})
+    assert removed["removed"] is True and removed.get("when") is None
+    assert await a.memory("sig-btc", "notes").has_memory_data("m-2")
+    assert [k async for k, _ in a.memory("sig-btc", "notes").list_memory_data()] == ["m-1"]
+    before = await snapshot(store)
+    whens = {c: {k[-1] if len(k) == 1 else k: v[2] for k, v in rows.items()} for c, rows in before.items()}
+    assert whens["memory-items"][("sig-btc", "notes", "m-1")] == T0 + 2 * MINUTE
+    assert whens["interval-items"][("signalOnce_15m_1", f"BTCUSDT_{T0}")] == T0 + 15 * MINUTE
+    assert whens["recent-items"][("BTCUSDT", STRATEGY, EXCHANGE, "", False)] == T0 + 7 * MINUTE
+    assert whens["state-items"][("sig-btc", "risk_bucket")] == T0 + 4 * MINUTE
+    assert whens["risk-items"][("main_risk", EXCHANGE)] is None
+
+    # Idempotent: everything unchanged, nothing added.
+    again = await import_dump(store, dump)
+    assert {n: a.imported for n, a in again.adapters.items()} == dict.fromkeys(ADAPTER_NAMES, 0)
+    assert {n: a.unchanged for n, a in again.adapters.items()} == expected
+    assert again.skipped == first.skipped
+    assert await snapshot(store) == before
+
+    # Export: the same files the framework wrote, minus what was skipped; never a temp file left behind.
+    out = tmp_path / "out"
+    exported = await export_dump(store, out)
+    assert {n: a.written for n, a in exported.adapters.items()} == expected
+    assert exported.skipped == 0
+    assert not [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
+    assert parsed_files(out) == parsed_files(dump, leave_out=EXPECTED_SKIPS)
+    for path in out.rglob("*.json"):
+        data = path.read_bytes()
+        assert not data.startswith(b"\xef\xbb\xbf") and b"\n" not in data and b": " not in data
+
+    # The export, imported into a fresh database, holds the same documents.
+    reimported = await import_dump(other_store, out)
+    assert reimported.skipped == 0
+    assert await snapshot(other_store) == before
+
+
+async def test_export_never_writes_nan_or_infinity(store, tmp_path):
+    row = signal_row("sig-inf", "BTCUSDT", "s", "e", estimated=float("inf"), extra=[float("nan"), float("-inf")])
+    await store.adapters.signal("BTCUSDT", "s", "e").write_signal_data(row)
+    memory = store.adapters.memory("sig-inf", "notes")
+    await memory.write_memory_data({"priority": 1, "data": {}, "removed": False, "index": "", "when": 5}, "m",
+                                   datetime(2026, 1, 1, tzinfo=timezone.utc))
+    await memory.remove_memory_data("m")
+    report = await export_dump(store, tmp_path / "out")
+    assert report.adapters["signal"].written == 1 and report.adapters["memory"].written == 1
+    data = (tmp_path / "out/data/signal/BTCUSDT_s_e/BTCUSDT.json").read_bytes()
+    assert b'"minuteEstimatedTime":null' in data and b'"extra":[null,null]' in data
+    assert b"Infinity" not in data and b"NaN" not in data
+    assert json.loads(data)["minuteEstimatedTime"] is None
+    # Soft-removed entries export with their `removed: true` payload.
+    assert json.loads((tmp_path / "out/memory/sig-inf/notes/m.json").read_bytes())["removed"] is True
+    assert not [p for p in (tmp_path / "out").rglob(".tmp-*")]
+
+
+async def test_export_refuses_names_that_are_not_file_names(store, tmp_path):
+    a = store.adapters
+    await a.signal("BTC/USDT", "s", "e").write_signal_data({"id": "x"})
+    await a.memory("..", "notes").write_memory_data({"data": {}}, "m", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    await a.measure("bucket").write_measure_data({"id": "../../escape", "data": 1}, "../../escape",
+                                                 datetime(2026, 1, 1, tzinfo=timezone.utc))
+    await a.signal("ETHUSDT", "s", "e").write_signal_data({"id": "ok"})
+    before = sorted(p for p in tmp_path.rglob("*"))
+    report = await export_dump(store, tmp_path / "out")
+    assert report.adapters["signal"].written == 1 and report.adapters["signal"].skipped == 1
+    assert report.adapters["memory"].skipped == 1 and report.adapters["measure"].skipped == 1
+    reasons = " | ".join(r for _, r in report.skipped_documents)
+    assert "'BTC/USDT'" in reasons and "'..'" in reasons and "escape" in reasons
+    written = sorted(p for p in tmp_path.rglob("*") if p not in before)
+    assert all(p.is_relative_to(tmp_path / "out") for p in written)
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in written if p.is_file()] == [
+        "data/signal/ETHUSDT_s_e/ETHUSDT.json"]
+
+
+def test_cli_import_and_export_json(servers, tmp_path, monkeypatch, capsys):
+    """The console commands, against the test servers through the environment, with `--json` reports."""
+    db = unique("cli")
+    monkeypatch.setenv("CC_MONGO_CONNECTION_STRING", servers.mongo_db(db))
+    monkeypatch.setenv("CC_REDIS_URL", servers.redis)
+    monkeypatch.setenv("BACKTEST_STORE_CACHE_PREFIX", unique("cli"))
+    dump = tmp_path / "dump"
+    write(dump, f"data/candle/binance/BTCUSDT/1m/{T0}.json",
+          {"timestamp": T0, "open": 1, "high": 2, "low": 0.5, "close": 1.5, "volume": 3})
+    write(dump, "data/storage/live/broken.json", raw=b"{")
+    try:
+        assert cli_main(["import-dump", str(dump), "--json", "--no-progress"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["adapters"]["candle"]["imported"] == 1 and report["skipped"] == 1
+        assert report["skipped_files"][0]["path"] == "data/storage/live/broken.json"
+        assert cli_main(["export-dump", str(tmp_path / "out"), "--json", "--no-progress"]) == 0
+        assert json.loads(capsys.readouterr().out)["adapters"]["candle"]["written"] == 1
+        assert (tmp_path / f"out/data/candle/binance/BTCUSDT/1m/{T0}.json").exists()
+        assert cli_main(["import-dump", str(tmp_path / "missing"), "--no-progress"]) == 2
+    finally:
+        import asyncio
+
+        async def drop() -> None:
+            from pymongo import AsyncMongoClient
+            client: AsyncMongoClient = AsyncMongoClient(servers.mongo_db(db))
+            await client.drop_database(db)
+            await client.close()
+
+        asyncio.run(drop())
+
+
+def write_candles(root: Path, count: int) -> None:
+    """`count` one-minute candle files, spread over symbols so that no directory is unrealistically large."""
+    per_symbol = 50_000
+    for start in range(0, count, per_symbol):
+        directory = root / f"data/candle/binance/SYM{start // per_symbol}USDT/1m"
+        directory.mkdir(parents=True, exist_ok=True)
+        for i in range(min(per_symbol, count - start)):
+            ts = T0 + i * MINUTE
+            (directory / f"{ts}.json").write_bytes(
+                b'{"timestamp":%d,"open":42000.5,"high":42010,"low":41990.25,"close":42005,"volume":12.345}' % ts)
+
+
+@pytest.mark.large_dump
+async def test_large_dump_streams_in_bounded_memory(store, tmp_path):
+    dump = tmp_path / "dump"
+    started = time.perf_counter()
+    write_candles(dump, LARGE_CANDLES)
+    generated = time.perf_counter() - started
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        report = await import_dump(store, dump)
+        seconds = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"\nlarge dump: {LARGE_CANDLES:,} candle files generated in {generated:.1f} s, imported in {seconds:.1f} s "
+          f"({LARGE_CANDLES / seconds:,.0f} files/s); Python heap peak during import {peak / 2**20:.1f} MiB "
+          f"(tracemalloc); process max RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB")
+    assert report.adapters["candle"].imported == LARGE_CANDLES and report.skipped == 0
+    # Bounded: a list of 200k paths alone would be tens of MiB; one batch of parsed candles is well under 10.
+    assert peak < 64 * 2**20
+
+
+async def test_ambiguous_names_are_resolved_from_data_or_reported(store, tmp_path):
+    a = store.adapters
+    # Already in the database, not in the dump: a Signal and a Storage row naming contexts with `_` in them.
+    await a.signal("ADAUSDT", "grid_bot", "okx_spot").write_signal_data(
+        signal_row("sig-ada", "ADAUSDT", "grid_bot", "okx_spot"))
+    await a.storage(False).write_storage_data([public_row("sig-dot", "DOTUSDT", "grid_bot", "okx_spot")])
+    dump = tmp_path / "dump"
+    write(dump, "data/strategy/ADAUSDT_grid_bot_okx_spot/strategy.json", {"pendingSignalId": None})
+    write(dump, "data/partial/DOTUSDT_grid_bot_okx_spot/sig-dot.json", {})
+    write(dump, "data/breakeven/LTCUSDT_grid_bot_okx_spot/sig-ltc.json", {})  # nothing names it
+    write(dump, "data/risk/main_risk_okx_spot/positions.json",
+          [["k", {"exchangeName": "okx_spot", "symbol": "ADAUSDT", "strategyName": "grid_bot"}]])
+    write(dump, "data/risk/other_risk_okx_spot/positions.json", [])  # no position names the exchange
+    write(dump, "data/signal/XRPUSDT_s_e/XRPUSDT.json", {"id": "no-context"})  # only one way to split
+    write(dump, "data/recent/XRPUSDT_s_e_live/XRPUSDT.json", {**public_row("r", "XRPUSDT", "s", "other")})
+    write(dump, "session/s/e/frame/frame.json", {"id": "14.1.0 layout", "data": {}, "when": T0})
+    report = await import_dump(store, dump)
+    skipped = dict(report.skipped_files)
+    assert set(skipped) == {"data/breakeven/LTCUSDT_grid_bot_okx_spot/sig-ltc.json",
+                            "data/risk/other_risk_okx_spot/positions.json",
+                            "data/recent/XRPUSDT_s_e_live/XRPUSDT.json", "session/s/e/frame/frame.json"}, skipped
+    assert "ambiguous" in skipped["data/breakeven/LTCUSDT_grid_bot_okx_spot/sig-ltc.json"]
+    assert "ambiguous" in skipped["data/risk/other_risk_okx_spot/positions.json"]
+    assert "do not match" in skipped["data/recent/XRPUSDT_s_e_live/XRPUSDT.json"]
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    assert await a.strategy("ADAUSDT", "grid_bot", "okx_spot").read_strategy_data() == {"pendingSignalId": None}
+    assert await a.partial("DOTUSDT", "grid_bot", "okx_spot").read_partial_data("sig-dot", when) == {}
+    assert len(await a.risk("main_risk", "okx_spot").read_position_data(when)) == 1
+    assert await a.signal("XRPUSDT", "s", "e").read_signal_data() == {"id": "no-context"}
