@@ -8,7 +8,7 @@ import pytest
 
 from backtest_store import Store
 from backtest_store.models import (BreakevenItem, IntervalItem, MeasureItem, MemoryItem, PartialItem, RecentItem,
-                                   RiskItem, SessionItem, StateItem)
+                                   RiskItem, SessionItem, StateItem, StorageItem)
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 T0_MS = 1767225600000
@@ -239,3 +239,20 @@ async def test_round_trips(store: Store) -> None:
     await sig.write_signal_data({"id": 1})
     assert counts - before == {"findAndModify": 1}
     assert store.cache_stats.commands - redis_before == 1
+
+
+async def test_resent_window_rewrites_only_changed_rows(store: Store) -> None:
+    repo = store.repository(StorageItem)
+
+    def rows(window: list[dict]) -> list:
+        return [({"backtest": False, "signalId": row["id"]}, {"payload": row}) for row in window]
+
+    window = [{"id": f"r{i}", "priority": i, "note": "$not-a-field-path"} for i in range(50)]
+    first = await repo.upsert_many(rows(window))
+    assert (first.inserted, first.modified) == (50, 0)
+    again = await repo.upsert_many(rows([*window[:49], {**window[49], "status": "closed"}]))
+    assert (again.inserted, again.matched, again.modified) == (0, 50, 1)
+    doc = await store.database["storage-items"].find_one({"signalId": "r0"})
+    assert doc["payload"]["note"] == "$not-a-field-path" and doc["createDate"] <= doc["updatedDate"]
+    changed = await store.database["storage-items"].find_one({"signalId": "r49"})
+    assert changed["payload"]["status"] == "closed" and changed["updatedDate"] > doc["updatedDate"]
