@@ -72,3 +72,19 @@ async def open_store(servers: ServerUrls) -> AsyncIterator[OpenStore]:
 @pytest.fixture
 async def store(open_store: OpenStore) -> Store:
     return await open_store()
+
+
+_MEASUREMENTS: list[str] = []
+
+
+@pytest.fixture
+def report() -> Callable[[str], None]:
+    """Record a measurement line; they are printed in the terminal summary, even with output captured."""
+    return _MEASUREMENTS.append
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _MEASUREMENTS:
+        terminalreporter.section("measurements")
+        for line in _MEASUREMENTS:
+            terminalreporter.write_line(line)

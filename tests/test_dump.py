@@ -384,7 +384,7 @@ def write_candles(root: Path, count: int) -> None:
 
 
 @pytest.mark.large_dump
-async def test_large_dump_streams_in_bounded_memory(store, tmp_path):
+async def test_large_dump_streams_in_bounded_memory(store, tmp_path, report):
     dump = tmp_path / "dump"
     started = time.perf_counter()
     write_candles(dump, LARGE_CANDLES)
@@ -393,16 +393,16 @@ async def test_large_dump_streams_in_bounded_memory(store, tmp_path):
     tracemalloc.start()
     try:
         started = time.perf_counter()
-        report = await import_dump(store, dump)
+        imported = await import_dump(store, dump)
         seconds = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"\nlarge dump: {LARGE_CANDLES:,} candle files generated in {generated:.1f} s, imported in {seconds:.1f} s "
+    report(f"large dump: {LARGE_CANDLES:,} candle files generated in {generated:.1f} s, imported in {seconds:.1f} s "
           f"({LARGE_CANDLES / seconds:,.0f} files/s); Python heap peak during import {peak / 2**20:.1f} MiB "
           f"(tracemalloc); process max RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB")
-    assert report.adapters["candle"].imported == LARGE_CANDLES and report.skipped == 0
+    assert imported.adapters["candle"].imported == LARGE_CANDLES and imported.skipped == 0
     # Bounded: a list of 200k paths alone would be tens of MiB; one batch of parsed candles is well under 10.
     assert peak < 64 * 2**20
 
