@@ -13,8 +13,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError as MongoConfigurationError
 from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
+from rich.console import Console
+
 from ..config import Settings, redact
 from ..errors import ConfigurationError, NotReady, StorageError
+from ..migrations import plan
 from ..store import Store
 
 ENV_URI = "CC_MONGO_CONNECTION_STRING"
@@ -83,3 +86,17 @@ async def open_store(data_dir: str | os.PathLike[str] = DEFAULT_DATA_DIR) -> Asy
     else:
         async with Store.embedded(Path(data_dir).resolve()) as store:
             yield store
+
+
+async def warn_missing_indexes(store: Store, console: Console) -> dict[str, list[str]]:
+    """On the user's servers the runtime creates no indexes: say so when `migrate apply` has work to do."""
+    missing: dict[str, list[str]] = {}
+    for change in await plan(store.database):
+        if change.action in ("create", "conflict"):
+            missing.setdefault(change.collection, []).append(change.name)
+    if missing:
+        names = ", ".join(f"{c} ({len(ix)})" for c, ix in missing.items())
+        console.print(f"[yellow]warning:[/] indexes are missing on {names}. The runtime never creates indexes: "
+                      "run [bold]backtest-store migrate apply[/] first (this run goes on without them, slower "
+                      "and without the uniqueness guarantees).", highlight=False)
+    return missing

@@ -20,9 +20,8 @@ from rich.table import Table
 
 from ..config import Settings, redact
 from ..demo import DEFAULT_MINUTES, DEFAULT_SEED, DEFAULT_SYMBOLS, run_demo
-from ..migrations import plan
 from ..store import Store
-from .connect import DEFAULT_DATA_DIR, open_store
+from .connect import DEFAULT_DATA_DIR, open_store, warn_missing_indexes
 
 
 
@@ -75,12 +74,7 @@ async def _run(args: argparse.Namespace) -> int:
     async with open_store(data_dir) as store:
         if configured:
             _banner(info, "configured servers", store)
-            missing = await missing_indexes(store)
-            if missing:
-                names = ", ".join(f"{c} ({len(ix)})" for c, ix in missing.items())
-                warn.print(f"[yellow]warning:[/] indexes are missing on {names}. The runtime never creates "
-                           "indexes: run [bold]backtest-store migrate apply[/] first (this run goes on without "
-                           "them, slower and without the uniqueness guarantees).", highlight=False)
+            await warn_missing_indexes(store, warn)
         else:
             _banner(info, f"embedded servers, data in {data_dir}", store)
         summary = await _simulate(store, args, info)
@@ -101,15 +95,6 @@ def _banner(console: Console, how: str, store: Store) -> None:
     urls = _urls(store)
     console.print(f"[bold]backtest-store demo[/] on {how}\n  MongoDB {urls['mongo']}\n  Redis   {urls['redis']}",
                   highlight=False)
-
-
-async def missing_indexes(store: Store) -> dict[str, list[str]]:
-    """Declared indexes the database lacks or holds differently, by collection (what `migrate apply` would fix)."""
-    missing: dict[str, list[str]] = {}
-    for change in await plan(store.database):
-        if change.action in ("create", "conflict"):
-            missing.setdefault(change.collection, []).append(change.name)
-    return missing
 
 
 async def _simulate(store: Store, args: argparse.Namespace, console: Console) -> dict[str, Any]:

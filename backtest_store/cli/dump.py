@@ -21,8 +21,7 @@ from ..config import Settings
 from ..dump import DumpError, ExportReport, ImportReport, export_dump, import_dump
 from ..dump.importer import BATCH_SIZE
 from ..store import Store
-from .connect import DEFAULT_DATA_DIR, open_store
-from .demo import missing_indexes
+from .connect import DEFAULT_DATA_DIR, open_store, warn_missing_indexes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,12 +62,7 @@ def _run(args: argparse.Namespace, verb: str,
     async def main() -> Any:
         async with open_store(args.data_dir) as store:
             if Settings.configured_in_env():
-                missing = await missing_indexes(store)
-                if missing:
-                    names = ", ".join(f"{c} ({len(ix)})" for c, ix in missing.items())
-                    console.print(f"[yellow]warning:[/] indexes are missing on {names}: run [bold]backtest-store "
-                                  "migrate apply[/] first (this run goes on without them, slower and without the "
-                                  "uniqueness guarantees).", highlight=False)
+                await warn_missing_indexes(store, console)
             with progress:
                 return await job(store, args.path, on_progress)
 

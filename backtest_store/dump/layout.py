@@ -298,9 +298,13 @@ class PendingLayout(Layout):
         return self._record(dict(zip(("symbol", "strategyName", "exchangeName"), triple)), payload=_payload(row))
 
     def path(self, doc):
-        symbol, strategy, exchange = _context(doc, "symbol", "strategyName", "exchangeName")
-        return (joined(safe_name(symbol, "symbol"), safe_name(strategy, "strategyName"),
-                       safe_name(exchange, "exchangeName")), file_name(symbol, "symbol"))
+        return _strategy_dir(doc), file_name(_context(doc, "symbol")[0], "symbol")
+
+
+def _strategy_dir(doc) -> str:
+    """`<symbol>_<strategy>_<exchange>`: the directory of Signal, Schedule, Strategy, Partial and Breakeven."""
+    symbol, strategy, exchange = _context(doc, "symbol", "strategyName", "exchangeName")
+    return joined(safe_name(symbol, "symbol"), safe_name(strategy, "strategyName"), safe_name(exchange, "exchangeName"))
 
 
 class SignalLayout(PendingLayout):
@@ -327,9 +331,7 @@ class StrategyLayout(Layout):
         return self._record(dict(zip(("symbol", "strategyName", "exchangeName"), triple)), payload=_payload(data))
 
     def path(self, doc):
-        symbol, strategy, exchange = _context(doc, "symbol", "strategyName", "exchangeName")
-        return (joined(safe_name(symbol, "symbol"), safe_name(strategy, "strategyName"),
-                       safe_name(exchange, "exchangeName")), self.FILE + SUFFIX)
+        return _strategy_dir(doc), self.FILE + SUFFIX
 
 
 class LevelsLayout(Layout):
@@ -345,9 +347,7 @@ class LevelsLayout(Layout):
         return self._record(key, payload=_payload(data))
 
     def path(self, doc):
-        symbol, strategy, exchange, signal_id = _context(doc, "symbol", "strategyName", "exchangeName", "signalId")
-        return (joined(safe_name(symbol, "symbol"), safe_name(strategy, "strategyName"),
-                       safe_name(exchange, "exchangeName")), file_name(signal_id, "signalId"))
+        return _strategy_dir(doc), file_name(_context(doc, "signalId")[0], "signalId")
 
 
 class PartialLayout(LevelsLayout):
