@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 
-from backtest_store import Store
+import pytest
+
+from backtest_store import Store, StorageError
+from backtest_store.models import SignalItem
+from backtest_store.repositories import Repository
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -33,3 +37,29 @@ async def test_concurrent_row_windows(store: Store) -> None:
     await asyncio.gather(*(store.adapters.log().write_log_data(window) for _ in range(20)))
     assert await store.database["storage-items"].count_documents({}) == 50
     assert await store.database["log-items"].count_documents({}) == 50
+
+
+class ForgetfulCollection:
+    """A server that loses the document of a racing upsert (seen once from SecantusDB under load)."""
+
+    name = "signal-items"
+
+    def __init__(self, losses: int) -> None:
+        self.losses, self.calls = losses, 0
+
+    async def find_one_and_update(self, flt, update, **options):
+        self.calls += 1
+        if self.calls <= self.losses:
+            return None
+        return {"_id": "x", **flt, **update["$set"]}
+
+
+async def test_upsert_that_returns_nothing_is_retried_then_raised() -> None:
+    key = {"symbol": "B", "strategyName": "s", "exchangeName": "e"}
+    flaky = ForgetfulCollection(losses=1)
+    doc = await Repository(SignalItem, flaky, None).upsert(key, {"payload": 1})  # type: ignore[arg-type]
+    assert doc["payload"] == 1 and flaky.calls == 2
+    broken = ForgetfulCollection(losses=99)
+    with pytest.raises(StorageError):
+        await Repository(SignalItem, broken, None).upsert(key, {"payload": 1})  # type: ignore[arg-type]
+    assert broken.calls == 3

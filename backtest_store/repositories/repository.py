@@ -83,7 +83,6 @@ class Repository:
         now = datetime.now(timezone.utc)
         update = {"$set": {**fields, "updatedDate": now}, "$setOnInsert": {"createDate": now}}
         doc = await self._find_one_and_update(key, update, upsert=True)
-        assert doc is not None  # an upsert with AFTER always returns the document
         if self.cache:
             await self.cache.set(key, doc["_id"])
         return doc
@@ -100,15 +99,21 @@ class Repository:
         flt = self._filter(key)
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return await self.collection.find_one_and_update(
+                doc = await self.collection.find_one_and_update(
                     flt, update, upsert=upsert, return_document=ReturnDocument.AFTER)
             except DuplicateKeyError as exc:
                 if attempt == ATTEMPTS:
                     raise self._fail("upsert", exc) from exc
                 log.debug("duplicate-key race on %s, retrying", self.collection.name)
+                continue
             except PyMongoError as exc:
                 raise self._fail("upsert", exc) from exc
-        raise AssertionError("unreachable")
+            if doc is not None or not upsert:
+                return doc
+            # An upsert asked for AFTER must return the document; a server that loses it in a race gets the
+            # same idempotent update again rather than a caller left without the written document.
+            log.warning("%s returned no document for an upsert, retrying", self.collection.name)
+        raise StorageError(f"upsert on {self.collection.name} returned no document after {ATTEMPTS} attempts")
 
     async def find(self, key: Key, projection: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """Redis → `_id` → MongoDB; on a miss or a mismatched document, the key query, then a cache backfill."""
