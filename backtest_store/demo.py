@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from . import validation
 from .models import DOCUMENTS
 
 if TYPE_CHECKING:
     from .store import Store
 
 START = datetime(2024, 3, 1, tzinfo=timezone.utc)  # fixed, long closed: the runs are reproducible
-START_MS = int(START.timestamp() * 1000)
+START_MS = validation.when_ms(START)
 MINUTE = 60_000
 ORIGIN_MS = START_MS - 60 * MINUTE  # the demo exchange's history starts an hour before the frame
 INTERVAL = "1m"
@@ -102,11 +103,10 @@ def symbol_names(count: int) -> list[str]:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return validation.js_iso(validation.ms_to_datetime(ms))
 
 
-def _when(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+_when = validation.ms_to_datetime
 
 
 def _round(price: float) -> float:

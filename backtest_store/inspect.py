@@ -14,7 +14,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 from bson import json_util
@@ -29,7 +29,6 @@ from .migrations import IndexChange, plan
 from .models import DOCUMENTS, Item
 
 AUDIT_LIMIT = 20
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
@@ -73,15 +72,11 @@ def when_ms(when: datetime | int) -> int:
     return validation.integer("when", when)
 
 
-def ms_to_datetime(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
 def iso(ms: int | None) -> str:
     if ms is None:
         return "None"
     try:
-        return ms_to_datetime(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return validation.js_iso(validation.ms_to_datetime(ms))
     except OverflowError:
         return f"{ms} ms (out of datetime range)"
 

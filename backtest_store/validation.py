@@ -56,6 +56,19 @@ def when_ms(value: Any) -> int:
     return (value - _EPOCH) // timedelta(milliseconds=1)
 
 
+def ms_to_datetime(ms: int) -> datetime:
+    """The inverse of `when_ms`: exact, with no float rounding on the way."""
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def js_iso(value: datetime) -> str:
+    """`Date.prototype.toJSON`: UTC, millisecond precision, `Z`, as the framework writes dates to JSON."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)  # BSON dates are UTC; a naive one came from a non-tz-aware client
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
 def integer(name: str, value: Any, *, minimum: int | None = None) -> int:
     if type(value) is float and value.is_integer():
         value = int(value)

@@ -12,10 +12,12 @@ import json
 import math
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from bson import Decimal128, ObjectId
+
+from ..validation import js_iso
 
 TMP_PREFIX = ".tmp-"
 SUFFIX = ".json"
@@ -44,14 +46,6 @@ def loads(data: bytes) -> Any:
         raise CorruptJson(str(exc)) from exc
 
 
-def iso(value: datetime) -> str:
-    """`Date.prototype.toJSON`: UTC, millisecond precision, `Z`."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)  # BSON dates are UTC; a naive one came from a non-tz-aware client
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
 def to_json(value: Any) -> Any:
     """A stored value as JSON would carry it: what `JSON.parse(JSON.stringify(value))` gives in JavaScript.
 
@@ -76,7 +70,7 @@ def to_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_json(item) for item in value]
     if isinstance(value, datetime):
-        return iso(value)
+        return js_iso(value)
     if isinstance(value, Decimal128):
         return to_json(float(value.to_decimal()))
     if isinstance(value, ObjectId):

@@ -244,6 +244,13 @@ class Layout:
     def projection(self) -> dict[str, int]:
         return {**{f: 1 for f in self.model.context_key()}, self.model.value_field: 1, "_id": 0}
 
+    def _fixed_file_dir(self, parts: tuple[str, ...], file: str) -> str:
+        """Strategy and Risk keep one fixed file per context directory: return that directory's name."""
+        dirname, stem = parts
+        if stem != file:
+            raise Skip(f"a {self.name} directory holds only {file}{SUFFIX}")
+        return dirname
+
     def _record(self, key: dict[str, Any], **fields: Any) -> Record:
         for field, value in key.items():
             if type(value) is str and not (field == "frameName" and value == ""):
@@ -322,9 +329,7 @@ class StrategyLayout(Layout):
     FILE = "strategy"
 
     async def parse(self, parts, value, hints):
-        dirname, stem = parts
-        if stem != self.FILE:
-            raise Skip(f"a strategy directory holds only {self.FILE}{SUFFIX}")
+        dirname = self._fixed_file_dir(parts, self.FILE)
         data = _dict(value, "the strategy snapshot")
         inner = {t for t in map(_triple_of, data.values()) if t is not None}
         triple = await hints.resolve(dirname, extra=inner)
@@ -365,9 +370,7 @@ class RiskLayout(Layout):
     FILE = "positions"
 
     async def parse(self, parts, value, hints):
-        dirname, stem = parts
-        if stem != self.FILE:
-            raise Skip(f"a risk directory holds only {self.FILE}{SUFFIX}")
+        dirname = self._fixed_file_dir(parts, self.FILE)
         if type(value) is not list:
             raise Skip(f"positions must be a JSON array of [key, position] pairs, got {type(value).__name__}")
         exchanges = set()
