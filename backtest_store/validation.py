@@ -9,13 +9,13 @@ from typing import Any
 import bson
 
 from .errors import InvalidInput
+from .models.candle import OHLCV as CANDLE_FIELDS
 
 # Spec §5.1: the candle intervals and their length in minutes.
 INTERVAL_MINUTES: dict[str, int] = {
     "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30,
     "1h": 60, "2h": 120, "4h": 240, "6h": 360, "8h": 480, "1d": 1440,
 }
-CANDLE_FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
 # MongoDB's document limit, less room for the context fields and timestamps around the payload.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _ENVELOPE_BYTES = 16 * 1024
@@ -31,6 +31,7 @@ def context_str(name: str, value: Any, *, allow_empty: bool = False) -> str:
         raise InvalidInput(f"{name} must be a non-empty str")
     if "\x00" in value:
         raise InvalidInput(f"{name} must not contain NUL characters")
+    _text(name, value)
     return value
 
 
@@ -72,25 +73,49 @@ def js_iso(value: datetime) -> str:
 def integer(name: str, value: Any, *, minimum: int | None = None) -> int:
     if type(value) is float and value.is_integer():
         value = int(value)
-    if type(value) is not int:
+    if not isinstance(value, int) or type(value) is bool:  # bson.Int64 is an int
         raise InvalidInput(f"{name} must be an int, got {type(value).__name__}: {value!r:.80}")
     if minimum is not None and value < minimum:
         raise InvalidInput(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return int(value)
+
+
+def _text(path: str, value: str) -> None:
+    """A str BSON can carry: UTF-8 encodable, so no lone surrogates."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{path} holds a lone surrogate, which UTF-8 (and so BSON) cannot carry") from None
+
+
+def _bson_date(path: str, value: datetime) -> None:
+    """A datetime that a BSON date gives back equal: aware, and whole milliseconds (BSON keeps no more)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{path} is a naive datetime; only timezone-aware ones are stored (BSON dates are UTC)")
+    if value.microsecond % 1000:
+        raise InvalidInput(f"{path} has sub-millisecond precision, which a BSON date would drop")
 
 
 def payload(value: Any, name: str = "payload") -> Any:
     """Accept JSON-like values only, naming the path to the first that is not; then check the size.
 
-    Non-finite floats are allowed: `minuteEstimatedTime` is legitimately Infinity (spec §2.1) and BSON keeps it.
+    Accepted beyond JSON, because every value a read returns must be writable: `bson.Int64` (how PyMongo returns
+    64-bit integers) and timezone-aware `datetime` at millisecond precision (BSON dates: the TypeScript side
+    stores `Date` objects). Non-finite floats are allowed: `minuteEstimatedTime` is legitimately Infinity and
+    BSON keeps it. Keys may start with `$` or contain `.`: the framework's own files allow them, and the
+    repository writes payloads as `$literal` values, which MongoDB 5.0+ stores unchanged.
     """
     stack: list[tuple[str, Any]] = [(name, value)]
     while stack:
         path, item = stack.pop()
         kind = type(item)
-        if item is None or kind is bool or kind is str or kind is float:
+        if item is None or kind is bool or kind is float:
             continue
-        if kind is int:
+        if kind is str:
+            _text(path, item)
+            continue
+        if isinstance(item, int):  # int, and bson.Int64 (an int subclass); bool was handled above
             if not _INT64[0] <= item <= _INT64[1]:
                 raise InvalidInput(f"{path} is an int outside the 64-bit range MongoDB stores")
             continue
@@ -101,29 +126,49 @@ def payload(value: Any, name: str = "payload") -> Any:
             for key, v in item.items():
                 if type(key) is not str:
                     raise InvalidInput(f"{path} has a non-str key {key!r:.80}; JSON objects have str keys")
-                if key.startswith("$") or "\x00" in key:
-                    raise InvalidInput(f"{path} has the key {key!r:.80}: '$'-prefixed and NUL keys are not stored")
+                if "\x00" in key:
+                    raise InvalidInput(f"{path} has the key {key!r:.80}: BSON keys cannot hold NUL")
+                _text(f"{path} key {key!r:.80}", key)
                 stack.append((f"{path}.{key}", v))
             continue
-        raise InvalidInput(f"{path} is a {kind.__name__}; payloads hold JSON values only (dict, list, str, number, bool, None)")
+        if isinstance(item, datetime):
+            _bson_date(path, item)
+            continue
+        raise InvalidInput(f"{path} is a {kind.__name__}; payloads hold JSON values (dict, list, str, number, bool, "
+                           "None) and timezone-aware datetimes only")
     size = len(bson.encode({"v": value}))
     if size > MAX_DOCUMENT_BYTES - _ENVELOPE_BYTES:
         raise InvalidInput(f"{name} encodes to {size} bytes, over MongoDB's 16 MiB document limit")
     return value
 
 
-def candle(value: Any, index: int) -> dict[str, float | int]:
+# The file backend keeps the whole object an exchange returned (spec §3.1); what is not OHLCV goes under EXTRA.
+EXTRA = "extra"
+KEY_ORDER = "keyOrder"
+
+
+def candle(value: Any, index: int) -> dict[str, Any]:
+    """A candle as stored: the six OHLCV fields, any other keys under `extra`, and `keyOrder` when the keys were
+    not in the canonical order, so that a read (and an export) gives back the same object."""
     if type(value) is not dict:
         raise InvalidInput(f"candles[{index}] must be a dict, got {type(value).__name__}")
     missing = [f for f in CANDLE_FIELDS if f not in value]
     if missing:
         raise InvalidInput(f"candles[{index}] lacks {', '.join(missing)}")
-    row: dict[str, float | int] = {"timestamp": integer(f"candles[{index}].timestamp", value["timestamp"], minimum=0)}
+    row: dict[str, Any] = {"timestamp": integer(f"candles[{index}].timestamp", value["timestamp"], minimum=0)}
     for field in CANDLE_FIELDS[1:]:
         number = value[field]
         if type(number) not in (int, float) or not math.isfinite(number):
             raise InvalidInput(f"candles[{index}].{field} must be a finite number, got {number!r:.80}")
         row[field] = float(number)
+    keys = list(value)
+    if len(keys) > len(CANDLE_FIELDS):
+        extra = {k: v for k, v in value.items() if k not in row}
+        row[EXTRA] = payload(extra, f"candles[{index}]")
+        if keys != [*CANDLE_FIELDS, *extra]:
+            row[KEY_ORDER] = keys
+    elif keys != list(CANDLE_FIELDS):
+        row[KEY_ORDER] = keys
     return row
 
 

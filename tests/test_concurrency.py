@@ -51,7 +51,9 @@ class ForgetfulCollection:
         self.calls += 1
         if self.calls <= self.losses:
             return None
-        return {"_id": "x", **flt, **update["$set"]}
+        # The update is a pipeline whose values are `$literal`s.
+        fields = {k: v["$literal"] for k, v in update[0]["$set"].items() if isinstance(v, dict) and "$literal" in v}
+        return {"_id": "x", **flt, **fields}
 
 
 async def test_upsert_that_returns_nothing_is_retried_then_raised() -> None:

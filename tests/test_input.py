@@ -63,7 +63,9 @@ async def test_candle_shape(store: Store) -> None:
     ({"a": {1, 2}}, "payload.a"),
     ({"a": b"bytes"}, "payload.a"),
     ({"a": {3: "int key"}}, "payload.a"),
-    ({"$set": {"x": 1}}, "payload"),
+    ({"a": {"k\x00": 1}}, "payload.a"),
+    ({"a": ["\ud800"]}, "payload.a[0]"),
+    ({"at": datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=timezone.utc)}, "payload.at"),
     ({"big": 2**70}, "payload.big"),
     ({"obj": object()}, "payload.obj"),
 ])

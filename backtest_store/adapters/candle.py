@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from .. import validation
 from ..models import CandleItem
+from ..models.candle import candle_of
 from .base import Adapter
 
 if TYPE_CHECKING:
     from ..store import Store
 
-_OHLCV = {"_id": 0, "timestamp": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}
+_CANDLE = {"_id": 0, "timestamp": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "extra": 1,
+           "keyOrder": 1}
 
 
 class CandleAdapter(Adapter):
@@ -34,13 +36,12 @@ class CandleAdapter(Adapter):
         last = since + (limit - 1) * self._step
         # One round trip: the limit lets the server close the cursor with the first batch.
         found = {doc["timestamp"]: doc async for doc in self._repo.iterate(
-            {**self._context, "timestamp": {"$gte": since, "$lte": last}}, _OHLCV, batch_size=limit, limit=limit)}
+            {**self._context, "timestamp": {"$gte": since, "$lte": last}}, _CANDLE, batch_size=limit, limit=limit)}
         expected = range(since, last + 1, self._step)
         # Never fill gaps and never return neighbours: the framework refetches on None.
         if any(ts not in found for ts in expected):
             return None
-        # The Node driver stores epoch ms past int32 as doubles: hand back ints whoever wrote the candle.
-        return [{**found[ts], "timestamp": ts} for ts in expected]
+        return [candle_of(found[ts]) for ts in expected]
 
     async def write_candles_data(self, candles: list[dict[str, Any]]) -> int:
         """Returns how many candles were new. A candle still forming (close time after now) is skipped."""
@@ -50,7 +51,7 @@ class CandleAdapter(Adapter):
         now_ms = int(time.time() * 1000)
         items = []
         for row in rows:
-            ts = row.pop("timestamp")  # the key travels in the filter, the prices in $setOnInsert
+            ts = row.pop("timestamp")  # the key travels in the filter, the rest is set on insert only
             if ts + self._step <= now_ms:
                 items.append(({**self._context, "timestamp": ts}, row))
         return (await self._repo.insert_missing(items)).inserted

@@ -49,12 +49,39 @@ def _same(a: object, b: object) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _literal(fields: Mapping[str, Any]) -> dict[str, Any]:
+    # Every value travels as a `$literal`: a payload string such as "$price" is data, never a field path, and a
+    # payload key starting with `$` or holding `.` is stored as it is (MongoDB 5.0+ accepts such names in
+    # documents; the aggregation-pipeline form of an update is the one MongoDB documents for writing them).
+    return {name: {"$literal": value} for name, value in fields.items()}
+
+
+def _set(fields: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """Last writer wins, as an update pipeline."""
+    return [{"$set": {**_literal(fields), "updatedDate": now, "createDate": {"$ifNull": ["$createDate", now]}}}]
+
+
 def _set_if_changed(fields: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
-    # $literal: a payload string such as "$price" is data, never a field path.
-    values = {name: {"$literal": value} for name, value in fields.items()}
+    """Last writer wins, and a row equal to the stored one keeps its `updatedDate` (the server skips the write)."""
+    values = _literal(fields)
     same = {"$and": [{"$eq": [f"${name}", value]} for name, value in values.items()]}
     return [{"$set": {**values, "updatedDate": {"$cond": [same, "$updatedDate", now]},
                       "createDate": {"$ifNull": ["$createDate", now]}}}]
+
+
+def _set_on_insert(fields: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """First write wins: `$setOnInsert` as a pipeline, which leaves a stored document as it is."""
+    new = {"$eq": [{"$type": "$createDate"}, "missing"]}
+    values = {name: {"$cond": [new, literal, f"${name}"]} for name, literal in _literal(fields).items()}
+    return [{"$set": {**values, "createDate": {"$ifNull": ["$createDate", now]},
+                      "updatedDate": {"$ifNull": ["$updatedDate", now]}}}]
+
+
+def _soft_delete(now: datetime) -> list[dict[str, Any]]:
+    """`removed` on the column and inside an object payload (the original's `payload.removed`)."""
+    payload = {"$cond": [{"$eq": [{"$type": "$payload"}, "object"]},
+                         {"$mergeObjects": ["$payload", {"removed": True}]}, "$payload"]}
+    return [{"$set": {"removed": True, "payload": payload, "updatedDate": now}}]
 
 
 class Repository:
@@ -80,22 +107,19 @@ class Repository:
 
     async def upsert(self, key: Key, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Last writer wins: one round trip, the Redis entry then set from the returned document."""
-        now = datetime.now(timezone.utc)
-        update = {"$set": {**fields, "updatedDate": now}, "$setOnInsert": {"createDate": now}}
-        doc = await self._find_one_and_update(key, update, upsert=True)
+        doc = await self._find_one_and_update(key, _set(fields, datetime.now(timezone.utc)), upsert=True)
         if self.cache:
             await self.cache.set(key, doc["_id"])
         return doc
 
     async def soft_delete(self, key: Key) -> bool:
         """Mark `removed` on the column and in the payload; a missing key is a no-op (no upsert)."""
-        update = {"$set": {"removed": True, "payload.removed": True, "updatedDate": datetime.now(timezone.utc)}}
-        doc = await self._find_one_and_update(key, update, upsert=False)
+        doc = await self._find_one_and_update(key, _soft_delete(datetime.now(timezone.utc)), upsert=False)
         if doc is not None and self.cache:
             await self.cache.set(key, doc["_id"])
         return doc is not None
 
-    async def _find_one_and_update(self, key: Key, update: dict[str, Any], *, upsert: bool) -> dict[str, Any] | None:
+    async def _find_one_and_update(self, key: Key, update: list[dict[str, Any]], *, upsert: bool) -> dict[str, Any] | None:
         flt = self._filter(key)
         for attempt in range(1, ATTEMPTS + 1):
             try:
@@ -171,8 +195,7 @@ class Repository:
     async def insert_missing(self, items: Sequence[tuple[Key, Mapping[str, Any]]]) -> BulkCounts:
         """First write wins: `$setOnInsert` leaves existing keys untouched."""
         now = datetime.now(timezone.utc)
-        ops = [UpdateOne(self._filter(key), {"$setOnInsert": {**fields, "createDate": now, "updatedDate": now}},
-                         upsert=True) for key, fields in items]
+        ops = [UpdateOne(self._filter(key), _set_on_insert(fields, now), upsert=True) for key, fields in items]
         return await self._bulk(ops, ordered=False)
 
     async def _bulk(self, ops: list[UpdateOne], *, ordered: bool) -> BulkCounts:
