@@ -7,7 +7,6 @@ keys that start with `$` or contain `.`; exchanges return candles with more fiel
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -16,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtest_store import Store
+from tests.zoo import same
 
 NOW = datetime(2026, 1, 2, tzinfo=timezone.utc)
 T0 = 1704067200000  # 2024-01-01: closed candles, whatever the wall clock says
@@ -23,19 +23,6 @@ MINUTE = 60_000
 
 # Keys the framework's file backend stores and MongoDB's update operators would read as operators or paths.
 ODD_KEYS = {"$gt": 1, "a.b": {"$in": [1, "$x"]}, "$": "$price", ".": None, "x.": {"..": [{"$set": {}}]}}
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equality where NaN equals NaN (a NaN written must read back as NaN) and bool never equals a number."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if (type(a) is bool) != (type(b) is bool):
-        return False
-    if isinstance(a, dict) and isinstance(b, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) or (isinstance(a, int) and isinstance(b, int)) if a == b else False
 
 
 async def test_int64_and_dates_read_back_are_writable(store: Store) -> None:
