@@ -48,9 +48,17 @@ ORIGIN_MS = START_MS - 60 * MINUTE  # the demo exchange's history starts an hour
 INTERVAL = "1m"
 
 STRATEGY = "demo-momentum"
-FRAME = "demo-frame"
+FRAME = "demo-frame"  # live runs have no frame: the framework passes frameName ""
 RISK = "demo-risk"
-BACKTEST = True
+
+# What backtest-kit persists in each mode. In a backtest it keeps the open position, the deferred-action
+# snapshot, risk and partial/breakeven levels in memory; only a live session writes them, so that a restart
+# can restore them. The rest is written in both modes (Storage, Notification, Log, Recent, Memory, State and
+# Session once their persistence is enabled, as the demo has it).
+BOTH = ("candle", "measure", "interval", "storage", "notification", "log", "recent", "memory", "state", "session")
+LIVE_ONLY = ("signal", "schedule", "strategy", "risk", "partial", "breakeven")
+PERSISTED = {"backtest": BOTH, "live": BOTH + LIVE_ONLY}
+DEFAULT_MODE = "backtest"
 
 DEFAULT_SYMBOLS = 3
 DEFAULT_MINUTES = 1440
@@ -145,6 +153,15 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest rank."""
     rank = max(1, math.ceil(q * len(sorted_values)))
     return sorted_values[rank - 1]
+
+
+class _InMemory:
+    """An adapter the framework does not persist in this mode: every call is accepted and nothing is stored."""
+
+    def __getattr__(self, attr: str) -> Any:
+        async def ignored(*args: Any, **kwargs: Any) -> None:
+            return None
+        return ignored
 
 
 class _Timed:
@@ -292,8 +309,11 @@ class _Symbol:
 
 class DemoRun:
     def __init__(self, store: "Store", symbols: Sequence[str], minutes: int, seed: int,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, mode: str = DEFAULT_MODE) -> None:
         self.store = store
+        self.mode = mode
+        self.backtest = mode == "backtest"
+        self.frame = FRAME if self.backtest else ""
         self.minutes = minutes
         self.seed = seed
         self.progress = progress
@@ -305,9 +325,9 @@ class DemoRun:
         self.ids = random.Random(f"{seed}/ids")
         self.clock = 0  # logical Date.now(): priorities and createdAt never come from the wall clock
         self.counts: dict[str, int] = defaultdict(int)
-        a, w = store.adapters, self.timer.wrap
-        self.storage = w("storage", a.storage(BACKTEST))
-        self.notification = w("notification", a.notification(BACKTEST))
+        a, w = store.adapters, self._wrap
+        self.storage = w("storage", a.storage(self.backtest))
+        self.notification = w("notification", a.notification(self.backtest))
         self.log = w("log", a.log())
         self.risk = w("risk", a.risk(RISK, self.exchange_name))
         self.measure = w("measure", a.measure(MEASURE_BUCKET))
@@ -320,8 +340,8 @@ class DemoRun:
                     strategy=w("strategy", a.strategy(s, STRATEGY, self.exchange_name)),
                     partial=w("partial", a.partial(s, STRATEGY, self.exchange_name)),
                     breakeven=w("breakeven", a.breakeven(s, STRATEGY, self.exchange_name)),
-                    recent=w("recent", a.recent(s, STRATEGY, self.exchange_name, FRAME, BACKTEST)),
-                    session=w("session", a.session(STRATEGY, self.exchange_name, FRAME, s, BACKTEST)))
+                    recent=w("recent", a.recent(s, STRATEGY, self.exchange_name, self.frame, self.backtest)),
+                    session=w("session", a.session(STRATEGY, self.exchange_name, self.frame, s, self.backtest)))
             for s in symbols
         ]
         self.storage_rows: dict[str, dict[str, Any]] = {}
@@ -330,6 +350,9 @@ class DemoRun:
         self.positions: dict[str, dict[str, Any]] = {}
 
     # -- helpers ---------------------------------------------------------------------------------------------------
+
+    def _wrap(self, name: str, adapter: Any) -> Any:
+        return self.timer.wrap(name, adapter) if name in PERSISTED[self.mode] else _InMemory()
 
     def _now(self, t: int) -> int:
         self.clock = max(t, self.clock + 1)
@@ -379,9 +402,9 @@ class DemoRun:
 
     async def _notify(self, t: int, kind: str, sym: _Symbol, signal_id: str | None, **fields: Any) -> None:
         now = self._now(t)
-        row = {"id": self._id(), "type": kind, "backtest": BACKTEST, "timestamp": t, "createdAt": now,
-               "symbol": sym.name, "strategyName": STRATEGY, "exchangeName": self.exchange_name, "frameName": FRAME,
-               **fields}
+        row = {"id": self._id(), "type": kind, "backtest": self.backtest, "timestamp": t, "createdAt": now,
+               "symbol": sym.name, "strategyName": STRATEGY, "exchangeName": self.exchange_name,
+               "frameName": self.frame, **fields}
         if signal_id is not None:
             row["signalId"] = signal_id
         self.notifications.append(row)
@@ -392,8 +415,8 @@ class DemoRun:
         now = self._now(t)
         self.log_lines.append({
             "id": self._id(), "type": "info", "priority": now, "createdAt": _iso(t), "timestamp": t,
-            "methodContext": {"exchangeName": self.exchange_name, "strategyName": STRATEGY, "frameName": FRAME},
-            "executionContext": {"symbol": sym.name, "when": _iso(t), "backtest": BACKTEST},
+            "methodContext": {"exchangeName": self.exchange_name, "strategyName": STRATEGY, "frameName": self.frame},
+            "executionContext": {"symbol": sym.name, "when": _iso(t), "backtest": self.backtest},
             "topic": topic, "args": list(args),
         })
         # LogAdapter.usePersist(): the whole window on every line; only new ids are stored.
@@ -454,7 +477,8 @@ class DemoRun:
         key = f"{sym.name}_{aligned}"
         if await self.interval.read_interval_data(key) is not None:
             return
-        session = {"id": f"{sym.name}:{STRATEGY}:{self.exchange_name}:{FRAME}:backtest",
+        session = {"id": ":".join([sym.name, STRATEGY, self.exchange_name, *([self.frame] if self.frame else []),
+                                     self.mode]),
                    "data": {"hour": _iso(aligned), "vwap": vwap, "trades": sym.trades, "wins": sym.wins,
                             "pnlPercentage": round(sym.pnl, 6)},
                    "when": t}
@@ -482,7 +506,7 @@ class DemoRun:
             "priceStopLoss": _round(price_open * (1 - sign * STOP_LOSS)),
             "minuteEstimatedTime": sym.rng.choice(LIFETIMES),
             "cost": COST,
-            "exchangeName": self.exchange_name, "strategyName": STRATEGY, "frameName": FRAME, "symbol": sym.name,
+            "exchangeName": self.exchange_name, "strategyName": STRATEGY, "frameName": self.frame, "symbol": sym.name,
             "scheduledAt": t, "pendingAt": t, "timestamp": t, "_isScheduled": True,
             "_entry": [{"price": price_open, "cost": COST, "timestamp": t}],
             "_partial": [],
@@ -540,7 +564,7 @@ class DemoRun:
         await sym.schedule.write_schedule_data(None)
         await sym.signal.write_signal_data(row)
         self.positions[f"{STRATEGY}_{self.exchange_name}_{sym.name}"] = {
-            "strategyName": STRATEGY, "exchangeName": self.exchange_name, "frameName": FRAME, "symbol": sym.name,
+            "strategyName": STRATEGY, "exchangeName": self.exchange_name, "frameName": self.frame, "symbol": sym.name,
             "position": row["position"], "priceOpen": row["priceOpen"], "priceStopLoss": row["priceStopLoss"],
             "priceTakeProfit": row["priceTakeProfit"], "minuteEstimatedTime": row["minuteEstimatedTime"],
             "openTimestamp": t}
@@ -549,11 +573,11 @@ class DemoRun:
         partial, breakeven = sym.partial, sym.breakeven
         await partial.read_partial_data(signal_id, when)
         await breakeven.read_breakeven_data(signal_id, when)
-        state = self.timer.wrap("state", self.store.adapters.state(signal_id, STATE_BUCKET))
+        state = self._wrap("state", self.store.adapters.state(signal_id, STATE_BUCKET))
         await state.wait_for_init(True)
         await state.read_state_data()
         await state.write_state_data(self._state(sig, t, "opened"), when)
-        memory = self.timer.wrap("memory", self.store.adapters.memory(signal_id, MEMORY_BUCKET))
+        memory = self._wrap("memory", self.store.adapters.memory(signal_id, MEMORY_BUCKET))
         await memory.wait_for_init(True)
         async for _ in memory.list_memory_data():  # the BM25 index is rebuilt from a full list, once
             pass
@@ -624,7 +648,7 @@ class DemoRun:
         await sym.partial.write_partial_data(
             {row["id"]: {"profitLevels": list(sig.profit_levels), "lossLevels": list(sig.loss_levels)}},
             row["id"], when)
-        state = self.timer.wrap("state", self.store.adapters.state(row["id"], STATE_BUCKET))
+        state = self._wrap("state", self.store.adapters.state(row["id"], STATE_BUCKET))
         await state.write_state_data(self._state(sig, t, "levels"), when)
         # The framework would also emit partial_profit/partial_loss.available here. Each notification rewrites
         # the whole window, so they are left out to keep the default run short on the embedded server.
@@ -639,7 +663,8 @@ class DemoRun:
         # The user commits the breakeven: queued in Strategy first, then the Signal with its stop moved.
         await sym.strategy.write_strategy_data(_strategy_data(
             pendingSignalId=row["id"], lastPendingId=row["id"],
-            commitQueue=[{"action": "breakeven", "symbol": sym.name, "backtest": BACKTEST, "currentPrice": vwap}]))
+            commitQueue=[{"action": "breakeven", "symbol": sym.name, "backtest": self.backtest,
+                          "currentPrice": vwap}]))
         row["_trailingPriceStopLoss"] = row["priceOpen"]
         row["priceStopLoss"] = row["priceOpen"]
         await sym.signal.write_signal_data(row)
@@ -668,9 +693,9 @@ class DemoRun:
         await self._write_risk(t)
         await sym.partial.write_partial_data({}, signal_id, when)  # cleared on close
         await sym.breakeven.write_breakeven_data({}, signal_id, when)
-        state = self.timer.wrap("state", self.store.adapters.state(signal_id, STATE_BUCKET))
+        state = self._wrap("state", self.store.adapters.state(signal_id, STATE_BUCKET))
         await state.write_state_data(self._state(sig, t, "closed"), when)
-        memory = self.timer.wrap("memory", self.store.adapters.memory(signal_id, MEMORY_BUCKET))
+        memory = self._wrap("memory", self.store.adapters.memory(signal_id, MEMORY_BUCKET))
         entry = await memory.read_memory_data("entry")
         await memory.write_memory_data({
             "priority": self._now(t), "removed": False, "when": t,
@@ -715,7 +740,8 @@ class DemoRun:
         counts = dict(self.counts)
         return {
             "run": {"symbols": [s.name for s in self.symbols], "minutes": self.minutes, "seed": self.seed,
-                    "interval": INTERVAL, "exchange": self.exchange_name, "strategy": STRATEGY, "frame": FRAME,
+                    "interval": INTERVAL, "exchange": self.exchange_name, "strategy": STRATEGY, "frame": self.frame,
+                    "mode": self.mode, "persisted": sorted(PERSISTED[self.mode]),
                     "start": _iso(START_MS), "end": _iso(START_MS + self.minutes * MINUTE),
                     "ticks": self.minutes * len(self.symbols), "elapsed_s": round(elapsed, 3)},
             "simulation": {
@@ -747,10 +773,13 @@ class DemoRun:
 
 
 async def run_demo(store: "Store", *, symbols: int | Sequence[str] = DEFAULT_SYMBOLS, minutes: int = DEFAULT_MINUTES,
-                   seed: int = DEFAULT_SEED, progress: Progress | None = None) -> dict[str, Any]:
+                   seed: int = DEFAULT_SEED, progress: Progress | None = None,
+                   mode: str = DEFAULT_MODE) -> dict[str, Any]:
     """Run the simulated backtest on `store` and return the summary.
 
-    `symbols` is a count (names from a fixed list) or the names themselves. `progress(done, total)` is called
+    `mode` is `backtest` or `live`: the adapters backtest-kit persists in that mode are the ones written
+    (`PERSISTED`); the summary's `run.persisted` lists them. `symbols` is a count (names from a fixed list) or the
+    names themselves. `progress(done, total)` is called
     after every minute of the frame. The summary has the sections `run`, `simulation`, `documents` (estimated
     document count per collection), `calls` (per `<adapter>.<method>`: calls, p50_ms, p99_ms, max_ms,
     total_ms), `candles` (candle cache hits and misses as the framework sees them), `cache` (the Redis id
@@ -762,4 +791,6 @@ async def run_demo(store: "Store", *, symbols: int | Sequence[str] = DEFAULT_SYM
         raise ValueError("symbols must be distinct and non-empty")
     if minutes < 1:
         raise ValueError("minutes must be at least 1")
-    return await DemoRun(store, names, minutes, seed, progress).run()
+    if mode not in PERSISTED:
+        raise ValueError(f"mode must be one of {', '.join(PERSISTED)}, got {mode!r}")
+    return await DemoRun(store, names, minutes, seed, progress, mode).run()

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from backtest_store import Store
 from backtest_store.cli.demo import render
-from backtest_store.demo import run_demo
+from backtest_store.demo import LIVE_ONLY, PERSISTED, run_demo
 from backtest_store.models import DOCUMENTS
 
 COLLECTIONS = [model.collection_name() for model in DOCUMENTS]
@@ -76,8 +76,8 @@ def assert_summary_shape(summary: dict[str, Any]) -> None:
     assert summary["redis_commands"] > 0
 
 
-async def test_demo_fills_all_16_collections(store: Store) -> None:
-    summary = await run_demo(store, symbols=2, minutes=300, seed=7)
+async def test_live_mode_fills_all_16_collections(store: Store) -> None:
+    summary = await run_demo(store, symbols=2, minutes=300, seed=7, mode="live")
 
     assert_summary_shape(summary)
     empty = [name for name, count in summary["documents"].items() if count == 0]
@@ -88,11 +88,30 @@ async def test_demo_fills_all_16_collections(store: Store) -> None:
     # Every adapter took part, each through its own methods.
     adapters = {name.split(".")[0] for name in summary["calls"]}
     assert len(adapters) == 16, sorted(adapters)
+    assert summary["run"]["mode"] == "live" and len(summary["run"]["persisted"]) == 16
     assert summary["cache"]["hits"] > 0
+    # Live contexts have no frame (the framework passes frameName ""), and the rows say live.
+    recent = await store.database["recent-items"].find_one({})
+    assert recent is not None and recent["frameName"] == "" and recent["backtest"] is False
+    session = await store.database["session-items"].find_one({})
+    assert session is not None and session["payload"]["id"].endswith(":live")
+
+
+async def test_backtest_mode_writes_what_the_framework_writes_in_a_backtest(store: Store) -> None:
+    summary = await run_demo(store, symbols=2, minutes=300, seed=7)
+
+    assert_summary_shape(summary)
+    assert summary["run"]["mode"] == "backtest"
+    live_only = {f"{name}-items" for name in LIVE_ONLY}
+    assert {name for name, count in summary["documents"].items() if count} == set(COLLECTIONS) - live_only
+    assert {name.split(".")[0] for name in summary["calls"]} == set(PERSISTED["backtest"])
+    assert summary["simulation"]["signals_closed"] >= 1  # the strategy still trades; only what is stored differs
+    session = await store.database["session-items"].find_one({})
+    assert session is not None and session["frameName"] == "demo-frame" and session["backtest"] is True
 
     text = io.StringIO()
     render(summary, Console(file=text, width=120))
-    for title in ("Documents per collection", "Adapter calls", "Caches", "Commands issued"):
+    for title in ("Documents per collection", "Adapter calls", "Caches", "Commands issued", "mode: backtest"):
         assert title in text.getvalue()
 
 
@@ -154,11 +173,12 @@ async def test_cli_json_on_configured_servers(servers: Any, tmp_path: Path) -> N
     env = _env(CC_MONGO_CONNECTION_STRING=mongo_url, CC_REDIS_URL=servers.redis, BACKTEST_STORE_CACHE_PREFIX=prefix)
     try:
         # A fresh database has no indexes: the demo runs, and tells the user to create them.
-        proc = _run_cli(["--symbols", "1", "--minutes", "90", "--seed", "5", "--json"], env, tmp_path)
+        proc = _run_cli(["--symbols", "1", "--minutes", "90", "--seed", "5", "--mode", "live", "--json"], env, tmp_path)
         summary = json.loads(proc.stdout)  # stdout is the JSON and nothing else
         assert_summary_shape(summary)
         assert summary["servers"]["mode"] == "configured"
         assert summary["run"]["symbols"] == ["BTCUSDT"] and summary["run"]["minutes"] == 90
+        assert summary["run"]["mode"] == "live" and summary["documents"]["strategy-items"] == 1
         assert summary["documents"]["candle-items"] > 0
         assert "migrate apply" in proc.stderr
         assert not (tmp_path / ".backtest-store").exists()  # no embedded server was started

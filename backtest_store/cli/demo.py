@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..config import Settings, redact
-from ..demo import DEFAULT_MINUTES, DEFAULT_SEED, DEFAULT_SYMBOLS, run_demo
+from ..demo import DEFAULT_MINUTES, DEFAULT_MODE, DEFAULT_SEED, DEFAULT_SYMBOLS, LIVE_ONLY, PERSISTED, run_demo
 from ..store import Store
 from .connect import DEFAULT_DATA_DIR, open_store, warn_missing_indexes
 
@@ -49,6 +49,9 @@ def register(sub: Any) -> None:
                         help=f"one-minute ticks per symbol (default {DEFAULT_MINUTES})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N",
                         help=f"seed of the synthetic market (default {DEFAULT_SEED})")
+    parser.add_argument("--mode", choices=tuple(PERSISTED), default=DEFAULT_MODE,
+                        help="write what backtest-kit persists in a backtest (default) or in a live session, which "
+                             f"adds {', '.join(LIVE_ONLY)}")
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, metavar="DIR",
                         help=f"where the embedded servers keep their data (default ./{DEFAULT_DATA_DIR}); "
                              "ignored when CC_MONGO_CONNECTION_STRING is set")
@@ -100,12 +103,12 @@ def _banner(console: Console, how: str, store: Store) -> None:
 async def _simulate(store: Store, args: argparse.Namespace, console: Console) -> dict[str, Any]:
     # A live bar only on a terminal: piped or captured output (CI, tests) gets no control sequences.
     if args.no_progress or not console.is_terminal:
-        return await run_demo(store, symbols=args.symbols, minutes=args.minutes, seed=args.seed)
+        return await run_demo(store, symbols=args.symbols, minutes=args.minutes, seed=args.seed, mode=args.mode)
     columns = (TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("minutes"),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("demo", total=args.minutes)
-        return await run_demo(store, symbols=args.symbols, minutes=args.minutes, seed=args.seed,
+        return await run_demo(store, symbols=args.symbols, minutes=args.minutes, seed=args.seed, mode=args.mode,
                               progress=lambda done, total: bar.update(task, completed=done))
 
 
@@ -114,6 +117,8 @@ def render(summary: dict[str, Any], console: Console) -> None:
     console.print(
         f"\n{runinfo['minutes']} minutes from {runinfo['start']}, seed {runinfo['seed']}: "
         f"{runinfo['elapsed_s']:.1f} s\n"
+        f"mode: {runinfo['mode']}: writes what backtest-kit persists in this mode"
+        + (f" (it keeps {', '.join(LIVE_ONLY)} in memory)" if runinfo["mode"] == "backtest" else "") + "\n"
         f"symbols: {', '.join(runinfo['symbols'])}\n"
         f"signals: {sim['signals_scheduled']} scheduled, {sim['signals_opened']} opened, "
         f"{sim['signals_closed']} closed, {sim['signals_cancelled']} cancelled\n"
