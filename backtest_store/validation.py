@@ -16,9 +16,11 @@ INTERVAL_MINUTES: dict[str, int] = {
     "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30,
     "1h": 60, "2h": 120, "4h": 240, "6h": 360, "8h": 480, "1d": 1440,
 }
-# MongoDB's document limit, less room for the context fields and timestamps around the payload.
+# MongoDB's document limit, less room for `_id`, the timestamps and the update command around the document.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _ENVELOPE_BYTES = 16 * 1024
+# MongoDB refuses documents nested deeper than this (each object or array is a level, the document the first).
+MAX_NESTING = 100
 _INT64 = (-(2**63), 2**63 - 1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -31,7 +33,8 @@ def context_str(name: str, value: Any, *, allow_empty: bool = False) -> str:
         raise InvalidInput(f"{name} must be a non-empty str")
     if "\x00" in value:
         raise InvalidInput(f"{name} must not contain NUL characters")
-    _text(name, value)
+    if not _encodable(value):
+        raise _surrogate(name)
     return value
 
 
@@ -77,16 +80,24 @@ def integer(name: str, value: Any, *, minimum: int | None = None) -> int:
         raise InvalidInput(f"{name} must be an int, got {type(value).__name__}: {value!r:.80}")
     if minimum is not None and value < minimum:
         raise InvalidInput(f"{name} must be >= {minimum}, got {value}")
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise InvalidInput(f"{name} is outside the 64-bit range MongoDB stores, got {value}")
     return int(value)
 
 
-def _text(path: str, value: str) -> None:
+def _encodable(value: str) -> bool:
     """A str BSON can carry: UTF-8 encodable, so no lone surrogates."""
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput(f"{path} holds a lone surrogate, which UTF-8 (and so BSON) cannot carry") from None
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _surrogate(path: str) -> InvalidInput:
+    return InvalidInput(f"{path} holds a lone surrogate, which UTF-8 (and so BSON) cannot carry")
 
 
 def _bson_date(path: str, value: datetime) -> None:
@@ -97,49 +108,74 @@ def _bson_date(path: str, value: datetime) -> None:
         raise InvalidInput(f"{path} has sub-millisecond precision, which a BSON date would drop")
 
 
+def _path(node: tuple[Any, ...] | None) -> str:
+    """The path of a node in `payload`'s walk, built only for an error message (the walk stays cheap)."""
+    parts = []
+    while node is not None:
+        node, segment = node
+        parts.append(segment)
+    return "".join(reversed(parts))
+
+
 def payload(value: Any, name: str = "payload") -> Any:
-    """Accept JSON-like values only, naming the path to the first that is not; then check the size.
+    """Accept JSON-like values only, naming the path to the first that is not.
 
     Accepted beyond JSON, because every value a read returns must be writable: `bson.Int64` (how PyMongo returns
     64-bit integers) and timezone-aware `datetime` at millisecond precision (BSON dates: the TypeScript side
     stores `Date` objects). Non-finite floats are allowed: `minuteEstimatedTime` is legitimately Infinity and
     BSON keeps it. Keys may start with `$` or contain `.`: the framework's own files allow them, and the
-    repository writes payloads as `$literal` values, which MongoDB 5.0+ stores unchanged.
+    repository writes payloads as `$literal` values, which MongoDB 5.0+ stores unchanged. The payload is a field
+    of its document, so its own level counts towards MongoDB's 100 levels of nesting. The size of the whole
+    document is checked by `document` when it is written.
     """
-    stack: list[tuple[str, Any]] = [(name, value)]
+    # (value, nesting level in the stored document, path node); a path node is (parent node, segment).
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(value, 2, (None, name))]
     while stack:
-        path, item = stack.pop()
+        item, level, node = stack.pop()
         kind = type(item)
         if item is None or kind is bool or kind is float:
             continue
         if kind is str:
-            _text(path, item)
+            if not _encodable(item):
+                raise _surrogate(_path(node))
             continue
         if isinstance(item, int):  # int, and bson.Int64 (an int subclass); bool was handled above
             if not _INT64[0] <= item <= _INT64[1]:
-                raise InvalidInput(f"{path} is an int outside the 64-bit range MongoDB stores")
+                raise InvalidInput(f"{_path(node)} is an int outside the 64-bit range MongoDB stores")
             continue
-        if kind is list or kind is tuple:
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(item))
-            continue
-        if kind is dict:
-            for key, v in item.items():
-                if type(key) is not str:
-                    raise InvalidInput(f"{path} has a non-str key {key!r:.80}; JSON objects have str keys")
-                if "\x00" in key:
-                    raise InvalidInput(f"{path} has the key {key!r:.80}: BSON keys cannot hold NUL")
-                _text(f"{path} key {key!r:.80}", key)
-                stack.append((f"{path}.{key}", v))
+        if kind is list or kind is tuple or kind is dict:
+            if level > MAX_NESTING:
+                raise InvalidInput(f"{_path(node)} is nested deeper than the {MAX_NESTING} levels MongoDB stores")
+            if kind is dict:
+                for key, v in item.items():
+                    if type(key) is not str:
+                        raise InvalidInput(f"{_path(node)} has a non-str key {key!r:.80}; JSON objects have str keys")
+                    if "\x00" in key:
+                        raise InvalidInput(f"{_path(node)} has the key {key!r:.80}: BSON keys cannot hold NUL")
+                    if not _encodable(key):
+                        raise _surrogate(f"{_path(node)} key {key!r:.80}")
+                    stack.append((v, level + 1, (node, f".{key}")))
+            else:
+                stack.extend((v, level + 1, (node, f"[{i}]")) for i, v in enumerate(item))
             continue
         if isinstance(item, datetime):
-            _bson_date(path, item)
+            _bson_date(_path(node), item)
             continue
-        raise InvalidInput(f"{path} is a {kind.__name__}; payloads hold JSON values (dict, list, str, number, bool, "
-                           "None) and timezone-aware datetimes only")
-    size = len(bson.encode({"v": value}))
-    if size > MAX_DOCUMENT_BYTES - _ENVELOPE_BYTES:
-        raise InvalidInput(f"{name} encodes to {size} bytes, over MongoDB's 16 MiB document limit")
+        raise InvalidInput(f"{_path(node)} is a {kind.__name__}; payloads hold JSON values (dict, list, str, number, "
+                           "bool, None) and timezone-aware datetimes only")
     return value
+
+
+def document(key: dict[str, Any], fields: dict[str, Any]) -> None:
+    """The whole document (context and values) within MongoDB's 16 MiB, checked before it is sent."""
+    size = len(bson.encode({**key, **fields}))
+    if size > MAX_DOCUMENT_BYTES - _ENVELOPE_BYTES:
+        raise InvalidInput(f"the document for {_describe(key)} encodes to {size} bytes, over MongoDB's 16 MiB "
+                           "document limit")
+
+
+def _describe(key: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}={str(v)[:40]!r}" for k, v in key.items()) + "}"
 
 
 # The file backend keeps the whole object an exchange returned (spec §3.1); what is not OHLCV goes under EXTRA.
@@ -157,10 +193,15 @@ def candle(value: Any, index: int) -> dict[str, Any]:
         raise InvalidInput(f"candles[{index}] lacks {', '.join(missing)}")
     row: dict[str, Any] = {"timestamp": integer(f"candles[{index}].timestamp", value["timestamp"], minimum=0)}
     for field in CANDLE_FIELDS[1:]:
-        number = value[field]
-        if type(number) not in (int, float) or not math.isfinite(number):
-            raise InvalidInput(f"candles[{index}].{field} must be a finite number, got {number!r:.80}")
-        row[field] = float(number)
+        raw, number = value[field], math.nan
+        if isinstance(raw, (int, float)) and type(raw) is not bool:
+            try:
+                number = float(raw)
+            except OverflowError:  # an int beyond a double, e.g. 10**400
+                pass
+        if not math.isfinite(number):
+            raise InvalidInput(f"candles[{index}].{field} must be a finite number, got {raw!r:.80}")
+        row[field] = number
     keys = list(value)
     if len(keys) > len(CANDLE_FIELDS):
         extra = {k: v for k, v in value.items() if k not in row}

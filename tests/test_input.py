@@ -98,3 +98,47 @@ async def test_method_keys_and_rows(store: Store) -> None:
     await writes_nothing(store, lambda: store.adapters.storage(False).write_storage_data(rows))
     await writes_nothing(store, lambda: store.adapters.log().write_log_data([{"id": "1"}, {"id": "2", "x": {1, 2}}]))
     await writes_nothing(store, lambda: store.adapters.recent("B", "s", "e", "", False).write_recent_data(None, NOW))
+
+
+DEEP: object = "leaf"
+for _ in range(1000):
+    DEEP = {"a": DEEP}
+
+# Hostile inputs that once escaped as UnicodeEncodeError, RecursionError, OverflowError or DocumentTooLarge.
+# Each must be InvalidInput, raised before any I/O, naming what is wrong.
+HOSTILE = [
+    ("surrogate in a context field", lambda a: a.signal("BTC\ud800", "s", "e").read_signal_data(), "symbol"),
+    ("surrogate in an entry id", lambda a: a.memory("s", "b").write_memory_data({}, "m\udfff", NOW), "memoryId"),
+    ("surrogate in a row id", lambda a: a.log().write_log_data([{"id": "\ud800"}]), "entries[0].id"),
+    ("surrogate in a payload key", lambda a: a.state("s", "b").write_state_data({"k\ud800": 1}, NOW), "payload key"),
+    ("surrogate in a payload string", lambda a: a.signal("B", "s", "e").write_signal_data({"n": ["\udc00"]}),
+     "payload.n[0]"),
+    ("1000 levels of nesting", lambda a: a.session("s", "e", "", "B", False).write_session_data(DEEP, NOW),
+     "nested deeper than the 100 levels"),
+    ("a price beyond a double", lambda a: a.candle("B", "1m", "e").write_candles_data([{**OK, "high": 10**400}]),
+     "candles[0].high"),
+    ("since_timestamp of 2**63", lambda a: a.candle("B", "1m", "e").read_candles_data(5, 2**63, 0),
+     "since_timestamp"),
+    ("limit of 2**63", lambda a: a.candle("B", "1m", "e").read_candles_data(2**63, 0, 0), "limit"),
+    ("a window that ends past 2**63", lambda a: a.candle("B", "1d", "e").read_candles_data(2**40, 2**62, 0),
+     "64-bit"),
+    ("context and payload over 16 MiB together",
+     lambda a: a.signal("B" * (9 * 1024 * 1024), "s", "e").write_signal_data({"blob": "x" * (8 * 1024 * 1024)}),
+     "16 MiB"),
+    ("an operator as an id", lambda a: a.interval("b").read_interval_data({"$ne": None}), "entryKey"),
+]
+
+
+@pytest.mark.parametrize("label,call,fragment", HOSTILE, ids=[h[0] for h in HOSTILE])
+async def test_hostile_input_is_invalid_input(store: Store, label: str, call, fragment: str) -> None:
+    error = await writes_nothing(store, lambda: call(store.adapters))
+    assert fragment in str(error), str(error)[:300]
+
+
+async def test_implausible_candles_are_stored_as_given(store: Store) -> None:
+    """A negative volume or a high below the low is the exchange's data: stored as the file backend stores it
+    (backtest-kit validates candles before it caches them); only values JSON and BSON cannot carry are refused."""
+    adapter = store.adapters.candle("BTC", "1m", "e")
+    odd = [{**OK, "volume": -1.0}, {**OK, "timestamp": OK["timestamp"] + 60_000, "high": 1.0, "low": 2.0}]
+    assert await adapter.write_candles_data(odd) == 2
+    assert await adapter.read_candles_data(2, OK["timestamp"], 0) == odd

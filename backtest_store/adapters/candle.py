@@ -13,6 +13,7 @@ from .base import Adapter
 if TYPE_CHECKING:
     from ..store import Store
 
+MAX_BATCH = 100_000
 _CANDLE = {"_id": 0, "timestamp": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "extra": 1,
            "keyOrder": 1}
 
@@ -33,10 +34,12 @@ class CandleAdapter(Adapter):
         validation.integer("until_timestamp", until_timestamp)  # unused, as in the default (API compatibility)
         if limit == 0:
             return []
-        last = since + (limit - 1) * self._step
-        # One round trip: the limit lets the server close the cursor with the first batch.
+        last = validation.integer("the window's last timestamp", since + (limit - 1) * self._step)
+        # One round trip for any window the framework asks for (≤ 1000): the limit lets the server close the
+        # cursor with the first batch.
         found = {doc["timestamp"]: doc async for doc in self._repo.iterate(
-            {**self._context, "timestamp": {"$gte": since, "$lte": last}}, _CANDLE, batch_size=limit, limit=limit)}
+            {**self._context, "timestamp": {"$gte": since, "$lte": last}}, _CANDLE, batch_size=min(limit, MAX_BATCH),
+            limit=limit)}
         expected = range(since, last + 1, self._step)
         # Never fill gaps and never return neighbours: the framework refetches on None.
         if any(ts not in found for ts in expected):

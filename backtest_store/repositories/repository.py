@@ -19,6 +19,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from .. import validation
 from ..cache import IdCache
 from ..errors import StorageError
 from ..models import Item
@@ -99,6 +100,12 @@ class Repository:
             raise TypeError(f"{self.model.__name__} is keyed by {self.key_fields}, got {tuple(key)}")
         return {f: key[f] for f in self.key_fields}
 
+    def _checked(self, key: Key, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The filter of a write, once the whole document is known to fit MongoDB's limit (before any I/O)."""
+        flt = self._filter(key)
+        validation.document(flt, dict(fields))
+        return flt
+
     def _matches(self, doc: Mapping[str, Any], key: Key) -> bool:
         return all(_same(doc.get(f), key[f]) for f in self.key_fields)
 
@@ -107,6 +114,7 @@ class Repository:
 
     async def upsert(self, key: Key, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Last writer wins: one round trip, the Redis entry then set from the returned document."""
+        self._checked(key, fields)
         doc = await self._find_one_and_update(key, _set(fields, datetime.now(timezone.utc)), upsert=True)
         if self.cache:
             await self.cache.set(key, doc["_id"])
@@ -188,14 +196,14 @@ class Repository:
         that changed cost one.
         """
         now = datetime.now(timezone.utc)
-        ops = [UpdateOne(self._filter(key), _set_if_changed(fields, now), upsert=True) for key, fields in items]
+        ops = [UpdateOne(self._checked(key, fields), _set_if_changed(fields, now), upsert=True) for key, fields in items]
         # Ordered, so that a key repeated within one call ends with its last row.
         return await self._bulk(ops, ordered=True)
 
     async def insert_missing(self, items: Sequence[tuple[Key, Mapping[str, Any]]]) -> BulkCounts:
         """First write wins: `$setOnInsert` leaves existing keys untouched."""
         now = datetime.now(timezone.utc)
-        ops = [UpdateOne(self._filter(key), _set_on_insert(fields, now), upsert=True) for key, fields in items]
+        ops = [UpdateOne(self._checked(key, fields), _set_on_insert(fields, now), upsert=True) for key, fields in items]
         return await self._bulk(ops, ordered=False)
 
     async def _bulk(self, ops: list[UpdateOne], *, ordered: bool) -> BulkCounts:
