@@ -13,12 +13,71 @@ DEFAULT_MONGO_URL = "mongodb://localhost:27017/backtest-kit"
 DEFAULT_CACHE_PREFIX = "backtest_store"
 # A prefix goes into SCAN patterns, so glob characters must not appear in it.
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_CREDENTIALS_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@", re.I)
+# A URL inside any text: its scheme, then everything up to white space or a quote.
+_URL_RE = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<rest>[^\s'\"<>]*)", re.I)
+# Query options that carry secrets: passwords, keys' passwords, tokens (authMechanismProperties may hold
+# AWS_SESSION_TOKEN), credentials.
+_SECRET_OPTION_RE = re.compile(
+    r"(?P<name>[?&;][^=&;\s]*(?:pass|secret|token|credential|authmechanismproperties)[^=&;\s]*=)(?P<value>[^&;\s'\"]*)",
+    re.I)
+MASK = "***"
 
 
-def redact(url: str) -> str:
-    """Hide the password of a connection string, wherever it is shown or logged."""
-    return _CREDENTIALS_RE.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+def _redact_url(match: re.Match[str]) -> str:
+    rest = match["rest"]
+    # The user information ends at the LAST '@': a password with an unescaped '@', ':' or '/' is still hidden
+    # whole (and an '@' in the query only hides more than needed).
+    # Without a ':' the whole user information goes: `redis://secret@host` is a password to some users.
+    at = rest.rfind("@")
+    if at >= 0:
+        user, sep, _ = rest[:at].partition(":")
+        rest = (f"{user}:{MASK}" if sep else MASK) + rest[at:]
+    return match["scheme"] + _SECRET_OPTION_RE.sub(lambda m: m["name"] + MASK, rest)
+
+
+def redact(text: str) -> str:
+    """Hide every password and secret option of every connection string in `text`, wherever it is shown or
+    logged: `user:***@host`, `tlsCertificateKeyFilePassword=***`, `authMechanismProperties=***`."""
+    return _URL_RE.sub(_redact_url, text)
+
+
+_SCHEMES = {"MongoDB": ("mongodb://", "mongodb+srv://"), "Redis": ("redis://", "rediss://", "unix://")}
+
+
+def check_url(url: object, server: str, where: str) -> str:
+    """A connection string a driver can take, else a ConfigurationError saying what is wrong without echoing
+    the string (drivers quote pieces of a malformed one, passwords included, in their errors)."""
+    def bad(what: str) -> ConfigurationError:
+        return ConfigurationError(f"{where}: the {server} URL {what}")
+
+    if type(url) is not str or not url:
+        raise bad("is empty or not a string")
+    scheme = next((p for p in _SCHEMES[server] if url.lower().startswith(p)), None)
+    if scheme is None:
+        raise bad(f"must start with {' or '.join(_SCHEMES[server])}")
+    if any(c.isspace() for c in url):
+        raise bad("contains white space")
+    if scheme == "unix://":
+        return url
+    rest = url[len(scheme):]
+    at = rest.rfind("@")
+    if at >= 0:
+        userinfo, rest = rest[:at], rest[at + 1:]
+        if any(c in userinfo for c in "@/?#") or ":" in userinfo.partition(":")[2]:
+            raise bad("has a user name or password with an unescaped '@', ':', '/', '?' or '#': percent-encode it "
+                      "(urllib.parse.quote(password, safe=''))")
+    hosts = rest.split("/", 1)[0].split("?", 1)[0]
+    if not hosts:
+        raise bad("names no host")
+    for host in hosts.split(","):
+        name, sep, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if sep and (not port.isdigit() or not 0 < int(port) < 65536):
+            raise bad("has a port that is not a number from 1 to 65535")
+        if sep and not name:
+            raise bad("names no host")
+    if scheme == "mongodb+srv://" and ("," in hosts or ":" in hosts.rsplit("]", 1)[-1]):
+        raise bad("uses mongodb+srv://, which takes one host name and no port")
+    return url
 
 
 def redis_url_from_env(env: os._Environ[str] | dict[str, str]) -> str | None:
@@ -55,6 +114,8 @@ class Settings:
     mongo_timeout_ms: int = 15_000
 
     def __post_init__(self) -> None:
+        check_url(self.mongo_url, "MongoDB", "mongo_url (CC_MONGO_CONNECTION_STRING)")
+        check_url(self.redis_url, "Redis", "redis_url (CC_REDIS_URL or CC_REDIS_*)")
         if not _PREFIX_RE.match(self.cache_prefix):
             raise ConfigurationError(
                 f"cache_prefix {self.cache_prefix!r} must be 1-64 characters of letters, digits, '_', '.' or '-'"

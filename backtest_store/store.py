@@ -82,18 +82,27 @@ class Store:
     @classmethod
     async def from_settings(cls, settings: Settings) -> "Store":
         commands = CommandCounter()
-        mongo: AsyncMongoClient = AsyncMongoClient(
-            settings.mongo_url, tz_aware=True, appname="backtest-store", event_listeners=[commands],
-            serverSelectionTimeoutMS=settings.mongo_timeout_ms)
+        try:
+            mongo: AsyncMongoClient = AsyncMongoClient(
+                settings.mongo_url, tz_aware=True, appname="backtest-store", event_listeners=[commands],
+                serverSelectionTimeoutMS=settings.mongo_timeout_ms)
+        except (PyMongoError, ValueError, TypeError) as exc:
+            # The driver's words may quote pieces of the URL: only their redacted form is shown, with no cause.
+            raise ConfigurationError(f"invalid MongoDB URL {redact(settings.mongo_url)}: "
+                                     f"{redact(str(exc).split(', full error:')[0])}") from None
         try:
             database = mongo.get_default_database()
         except MongoConfigurationError as exc:
             await mongo.close()
             raise ConfigurationError(
-                f"the MongoDB URL {redact(settings.mongo_url)} names no database; append /<database>") from exc
-        redis = Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout,
-            socket_connect_timeout=settings.redis_socket_timeout, retry=Retry(NoBackoff(), 0))
+                f"the MongoDB URL {redact(settings.mongo_url)} names no database; append /<database>") from None
+        try:
+            redis = Redis.from_url(
+                settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout,
+                socket_connect_timeout=settings.redis_socket_timeout, retry=Retry(NoBackoff(), 0))
+        except (ValueError, TypeError) as exc:
+            await mongo.close()
+            raise ConfigurationError(f"invalid Redis URL {redact(settings.redis_url)}: {redact(str(exc))}") from None
         store = cls(settings, mongo, database, redis, commands)
         # No MongoDB I/O here: a server that is still starting is waited for by `wait_ready`, not failed on.
         if settings.flush_cache_on_open:

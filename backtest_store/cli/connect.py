@@ -15,7 +15,7 @@ from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeou
 
 from rich.console import Console
 
-from ..config import Settings, redact
+from ..config import Settings, check_url, redact
 from ..errors import ConfigurationError, NotReady, StorageError
 from ..migrations import plan
 from ..store import Store
@@ -49,12 +49,14 @@ def _short(exc: BaseException) -> str:
 @asynccontextmanager
 async def mongo_database(uri: str, timeout: float, appname: str) -> AsyncIterator[AsyncDatabase]:
     """A database handle for MongoDB-only commands (migrate, inspect); driver errors leave here redacted."""
+    check_url(uri, "MongoDB", f"--uri or {ENV_URI}")
     where = redact(uri)
     try:
         client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True, appname=appname,
                                                     serverSelectionTimeoutMS=max(1, int(timeout * 1000)))
-    except PyMongoError as exc:
-        raise ConfigurationError(f"invalid MongoDB URL {where}: {_short(exc)}") from None
+    except (PyMongoError, ValueError, TypeError) as exc:
+        # The driver's own words may quote pieces of the URL: only their redacted form is shown.
+        raise ConfigurationError(f"invalid MongoDB URL {where}: {redact(_short(exc))}") from None
     try:
         try:
             database = client.get_default_database()

@@ -20,6 +20,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from .. import validation
+from ..config import redact
 from ..cache import IdCache
 from ..errors import StorageError
 from ..models import Item
@@ -110,7 +111,7 @@ class Repository:
         return all(_same(doc.get(f), key[f]) for f in self.key_fields)
 
     def _fail(self, action: str, exc: PyMongoError) -> StorageError:
-        return StorageError(f"{action} on {self.collection.name} failed: {exc}")
+        return StorageError(f"{action} on {self.collection.name} failed: {redact(str(exc))}")
 
     async def upsert(self, key: Key, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Last writer wins: one round trip, the Redis entry then set from the returned document."""
