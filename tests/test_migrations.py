@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
+from rich.console import Console
 
 from backtest_store import Store
 from backtest_store.cli import main
+from backtest_store.cli.connect import warn_missing_indexes
 from backtest_store.errors import InvalidInput, StorageError
 from backtest_store.migrations import (
     IndexChange, MigrationRefused, apply, check, create_indexes, diff_collection, drift, find_duplicates,
@@ -600,3 +602,17 @@ async def test_cli_plan_and_apply_on_the_originals_database(db: Db, capsys) -> N
     assert await cli("migrate", "check", "--strict", "--uri", db.url) == 0
     assert "symbol_1_strategyName_1_exchangeName_1" in await db.indexes(SIGNAL)
 
+
+async def test_demo_and_dump_warn_about_blocking_indexes_not_adopted_ones(db: Db, servers) -> None:
+    await load_ts_original(db.database, "legacy-session")
+    store = await Store.open(mongo_url=db.url, redis_url=servers.redis, cache_prefix=f"mig_{uuid.uuid4().hex[:10]}")
+    try:
+        out = io.StringIO()
+        missing = await warn_missing_indexes(store, Console(file=out, width=300))
+    finally:
+        await store.close()
+    assert missing == {CANDLE: ["candle_context_unique"], MEASURE: ["measure_when"],
+                       SESSION: ["session_context_unique"]}
+    text = out.getvalue()
+    assert f"{CANDLE}.{CANDLE_LEGACY}" in text and f"{SESSION}.{SESSION_LEGACY}" in text
+    assert "--replace-blocking" in text
