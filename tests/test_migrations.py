@@ -469,7 +469,7 @@ async def test_apply_without_the_flag_creates_what_is_safe_and_refuses_the_block
     await load_ts_original(db.database, "legacy-session")
     report = await apply(db.database, prune=True)
     assert {(o.collection, o.name) for o in report.applied if o.op == "create"} == MISSING["legacy-session"]
-    assert {(c.collection, c.name) for c in report.refused} == BLOCKING["legacy-session"]
+    assert {(c.collection, c.name) for c in report.blocking} == BLOCKING["legacy-session"]
     assert not any(o.name in (CANDLE_LEGACY, SESSION_LEGACY) for o in report.applied)
     assert CANDLE_LEGACY in await db.indexes(CANDLE) and SESSION_LEGACY in await db.indexes(SESSION)
     assert await check(db.database) is False
@@ -589,6 +589,9 @@ async def test_cli_plan_and_apply_on_the_originals_database(db: Db, capsys) -> N
     assert f"created {CANDLE}.candle_context_unique" in captured.out
     assert f"created {MEASURE}.measure_when" in captured.out
     assert CANDLE_LEGACY in captured.err and "--replace-blocking" in captured.err
+    assert await cli("migrate", "apply", "--yes", "--json", "--uri", db.url) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["applied"] == [] and [c["name"] for c in report["blocking"]] == [CANDLE_LEGACY]
     assert await cli("migrate", "check", "--uri", db.url) == 1
     capsys.readouterr()
 

@@ -188,12 +188,12 @@ def run_apply(args: argparse.Namespace) -> int:
                 print("aborted: nothing was changed")
             elif not report.applied:
                 print(f"nothing to do: database {database.name} at {where} is "
-                      + ("in sync" if not report.kept and not report.refused else "missing nothing"))
+                      + ("in sync" if not report.kept and not report.blocking else "missing nothing"))
             else:
                 print(f"{len(report.applied)} change(s) applied to database {database.name} at {where}")
-        if report.refused and not report.aborted:
+        if report.blocking and not report.aborted:
             # The safe changes are in; what is left needs the operator's word.
-            print(f"backtest-store: refused: {blocking_message(report.refused)}", file=sys.stderr)
+            print(f"backtest-store: refused: {blocking_message(report.blocking)}", file=sys.stderr)
             return 2
         return 1 if report.aborted else 0
 

@@ -5,7 +5,7 @@ indexes only with `prune=True` (after every creation), or hides them (`collMod h
 as well. Conflicting indexes refuse the whole run unless `replace=True` (drop, then recreate). Blocking indexes
 (undeclared unique ones that reject our writes) are dropped only with `replace_blocking=True`, after our unique
 index is in place, so that uniqueness never lapses; without it they are left alone and reported in
-`ApplyReport.refused`, and everything else is still applied. Before building a unique index on a collection
+`ApplyReport.blocking`, and everything else is still applied. Before building a unique index on a collection
 that holds data it looks for duplicate keys with an aggregation and refuses when there are any, instead of
 letting the build fail late. Nothing is written until every check has passed.
 """
@@ -35,7 +35,7 @@ DUPLICATES_SHOWN = 5
 class MigrationRefused(BacktestStoreError):
     """`apply` would not run: conflicts without `replace`, duplicate keys, or no confirmation. Nothing was changed.
 
-    Blocking indexes without `replace_blocking` do not raise this: see `ApplyReport.refused`.
+    Blocking indexes without `replace_blocking` do not raise this: see `ApplyReport.blocking`.
     """
 
     def __init__(self, message: str, changes: Sequence[IndexChange] = (),
@@ -75,7 +75,7 @@ class ApplyReport:
     plan: list[IndexChange]
     applied: list[Operation] = field(default_factory=list)
     kept: list[IndexChange] = field(default_factory=list)  # foreign indexes left in place (no prune)
-    refused: list[IndexChange] = field(default_factory=list)  # blocking indexes left in place (no replace_blocking)
+    blocking: list[IndexChange] = field(default_factory=list)  # left in place (no replace_blocking): refused
     aborted: bool = False  # the confirmation said no
 
     @property
@@ -89,7 +89,7 @@ class ApplyReport:
             "applied": [{"collection": o.collection, "name": o.name, "op": o.op, "reason": o.change.reason,
                          "declared": o.change.declared, "live": o.change.live} for o in self.applied],
             "kept": [c.as_dict() for c in self.kept],
-            "refused": [c.as_dict() for c in self.refused],
+            "blocking": [c.as_dict() for c in self.blocking],
             "plan": [c.as_dict() for c in self.plan],
         }
 
@@ -232,7 +232,7 @@ async def apply(database: AsyncDatabase, *, prune: bool = False, hide: bool = Fa
     false answer returns a report with `aborted=True`. Raises `MigrationRefused` (nothing written) on conflicts
     without `replace` or on duplicate keys, and `StorageError` when MongoDB fails part-way (`.report` says what
     was done by then). Blocking indexes without `replace_blocking` do not stop the rest: they are listed in
-    `report.refused`.
+    `report.blocking`.
     """
     if hide and not prune:
         raise InvalidInput("hide only applies to pruning: pass prune=True as well (--prune --hide)")
@@ -243,7 +243,7 @@ async def apply(database: AsyncDatabase, *, prune: bool = False, hide: bool = Fa
     todo, kept, refused = operations(changes, prune=prune, hide=hide, replace=replace,
                                      replace_blocking=replace_blocking)
     conflicts = [c for c in refused if c.action == CONFLICT]
-    report = ApplyReport(plan=changes, kept=kept, refused=[c for c in refused if c.action == BLOCKING])
+    report = ApplyReport(plan=changes, kept=kept, blocking=[c for c in refused if c.action == BLOCKING])
     if conflicts:
         raise MigrationRefused(conflicts_message(conflicts), changes=conflicts)
 
