@@ -148,6 +148,12 @@ def test_a_hidden_foreign_index_is_still_listed_but_not_hidden_twice() -> None:
     assert [o.op for o in operations(changes, prune=True)[0]] == ["drop"]
 
 
+def test_a_foreign_ttl_index_says_that_it_deletes_documents() -> None:
+    live = [{"v": 2, "key": {"createDate": 1}, "name": "createDate_1", "expireAfterSeconds": 86400}]
+    [change] = diff_collection(SIGNAL, [], live)
+    assert change.action == "foreign" and "deletes documents after 86400 s" in change.reason
+
+
 async def test_same_name_with_changed_key_order_is_a_conflict_refused_without_replace(db: Db) -> None:
     await db.database[SIGNAL].create_index(
         [("exchangeName", ASCENDING), ("symbol", ASCENDING), ("strategyName", ASCENDING)],

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     c = actions.add_parser("check", parents=[common],
                            help="exit 0 when the indexes are in sync, 1 on drift, 2 on error")
-    c.add_argument("--strict", action="store_true", help="count foreign (undeclared, harmless) indexes as drift")
+    c.add_argument("--strict", action="store_true", help="count foreign (undeclared, non-blocking) indexes as drift")
     c.set_defaults(func=run_check)
 
     a = actions.add_parser("apply", parents=[common], help="create missing indexes (and prune/replace on request)")
@@ -182,7 +182,7 @@ def run_apply(args: argparse.Namespace) -> int:
                 print(f"{_past(operation.op)} {operation.collection}.{operation.name} "
                       f"{keys_text(operation.change.declared or operation.change.live, with_options=True)}")
             if report.kept:
-                print(f"kept {len(report.kept)} foreign index(es) (not declared, harmless; `migrate plan` lists "
+                print(f"kept {len(report.kept)} foreign index(es) (not declared, not blocking; `migrate plan` lists "
                       "them, --prune drops them)")
             if report.aborted:
                 print("aborted: nothing was changed")

@@ -230,8 +230,11 @@ def diff_collection(collection: str, declared: Iterable[IndexModel | Mapping[str
             changes.append(IndexChange(collection, have["name"], BLOCKING, None, have,
                                        _blocking_reason(collection, have, blocked) + hidden, blocked["name"]))
         else:
+            # Blocks no write, but a TTL index deletes documents: say so rather than call it harmless.
+            ttl = have.get("expireAfterSeconds")
+            expires = f"; its TTL deletes documents after {ttl} s" if ttl is not None else ""
             changes.append(IndexChange(collection, have["name"], FOREIGN, None, have,
-                                       "not declared, harmless" + hidden))
+                                       "not declared" + expires + hidden))
     return changes
 
 
