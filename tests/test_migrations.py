@@ -459,6 +459,17 @@ async def test_apply_never_drops_or_rebuilds_an_adopted_index(db: Db) -> None:
     assert await check(db.database, strict=True) is True
 
 
+async def test_create_indexes_skips_adopted_indexes(db: Db) -> None:
+    # Store.create_indexes (the embedded default, tests) on an adopted database: MongoDB refuses the same index
+    # under a second name (code 85).
+    await load_ts_original(db.database, "current")
+    await apply(db.database, replace_blocking=True)
+    before = {name: await db.indexes(name) for name in (SIGNAL, RISK, CANDLE)}
+    created = await create_indexes(db.database)
+    assert created[SIGNAL] == [] and created[CANDLE] == ["candle_context_unique"]
+    assert {name: await db.indexes(name) for name in before} == before
+
+
 async def test_legacy_unique_indexes_are_blocking_and_say_what_they_block(db: Db) -> None:
     await load_ts_original(db.database, "legacy-session")
     changes = await plan(db.database)
