@@ -496,8 +496,10 @@ async def test_apply_without_the_flag_creates_what_is_safe_and_refuses_the_block
 async def test_replace_blocking_builds_our_unique_index_before_dropping_the_blocking_one(db: Db) -> None:
     await load_ts_original(db.database, "legacy-session")
     db.commands.sent.clear()
-    report = await apply(db.database, replace_blocking=True)
+    report = await apply(db.database, replace_blocking=True, prune=True, hide=True)
+    # Dropped even under --hide: a hidden unique index still enforces its constraint.
     assert {(o.collection, o.name) for o in report.applied if o.op == "drop"} == BLOCKING["legacy-session"]
+    assert {o.op for o in report.applied if o.change.action == "foreign"} == {"hide"}
     sent = [c for c in db.commands.sent if {"aggregate", "createIndexes", "dropIndexes"} & set(c)]
 
     def position(command: str, collection: str) -> int:
