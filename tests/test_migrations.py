@@ -8,23 +8,31 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
+from rich.console import Console
 
+from backtest_store import Store
 from backtest_store.cli import main
-from backtest_store.errors import InvalidInput
+from backtest_store.cli.connect import warn_missing_indexes
+from backtest_store.errors import InvalidInput, StorageError
 from backtest_store.migrations import (
-    IndexChange, MigrationRefused, apply, check, create_indexes, diff_collection, find_duplicates, operations, plan,
+    IndexChange, MigrationRefused, apply, check, create_indexes, diff_collection, drift, find_duplicates,
+    legacy_documents, operations, plan,
 )
 from backtest_store.models import DOCUMENTS, SignalItem, StrategyItem
+
+from tests.realdata import VARIANTS, load_ts_original, ts_original_documents, ts_original_indexes
 
 SIGNAL = SignalItem.collection_name()
 STRATEGY = StrategyItem.collection_name()
 DECLARED = sum(len(model.declared_indexes()) for model in DOCUMENTS)
 SIGNAL_KEYS = [["symbol", 1], ["strategyName", 1], ["exchangeName", 1]]
+WHEN = datetime(2026, 1, 2, tzinfo=timezone.utc)
 
 
 class Commands(monitoring.CommandListener):
@@ -93,12 +101,14 @@ async def test_create_indexes_still_matches_the_plan(db: Db) -> None:
     assert await check(db.database) is True
 
 
-async def test_extra_index_is_drift_kept_without_prune_and_dropped_with_it(db: Db) -> None:
+async def test_extra_index_is_foreign_kept_without_prune_and_dropped_with_it(db: Db) -> None:
     await apply(db.database)
     await db.database[SIGNAL].create_index([("when", ASCENDING)], name="extra_when")
     extra = rows(await plan(db.database), SIGNAL)["extra_when"]
-    assert (extra.action, extra.declared, extra.live["key"]) == ("drop", None, [["when", 1]])
-    assert await check(db.database) is False
+    assert (extra.action, extra.declared, extra.live["key"]) == ("foreign", None, [["when", 1]])
+    # Someone else's index blocks none of our writes: not drift, unless asked for.
+    assert await check(db.database) is True
+    assert await check(db.database, strict=True) is False
 
     kept = await apply(db.database)
     assert kept.applied == [] and [c.name for c in kept.kept] == ["extra_when"]
@@ -107,7 +117,7 @@ async def test_extra_index_is_drift_kept_without_prune_and_dropped_with_it(db: D
     pruned = await apply(db.database, prune=True)
     assert [(o.op, o.name) for o in pruned.applied] == [("drop", "extra_when")]
     assert set(await db.indexes(SIGNAL)) == {"_id_", "signal_context_unique"}
-    assert await check(db.database) is True
+    assert await check(db.database, strict=True) is True
 
 
 async def test_prune_with_hide_hides_instead_of_dropping(db: Db) -> None:
@@ -125,17 +135,23 @@ async def test_prune_with_hide_hides_instead_of_dropping(db: Db) -> None:
     assert not any("dropIndexes" in c for c in db.commands.sent)
 
 
-def test_a_hidden_undeclared_index_is_still_drift_but_not_hidden_twice() -> None:
+def test_a_hidden_foreign_index_is_still_listed_but_not_hidden_twice() -> None:
     live = [{"v": 2, "key": {"_id": 1}, "name": "_id_"},
             {"v": 2, "key": {"symbol": 1, "strategyName": 1, "exchangeName": 1}, "name": "signal_context_unique",
              "unique": True},
             {"v": 2, "key": {"when": 1}, "name": "extra_when", "hidden": True}]
     changes = diff_collection(SIGNAL, SignalItem.declared_indexes(), live)
-    assert [(c.name, c.action) for c in changes] == [("signal_context_unique", "unchanged"), ("extra_when", "drop")]
+    assert [(c.name, c.action) for c in changes] == [("signal_context_unique", "unchanged"), ("extra_when", "foreign")]
     assert "hidden" in changes[1].reason
     todo, kept, refused = operations(changes, prune=True, hide=True)
     assert todo == [] and kept == [] and refused == []
     assert [o.op for o in operations(changes, prune=True)[0]] == ["drop"]
+
+
+def test_a_foreign_ttl_index_says_that_it_deletes_documents() -> None:
+    live = [{"v": 2, "key": {"createDate": 1}, "name": "createDate_1", "expireAfterSeconds": 86400}]
+    [change] = diff_collection(SIGNAL, [], live)
+    assert change.action == "foreign" and "deletes documents after 86400 s" in change.reason
 
 
 async def test_same_name_with_changed_key_order_is_a_conflict_refused_without_replace(db: Db) -> None:
@@ -178,16 +194,40 @@ async def test_changed_options_are_a_conflict(db: Db) -> None:
     assert conflict.action == "conflict" and "unique" in conflict.reason
 
 
-async def test_same_keys_under_another_name_is_a_conflict_replaced_under_the_declared_name(db: Db) -> None:
+async def test_same_keys_and_options_under_another_name_is_adopted(db: Db) -> None:
     await db.database[SIGNAL].create_index(
         [("symbol", ASCENDING), ("strategyName", ASCENDING), ("exchangeName", ASCENDING)], name="legacy", unique=True)
     signal_rows = rows(await plan(db.database), SIGNAL)
-    assert set(signal_rows) == {"signal_context_unique"}  # no separate drop row for the twin
+    assert set(signal_rows) == {"signal_context_unique"}  # no separate row for the twin
+    adopted = signal_rows["signal_context_unique"]
+    assert (adopted.action, adopted.live_name, adopted.adopted, adopted.drift) == ("unchanged", "legacy", True, False)
+
+    await apply(db.database, prune=True, replace=True)
+    assert set(await db.indexes(SIGNAL)) == {"_id_", "legacy"}
+
+
+async def test_same_keys_under_another_name_with_other_options_is_a_conflict_replaced_under_the_declared_name(
+        db: Db) -> None:
+    await db.database[SIGNAL].create_index(
+        [("symbol", ASCENDING), ("strategyName", ASCENDING), ("exchangeName", ASCENDING)], name="legacy")
+    signal_rows = rows(await plan(db.database), SIGNAL)
+    assert set(signal_rows) == {"signal_context_unique"}  # no separate row for the twin
     conflict = signal_rows["signal_context_unique"]
-    assert conflict.action == "conflict" and conflict.live["name"] == "legacy" and "legacy" in conflict.reason
+    assert conflict.action == "conflict" and conflict.live_name == "legacy" and "unique" in conflict.reason
 
     await apply(db.database, replace=True)
     assert set(await db.indexes(SIGNAL)) == {"_id_", "signal_context_unique"}
+
+
+async def test_a_hidden_twin_under_another_name_is_unhidden_not_rebuilt(db: Db) -> None:
+    await db.database[SIGNAL].create_index(
+        [("symbol", ASCENDING), ("strategyName", ASCENDING), ("exchangeName", ASCENDING)], name="legacy",
+        unique=True, hidden=True)
+    db.commands.sent.clear()
+    report = await apply(db.database, replace=True)
+    assert [(o.op, o.name) for o in report.applied if o.collection == SIGNAL] == [("unhide", "signal_context_unique")]
+    assert {"name": "legacy", "hidden": False} in [c["index"] for c in db.commands.sent if "collMod" in c]
+    assert not any("dropIndexes" in c for c in db.commands.sent)
 
 
 def test_key_order_and_direction_matter_in_the_comparison() -> None:
@@ -321,8 +361,8 @@ async def test_cli_apply_prune_and_replace(db: Db, capsys) -> None:
 
     assert await cli("migrate", "apply", "--yes", "--replace", "--uri", db.url) == 0
     out = capsys.readouterr().out
-    assert f"replaced {STRATEGY}.strategy_context_unique" in out and f"kept {SIGNAL}.extra_when" in out
-    assert await cli("migrate", "check", "--uri", db.url) == 1
+    assert f"replaced {STRATEGY}.strategy_context_unique" in out and "kept 1 foreign index(es)" in out
+    assert await cli("migrate", "check", "--strict", "--uri", db.url) == 1
     capsys.readouterr()
 
     assert await cli("migrate", "apply", "--yes", "--prune", "--json", "--uri", db.url) == 0
@@ -348,3 +388,253 @@ async def test_cli_never_prints_the_password(db: Db, capsys) -> None:
         captured = capsys.readouterr()
         assert secret not in captured.out + captured.err
         assert "operator:***@" in captured.err
+
+
+# -- adopting a database the TypeScript original wrote (tests/fixtures/ts-original-db) ----------------------------
+
+CANDLE, SESSION, RISK, MEASURE = "candle-items", "session-items", "risk-items", "measure-items"
+CANDLE_LEGACY, SESSION_LEGACY = "symbol_1_interval_1_timestamp_1", "strategyName_1_exchangeName_1_frameName_1"
+# Declared indexes the original has no equivalent for: everything else is adopted under mongoose's name.
+MISSING = {"current": {(CANDLE, "candle_context_unique"), (MEASURE, "measure_when")},
+           "legacy-session": {(CANDLE, "candle_context_unique"), (MEASURE, "measure_when"),
+                              (SESSION, "session_context_unique")}}
+BLOCKING = {"current": {(CANDLE, CANDLE_LEGACY)},
+            "legacy-session": {(CANDLE, CANDLE_LEGACY), (SESSION, SESSION_LEGACY)}}
+
+
+def by_action(changes: list[IndexChange], action: str) -> set[tuple[str, str]]:
+    return {(c.collection, c.name) for c in changes if c.action == action}
+
+
+async def original_ids(database: AsyncDatabase) -> dict[str, set[Any]]:
+    return {name: {doc["_id"] async for doc in database[name].find({}, {"_id": 1})}
+            for name in ts_original_documents("current")}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_originals_listindexes_answer_is_adopted_without_io(variant: str) -> None:
+    """Straight from the original's `listIndexes` (with its `v` and `background`): nothing to rebuild."""
+    live = ts_original_indexes(variant)
+    changes = [c for model in DOCUMENTS
+               for c in diff_collection(model.collection_name(), model.declared_indexes(),
+                                        live.get(model.collection_name(), []))]
+    assert by_action(changes, "conflict") == set()
+    assert by_action(changes, "create") == MISSING[variant]
+    assert by_action(changes, "blocking") == BLOCKING[variant]
+    signal = rows(changes, SIGNAL)["signal_context_unique"]
+    assert (signal.action, signal.live_name, signal.adopted) == (
+        "unchanged", "symbol_1_strategyName_1_exchangeName_1", True)
+    # Our single-field `when` indexes are mongoose's `when_1`.
+    risk_when = rows(changes, RISK)["risk_when"]
+    assert (risk_when.action, risk_when.live_name) == ("unchanged", "when_1")
+    foreign = rows(changes, SIGNAL)["symbol_1"]
+    assert (foreign.action, foreign.declared, foreign.drift) == ("foreign", None, False)
+
+
+async def test_plan_on_the_originals_database_adopts_its_indexes(db: Db) -> None:
+    await load_ts_original(db.database, "current")
+    changes = await plan(db.database)
+    assert by_action(changes, "conflict") == set()
+    assert by_action(changes, "create") == MISSING["current"]
+    assert by_action(changes, "blocking") == BLOCKING["current"]
+    adopted = {(c.collection, c.name): c.live_name for c in changes if c.action == "unchanged"}
+    assert adopted[(SESSION, "session_context_unique")] == \
+        "strategyName_1_exchangeName_1_frameName_1_symbol_1_backtest_1"
+    assert adopted[(SESSION, "session_when")] == "when_1"
+    assert len(adopted) == DECLARED - len(MISSING["current"])
+    # Every mongoose single-field index is foreign, and foreign is not drift.
+    assert all(c.live["key"][0][0] != "_id" and len(c.live["key"]) == 1 for c in changes if c.action == "foreign")
+    assert {c.action for c in drift(changes)} == {"create", "blocking"}
+
+
+async def test_apply_never_drops_or_rebuilds_an_adopted_index(db: Db) -> None:
+    await load_ts_original(db.database, "current")
+    db.commands.sent.clear()
+    await apply(db.database, prune=True, replace=True, replace_blocking=True)
+    dropped = {c["index"] for c in db.commands.sent if "dropIndexes" in c}
+    created = {ix["name"] for c in db.commands.sent if "createIndexes" in c for ix in c["indexes"]}
+    assert created == {name for _, name in MISSING["current"]}
+    assert "symbol_1_strategyName_1_exchangeName_1" not in dropped and "when_1" not in dropped
+    assert "symbol_1_strategyName_1_exchangeName_1" in await db.indexes(SIGNAL)
+    assert await check(db.database, strict=True) is True
+
+
+async def test_create_indexes_skips_adopted_indexes(db: Db) -> None:
+    # Store.create_indexes (the embedded default, tests) on an adopted database: MongoDB refuses the same index
+    # under a second name (code 85).
+    await load_ts_original(db.database, "current")
+    await apply(db.database, replace_blocking=True)
+    before = {name: await db.indexes(name) for name in (SIGNAL, RISK, CANDLE)}
+    created = await create_indexes(db.database)
+    assert created[SIGNAL] == [] and created[CANDLE] == ["candle_context_unique"]
+    assert {name: await db.indexes(name) for name in before} == before
+
+
+async def test_legacy_unique_indexes_are_blocking_and_say_what_they_block(db: Db) -> None:
+    await load_ts_original(db.database, "legacy-session")
+    changes = await plan(db.database)
+    candle = rows(changes, CANDLE)[CANDLE_LEGACY]
+    assert (candle.action, candle.replaced_by, candle.drift) == ("blocking", "candle_context_unique", True)
+    assert "same symbol/interval/timestamp" in candle.reason and "another exchangeName" in candle.reason
+    session = rows(changes, SESSION)[SESSION_LEGACY]
+    assert (session.action, session.replaced_by) == ("blocking", "session_context_unique")
+    assert "another symbol or backtest" in session.reason
+    assert await check(db.database) is False
+
+
+async def test_apply_without_the_flag_creates_what_is_safe_and_refuses_the_blocking_indexes(db: Db) -> None:
+    await load_ts_original(db.database, "legacy-session")
+    report = await apply(db.database, prune=True)
+    assert {(o.collection, o.name) for o in report.applied if o.op == "create"} == MISSING["legacy-session"]
+    assert {(c.collection, c.name) for c in report.blocking} == BLOCKING["legacy-session"]
+    assert not any(o.name in (CANDLE_LEGACY, SESSION_LEGACY) for o in report.applied)
+    assert CANDLE_LEGACY in await db.indexes(CANDLE) and SESSION_LEGACY in await db.indexes(SESSION)
+    assert await check(db.database) is False
+    assert {c.action for c in drift(await plan(db.database))} == {"blocking"}
+
+
+async def test_replace_blocking_builds_our_unique_index_before_dropping_the_blocking_one(db: Db) -> None:
+    await load_ts_original(db.database, "legacy-session")
+    db.commands.sent.clear()
+    report = await apply(db.database, replace_blocking=True, prune=True, hide=True)
+    # Dropped even under --hide: a hidden unique index still enforces its constraint.
+    assert {(o.collection, o.name) for o in report.applied if o.op == "drop"} == BLOCKING["legacy-session"]
+    assert {o.op for o in report.applied if o.change.action == "foreign"} == {"hide"}
+    sent = [c for c in db.commands.sent if {"aggregate", "createIndexes", "dropIndexes"} & set(c)]
+
+    def position(command: str, collection: str) -> int:
+        return next(i for i, c in enumerate(sent) if c.get(command) == collection)
+
+    for collection in (CANDLE, SESSION):
+        # The duplicate-key check, then our unique index, and only then the drop: uniqueness never lapses.
+        assert position("aggregate", collection) < position("createIndexes", collection) \
+            < position("dropIndexes", collection)
+    assert set(await db.indexes(CANDLE)) >= {"candle_context_unique"} and CANDLE_LEGACY not in await db.indexes(CANDLE)
+    assert await check(db.database) is True
+    assert (await apply(db.database, replace_blocking=True)).applied == []
+
+
+async def test_replace_blocking_refuses_on_duplicates_of_our_key_and_writes_nothing(db: Db) -> None:
+    # A legacy unique index that does not imply ours (here: partial) lets duplicates of our key in.
+    await load_ts_original(db.database, "current", indexes=False)
+    await db.database[CANDLE].create_index([("symbol", 1), ("interval", 1), ("timestamp", 1)], name=CANDLE_LEGACY,
+                                           unique=True, partialFilterExpression={"interval": "1m"})
+    twin = {"symbol": "BTCUSDT", "interval": "5m", "timestamp": 1767225600000, "exchangeName": "ccxt_binance",
+            "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}
+    await db.database[CANDLE].insert_many([dict(twin), dict(twin)])
+    assert rows(await plan(db.database), CANDLE)[CANDLE_LEGACY].action == "blocking"
+    with pytest.raises(MigrationRefused) as refused:
+        await apply(db.database, replace_blocking=True)
+    [dup] = refused.value.duplicates
+    assert (dup.index, dup.count, dup.key["interval"]) == ("candle_context_unique", 2, "5m")
+    assert set(await db.indexes(CANDLE)) == {"_id_", CANDLE_LEGACY}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+async def test_after_apply_our_adapters_write_beside_every_original_document(db: Db, servers, variant: str) -> None:
+    counts = await load_ts_original(db.database, variant)
+    before = await original_ids(db.database)
+    original = (await db.database[CANDLE].find_one({}, sort=[("timestamp", 1)]))
+    candle = {"timestamp": int(original["timestamp"]), "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5,
+              "volume": 3.0}
+    store = await Store.open(mongo_url=db.url, redis_url=servers.redis, cache_prefix=f"mig_{uuid.uuid4().hex[:10]}")
+    try:
+        other_exchange = store.adapters.candle(original["symbol"], original["interval"], "binance")
+        with pytest.raises(StorageError):  # the original's unique index ignores the exchange
+            await other_exchange.write_candles_data([candle])
+
+        assert await cli("migrate", "apply", "--yes", "--replace-blocking", "--uri", db.url) == 0
+        assert await cli("migrate", "check", "--uri", db.url) == 0
+
+        assert await other_exchange.write_candles_data([candle]) == 1
+        assert await other_exchange.read_candles_data(1, candle["timestamp"], 0) == [candle]
+        session = await db.database[SESSION].find_one({})
+        for symbol, backtest in (("NEWUSDT", True), ("NEWUSDT", False)):
+            adapter = store.adapters.session(session["strategyName"], session["exchangeName"], session["frameName"],
+                                             symbol, backtest)
+            await adapter.write_session_data({"id": f"{symbol}_{backtest}", "data": {}}, WHEN)
+            assert (await adapter.read_session_data())["id"] == f"{symbol}_{backtest}"
+        assert await store.adapters.signal("BTCUSDT", "strat-A", "ccxt-exchange").read_signal_data() is not None
+    finally:
+        await store.flush_cache()
+        await store.close()
+    after = await original_ids(db.database)
+    assert all(before[name] <= after[name] for name in before)
+    assert {name: len(ids) for name, ids in before.items()} == counts
+    assert len(after[CANDLE]) == counts[CANDLE] + 1 and len(after[SESSION]) == counts[SESSION] + 2
+
+
+async def test_legacy_session_documents_are_counted_and_never_block(db: Db, capsys) -> None:
+    await load_ts_original(db.database, "legacy-session")
+    [found] = await legacy_documents(db.database)
+    assert (found.collection, found.count, found.missing) == (SESSION, 1, ("symbol", "backtest"))
+    assert "invisible to the Session adapter" in found.note
+
+    assert await cli("migrate", "plan", "--uri", db.url) == 0
+    assert "1 legacy session document without symbol/backtest" in capsys.readouterr().out
+    assert await cli("migrate", "apply", "--yes", "--replace-blocking", "--uri", db.url) == 0
+    capsys.readouterr()
+    assert await cli("migrate", "check", "--json", "--uri", db.url) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["in_sync"] is True
+    assert out["legacy_documents"] == [{"collection": SESSION, "missing": ["symbol", "backtest"], "count": 1,
+                                        "note": found.note}]
+    assert await db.database[SESSION].count_documents({"symbol": {"$exists": False}}) == 1
+
+    await db.database[SESSION].delete_many({"symbol": {"$exists": False}})
+    assert await legacy_documents(db.database) == []
+
+
+async def test_cli_plan_and_apply_on_the_originals_database(db: Db, capsys) -> None:
+    await load_ts_original(db.database, "current")
+    assert await cli("migrate", "plan", "--json", "--uri", db.url) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["in_sync"] is False and out["legacy_documents"] == []
+    assert out["summary"] == {"create": 2, "blocking": 1, "unchanged": DECLARED - 2, "foreign": 49}
+    signal = next(c for c in out["changes"] if c["name"] == "signal_context_unique")
+    assert (signal["action"], signal["live_name"]) == ("unchanged", "symbol_1_strategyName_1_exchangeName_1")
+    blocking = next(c for c in out["changes"] if c["action"] == "blocking")
+    assert (blocking["name"], blocking["live_name"], blocking["replaced_by"]) == (
+        CANDLE_LEGACY, CANDLE_LEGACY, "candle_context_unique")
+
+    assert await cli("migrate", "plan", "--uri", db.url) == 0
+    table = capsys.readouterr().out
+    # The reason column folds to the terminal's width: the live name may start on the next line.
+    assert "adopted as" in table and "symbol_1_strategyName_1_exchangeName_1" in table
+    assert "blocking" in table and "foreign" in table
+
+    assert await cli("migrate", "apply", "--yes", "--uri", db.url) == 2
+    captured = capsys.readouterr()
+    assert f"created {CANDLE}.candle_context_unique" in captured.out
+    assert f"created {MEASURE}.measure_when" in captured.out
+    assert CANDLE_LEGACY in captured.err and "--replace-blocking" in captured.err
+    assert await cli("migrate", "apply", "--yes", "--json", "--uri", db.url) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["applied"] == [] and [c["name"] for c in report["blocking"]] == [CANDLE_LEGACY]
+    assert await cli("migrate", "check", "--uri", db.url) == 1
+    capsys.readouterr()
+
+    assert await cli("migrate", "apply", "--yes", "--replace-blocking", "--uri", db.url) == 0
+    assert f"dropped {CANDLE}.{CANDLE_LEGACY}" in capsys.readouterr().out
+    assert await cli("migrate", "check", "--uri", db.url) == 0
+    assert "in sync" in capsys.readouterr().out
+    assert await cli("migrate", "check", "--strict", "--uri", db.url) == 1
+    capsys.readouterr()
+    assert await cli("migrate", "apply", "--yes", "--prune", "--uri", db.url) == 0
+    assert await cli("migrate", "check", "--strict", "--uri", db.url) == 0
+    assert "symbol_1_strategyName_1_exchangeName_1" in await db.indexes(SIGNAL)
+
+
+async def test_demo_and_dump_warn_about_blocking_indexes_not_adopted_ones(db: Db, servers) -> None:
+    await load_ts_original(db.database, "legacy-session")
+    store = await Store.open(mongo_url=db.url, redis_url=servers.redis, cache_prefix=f"mig_{uuid.uuid4().hex[:10]}")
+    try:
+        out = io.StringIO()
+        missing = await warn_missing_indexes(store, Console(file=out, width=300))
+    finally:
+        await store.close()
+    assert missing == {CANDLE: ["candle_context_unique"], MEASURE: ["measure_when"],
+                       SESSION: ["session_context_unique"]}
+    text = out.getvalue()
+    assert f"{CANDLE}.{CANDLE_LEGACY}" in text and f"{SESSION}.{SESSION_LEGACY}" in text
+    assert "--replace-blocking" in text

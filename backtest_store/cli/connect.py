@@ -93,12 +93,19 @@ async def open_store(data_dir: str | os.PathLike[str] = DEFAULT_DATA_DIR) -> Asy
 async def warn_missing_indexes(store: Store, console: Console) -> dict[str, list[str]]:
     """On the user's servers the runtime creates no indexes: say so when `migrate apply` has work to do."""
     missing: dict[str, list[str]] = {}
+    blocking: dict[str, list[str]] = {}
     for change in await plan(store.database):
         if change.action in ("create", "conflict"):
             missing.setdefault(change.collection, []).append(change.name)
+        elif change.action == "blocking":
+            blocking.setdefault(change.collection, []).append(change.name)
     if missing:
         names = ", ".join(f"{c} ({len(ix)})" for c, ix in missing.items())
         console.print(f"[yellow]warning:[/] indexes are missing on {names}. The runtime never creates indexes: "
                       "run [bold]backtest-store migrate apply[/] first (this run goes on without them, slower "
                       "and without the uniqueness guarantees).", highlight=False)
+    if blocking:
+        names = ", ".join(f"{c}.{ix}" for c, indexes in blocking.items() for ix in indexes)
+        console.print(f"[yellow]warning:[/] legacy unique indexes {names} reject some of our writes (E11000): "
+                      "run [bold]backtest-store migrate apply --replace-blocking[/] first.", highlight=False)
     return missing

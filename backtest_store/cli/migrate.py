@@ -1,7 +1,12 @@
 """`backtest-store migrate plan|check|apply`: compare the declared indexes with the live ones, and sync them.
 
+An index with a declared index's keys and options is that index under any name (the TypeScript original's
+mongoose names are adopted as they are). Undeclared indexes are `foreign` (listed, not drift, dropped only by
+--prune) or, when unique on a key ours does not imply, `blocking`: they make our writes fail with E11000.
+
 Exit codes: 0 in sync / applied / nothing to do; 1 drift (`check`) or confirmation declined (`apply`);
-2 error or refusal (no URI, server unreachable, conflicts without --replace, duplicate keys, no TTY without --yes).
+2 error or refusal (no URI, server unreachable, conflicts without --replace, duplicate keys, blocking indexes
+without --replace-blocking (the rest is applied first), no TTY without --yes).
 """
 
 from __future__ import annotations
@@ -21,9 +26,14 @@ from rich.text import Text
 
 from ..config import redact
 from .connect import add_uri_options, mongo_database, resolve_uri
-from ..migrations import ACTIONS, IndexChange, MigrationRefused, Operation, apply, drift, plan
+from ..migrations import (
+    ACTIONS, IndexChange, LegacyDocuments, MigrationRefused, Operation, apply, drift, keys_text, legacy_documents,
+    plan,
+)
+from ..migrations.apply import blocking_message
 
-ACTION_STYLES = {"create": "green", "drop": "red", "conflict": "bold magenta", "unchanged": "dim"}
+ACTION_STYLES = {"create": "green", "conflict": "bold magenta", "blocking": "bold red", "foreign": "yellow",
+                 "unchanged": "dim"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,12 +50,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     c = actions.add_parser("check", parents=[common],
                            help="exit 0 when the indexes are in sync, 1 on drift, 2 on error")
+    c.add_argument("--strict", action="store_true", help="count foreign (undeclared, non-blocking) indexes as drift")
     c.set_defaults(func=run_check)
 
     a = actions.add_parser("apply", parents=[common], help="create missing indexes (and prune/replace on request)")
-    a.add_argument("--prune", action="store_true", help="drop undeclared indexes (after creating)")
-    a.add_argument("--hide", action="store_true", help="with --prune: hide undeclared indexes instead of dropping")
-    a.add_argument("--replace", action="store_true", help="drop and recreate conflicting indexes")
+    a.add_argument("--prune", action="store_true", help="drop foreign indexes (after creating)")
+    a.add_argument("--hide", action="store_true", help="with --prune: hide foreign indexes instead of dropping")
+    a.add_argument("--replace", action="store_true",
+                   help="drop and recreate conflicting indexes (uniqueness is off in between)")
+    a.add_argument("--replace-blocking", action="store_true",
+                   help="drop blocking indexes once the declared unique index is built (uniqueness stays on)")
     a.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     a.set_defaults(func=run_apply)
 
@@ -65,36 +79,38 @@ def _console() -> Console:
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200, highlight=False)
 
 
-def _keys(spec: dict[str, Any] | None) -> str:
-    if not spec:
-        return ""
-    keys = ", ".join(f"{f}: {d}" for f, d in spec["key"])
-    options = [k for k, v in spec.items() if k not in ("key", "name") and v]
-    return "{" + keys + "}" + ("".join(f" {o}" for o in options) if options else "")
-
-
 def _summary(changes: Sequence[IndexChange]) -> str:
     counts = Counter(c.action for c in changes)
-    return ", ".join(f"{counts[a]} {a}" for a in ACTIONS if counts[a]) or "no declared or live indexes"
+    adopted = sum(c.adopted for c in changes)
+    parts = [f"{counts[a]} {a}" + (f" ({adopted} adopted)" if a == "unchanged" and adopted else "")
+             for a in ACTIONS if counts[a]]
+    return ", ".join(parts) or "no declared or live indexes"
 
 
-def print_plan(changes: Sequence[IndexChange], database: str, where: str) -> None:
+def print_plan(changes: Sequence[IndexChange], legacy: Sequence[LegacyDocuments], database: str,
+               where: str) -> None:
     console = _console()
     table = Table(title=Text(f"indexes of database {database} at {where}"), title_justify="left")
     for column in ("collection", "index", "action", "keys", "reason"):
         table.add_column(column, no_wrap=column != "reason", overflow="fold")
     for change in changes:
+        # A conflict shows the declared keys; its reason says what the server has instead.
         spec = change.declared or change.live
+        # An adopted index's live name is in its reason, the one column that folds: mongoose's names are long.
         table.add_row(Text(change.collection), Text(change.name),
                       Text(change.action, style=ACTION_STYLES.get(change.action, "")),
-                      Text(_keys(spec)), Text(change.reason))
+                      Text(keys_text(spec, with_options=True)), Text(change.reason))
     console.print(table)
     console.print(Text(_summary(changes)))
+    for found in legacy:
+        console.print(Text(f"note: {found.describe()} (never blocks apply; see the README)", style="yellow"))
 
 
-def _plan_json(changes: Sequence[IndexChange], database: str, where: str) -> dict[str, Any]:
-    return {"database": database, "uri": where, "in_sync": not drift(changes),
-            "summary": dict(Counter(c.action for c in changes)), "changes": [c.as_dict() for c in changes]}
+def _plan_json(changes: Sequence[IndexChange], legacy: Sequence[LegacyDocuments], database: str, where: str,
+               strict: bool = False) -> dict[str, Any]:
+    return {"database": database, "uri": where, "in_sync": not drift(changes, strict=strict),
+            "summary": dict(Counter(c.action for c in changes)), "changes": [c.as_dict() for c in changes],
+            "legacy_documents": [found.as_dict() for found in legacy]}
 
 
 def _dump(data: Any) -> None:
@@ -105,11 +121,11 @@ def _dump(data: Any) -> None:
 
 def run_plan(args: argparse.Namespace) -> int:
     async def work(database: AsyncDatabase, where: str) -> int:
-        changes = await plan(database)
+        changes, legacy = await plan(database), await legacy_documents(database)
         if args.json:
-            _dump(_plan_json(changes, database.name, where))
+            _dump(_plan_json(changes, legacy, database.name, where))
         else:
-            print_plan(changes, database.name, where)
+            print_plan(changes, legacy, database.name, where)
         return 0
 
     return asyncio.run(_with_database(args, work))
@@ -117,12 +133,12 @@ def run_plan(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     async def work(database: AsyncDatabase, where: str) -> int:
-        changes = await plan(database)
-        in_sync = not drift(changes)
+        changes, legacy = await plan(database), await legacy_documents(database)
+        in_sync = not drift(changes, strict=args.strict)
         if args.json:
-            _dump(_plan_json(changes, database.name, where))
+            _dump(_plan_json(changes, legacy, database.name, where, strict=args.strict))
         else:
-            print_plan(changes, database.name, where)
+            print_plan(changes, legacy, database.name, where)
             _console().print(Text("in sync" if in_sync else "drift: run `backtest-store migrate plan` / `apply`",
                                   style="green" if in_sync else "bold red"))
         return 0 if in_sync else 1
@@ -152,7 +168,7 @@ def run_apply(args: argparse.Namespace) -> int:
     async def work(database: AsyncDatabase, where: str) -> int:
         try:
             report = await apply(database, prune=args.prune, hide=args.hide, replace=args.replace,
-                                 confirm=lambda ops: _ask(ops, args))
+                                 replace_blocking=args.replace_blocking, confirm=lambda ops: _ask(ops, args))
         except MigrationRefused as exc:
             if args.json:
                 _dump({"database": database.name, "uri": where, "refused": str(exc),
@@ -164,16 +180,21 @@ def run_apply(args: argparse.Namespace) -> int:
         else:
             for operation in report.applied:
                 print(f"{_past(operation.op)} {operation.collection}.{operation.name} "
-                      f"{_keys(operation.change.declared or operation.change.live)}")
-            for change in report.kept:
-                print(f"kept {change.collection}.{change.name} ({change.reason}; --prune drops it)")
+                      f"{keys_text(operation.change.declared or operation.change.live, with_options=True)}")
+            if report.kept:
+                print(f"kept {len(report.kept)} foreign index(es) (not declared, not blocking; `migrate plan` lists "
+                      "them, --prune drops them)")
             if report.aborted:
                 print("aborted: nothing was changed")
             elif not report.applied:
                 print(f"nothing to do: database {database.name} at {where} is "
-                      + ("in sync" if not report.kept else "missing nothing"))
+                      + ("in sync" if not report.kept and not report.blocking else "missing nothing"))
             else:
                 print(f"{len(report.applied)} change(s) applied to database {database.name} at {where}")
+        if report.blocking and not report.aborted:
+            # The safe changes are in; what is left needs the operator's word.
+            print(f"backtest-store: refused: {blocking_message(report.blocking)}", file=sys.stderr)
+            return 2
         return 1 if report.aborted else 0
 
     return asyncio.run(_with_database(args, work))

@@ -1,10 +1,13 @@
 """`check` and `apply`: bring the live indexes in line with the declared ones.
 
-`apply` creates what is missing. It drops undeclared indexes only with `prune=True` (after every creation), or
-hides them (`collMod hidden: true`) with `hide=True` as well. Conflicting indexes are refused unless
-`replace=True` (drop, then recreate). Before building a unique index on a collection that holds data it looks
-for duplicate keys with an aggregation and refuses when there are any, instead of letting the build fail late.
-Nothing is written until every check has passed.
+`apply` creates what is missing; an adopted index (ours under another name) is never touched. It drops foreign
+indexes only with `prune=True` (after every creation), or hides them (`collMod hidden: true`) with `hide=True`
+as well. Conflicting indexes refuse the whole run unless `replace=True` (drop, then recreate). Blocking indexes
+(undeclared unique ones that reject our writes) are dropped only with `replace_blocking=True`, after our unique
+index is in place, so that uniqueness never lapses; without it they are left alone and reported in
+`ApplyReport.blocking`, and everything else is still applied. Before building a unique index on a collection
+that holds data it looks for duplicate keys with an aggregation and refuses when there are any, instead of
+letting the build fail late. Nothing is written until every check has passed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from pymongo.errors import PyMongoError
 
 from ..errors import BacktestStoreError, InvalidInput, StorageError
 from ..models import DOCUMENTS, Item
-from .diff import CONFLICT, CREATE, DROP, ID_INDEX, IndexChange, compare_options, drift, plan
+from .diff import (
+    BLOCKING, CONFLICT, CREATE, FOREIGN, ID_INDEX, UNCHANGED, IndexChange, compare_options, drift, keys_text, plan,
+)
 
 # What apply does to one index: the verbs of `Operation.op`.
 OP_CREATE, OP_DROP, OP_HIDE, OP_REPLACE, OP_UNHIDE, OP_REHIDE = "create", "drop", "hide", "replace", "unhide", "rehide"
@@ -28,7 +33,10 @@ DUPLICATES_SHOWN = 5
 
 
 class MigrationRefused(BacktestStoreError):
-    """`apply` would not run: conflicts without `replace`, duplicate keys, or no confirmation. Nothing was changed."""
+    """`apply` would not run: conflicts without `replace`, duplicate keys, or no confirmation. Nothing was changed.
+
+    Blocking indexes without `replace_blocking` do not raise this: see `ApplyReport.blocking`.
+    """
 
     def __init__(self, message: str, changes: Sequence[IndexChange] = (),
                  duplicates: Sequence["Duplicate"] = ()) -> None:
@@ -62,11 +70,12 @@ class Operation:
 
 @dataclass
 class ApplyReport:
-    """What `apply` did: every operation performed, and the drift it left alone on purpose."""
+    """What `apply` did: every operation performed, and what it left alone on purpose."""
 
     plan: list[IndexChange]
     applied: list[Operation] = field(default_factory=list)
-    kept: list[IndexChange] = field(default_factory=list)  # undeclared indexes left in place (no prune)
+    kept: list[IndexChange] = field(default_factory=list)  # foreign indexes left in place (no prune)
+    blocking: list[IndexChange] = field(default_factory=list)  # left in place (no replace_blocking): refused
     aborted: bool = False  # the confirmation said no
 
     @property
@@ -80,6 +89,7 @@ class ApplyReport:
             "applied": [{"collection": o.collection, "name": o.name, "op": o.op, "reason": o.change.reason,
                          "declared": o.change.declared, "live": o.change.live} for o in self.applied],
             "kept": [c.as_dict() for c in self.kept],
+            "blocking": [c.as_dict() for c in self.blocking],
             "plan": [c.as_dict() for c in self.plan],
         }
 
@@ -87,18 +97,28 @@ class ApplyReport:
 Confirm = Callable[[list[Operation]], "bool | Awaitable[bool]"]
 
 
-async def check(database: AsyncDatabase, documents: tuple[type[Item], ...] = DOCUMENTS) -> bool:
-    """True when every declared index exists as declared and no undeclared one exists (`_id_` aside)."""
-    return not drift(await plan(database, documents))
+async def check(database: AsyncDatabase, documents: tuple[type[Item], ...] = DOCUMENTS, *,
+                strict: bool = False) -> bool:
+    """True when every declared index exists as declared (under any name) and no undeclared one blocks our
+    writes; with `strict`, foreign indexes count as drift too (`_id_` aside)."""
+    return not drift(await plan(database, documents), strict=strict)
 
 
-def operations(changes: Sequence[IndexChange], *, prune: bool = False, hide: bool = False,
-               replace: bool = False) -> tuple[list[Operation], list[IndexChange], list[IndexChange]]:
-    """Split a plan into (operations to perform, undeclared indexes kept, conflicts refused).
+def operations(changes: Sequence[IndexChange], *, prune: bool = False, hide: bool = False, replace: bool = False,
+               replace_blocking: bool = False) -> tuple[list[Operation], list[IndexChange], list[IndexChange]]:
+    """Split a plan into (operations to perform, foreign indexes kept, conflicts and blocking indexes refused).
 
-    Creations come first, then replacements, then drops/hides, which is the order `apply` runs them in.
+    Creations come first, then replacements, then blocking drops, then prune drops/hides, which is the order
+    `apply` runs them in: a blocking index goes only once the declared unique index taking over is in place.
     """
-    creates, replaces, removals = [], [], []
+    declared = {(c.collection, c.name): c for c in changes if c.declared is not None}
+
+    def takes_over(change: IndexChange) -> bool:
+        successor = declared.get((change.collection, change.replaced_by))
+        return successor is not None and (successor.action in (UNCHANGED, CREATE)
+                                          or (successor.action == CONFLICT and replace))
+
+    creates, replaces, retirements, removals = [], [], [], []
     kept, refused = [], []
     for change in changes:
         if change.name == ID_INDEX or (change.live or {}).get("name") == ID_INDEX:
@@ -113,7 +133,13 @@ def operations(changes: Sequence[IndexChange], *, prune: bool = False, hide: boo
                 replaces.append(Operation(change.collection, change.name, op, change))
             else:
                 replaces.append(Operation(change.collection, change.name, OP_REPLACE, change))
-        elif change.action == DROP:
+        elif change.action == BLOCKING:
+            # Never hidden instead: a hidden unique index still enforces its constraint.
+            if replace_blocking and takes_over(change):
+                retirements.append(Operation(change.collection, change.name, OP_DROP, change))
+            else:
+                refused.append(change)
+        elif change.action == FOREIGN:
             if not prune:
                 kept.append(change)
             elif hide:
@@ -122,12 +148,13 @@ def operations(changes: Sequence[IndexChange], *, prune: bool = False, hide: boo
                     removals.append(Operation(change.collection, change.name, OP_HIDE, change))
             else:
                 removals.append(Operation(change.collection, change.name, OP_DROP, change))
-    return creates + replaces + removals, kept, refused
+    return creates + replaces + retirements + removals, kept, refused
 
 
 def _only_hidden_differs(change: IndexChange) -> bool:
+    # Under another name too: unhiding an index we would adopt beats rebuilding it.
     declared, live = change.declared, change.live
-    if declared is None or live is None or declared["key"] != live["key"] or declared["name"] != live["name"]:
+    if declared is None or live is None or declared["key"] != live["key"]:
         return False
     return compare_options(declared, live) == ["hidden"]
 
@@ -179,6 +206,14 @@ def duplicates_message(duplicates: Sequence[Duplicate]) -> str:
     return "\n".join(lines)
 
 
+def blocking_message(refused: Sequence[IndexChange]) -> str:
+    lines = ["blocking indexes left in place (undeclared unique indexes that make our writes fail with E11000):"]
+    lines += [f"  {c.collection}.{c.name} {keys_text(c.live, with_options=True)}: {c.reason}" for c in refused]
+    lines.append("pass replace_blocking=True (--replace-blocking) to build the declared unique index first and then "
+                 "drop these; uniqueness is enforced throughout")
+    return "\n".join(lines)
+
+
 def conflicts_message(refused: Sequence[IndexChange]) -> str:
     lines = ["conflicting indexes (same name with other keys or options, or the same keys under another name):"]
     lines += [f"  {c.collection}.{c.name}: {c.reason}" for c in refused]
@@ -187,14 +222,17 @@ def conflicts_message(refused: Sequence[IndexChange]) -> str:
 
 
 async def apply(database: AsyncDatabase, *, prune: bool = False, hide: bool = False, replace: bool = False,
-                documents: tuple[type[Item], ...] = DOCUMENTS, confirm: Confirm | None = None) -> ApplyReport:
-    """Create missing indexes; with `prune` drop (or with `hide` hide) undeclared ones; with `replace` rebuild
-    conflicting ones. Returns the report; running it again changes nothing.
+                replace_blocking: bool = False, documents: tuple[type[Item], ...] = DOCUMENTS,
+                confirm: Confirm | None = None) -> ApplyReport:
+    """Create missing indexes; with `prune` drop (or with `hide` hide) foreign ones; with `replace` rebuild
+    conflicting ones; with `replace_blocking` drop blocking ones once our unique index is in place. Returns the
+    report; running it again changes nothing.
 
     `confirm`, when given, is called with the operations once every check has passed and before any write; a
     false answer returns a report with `aborted=True`. Raises `MigrationRefused` (nothing written) on conflicts
     without `replace` or on duplicate keys, and `StorageError` when MongoDB fails part-way (`.report` says what
-    was done by then).
+    was done by then). Blocking indexes without `replace_blocking` do not stop the rest: they are listed in
+    `report.blocking`.
     """
     if hide and not prune:
         raise InvalidInput("hide only applies to pruning: pass prune=True as well (--prune --hide)")
@@ -202,10 +240,12 @@ async def apply(database: AsyncDatabase, *, prune: bool = False, hide: bool = Fa
         changes = await plan(database, documents)
     except PyMongoError as exc:
         raise StorageError(f"listing indexes failed: {_brief(exc)}") from exc
-    todo, kept, refused = operations(changes, prune=prune, hide=hide, replace=replace)
-    report = ApplyReport(plan=changes, kept=kept)
-    if refused:
-        raise MigrationRefused(conflicts_message(refused), changes=refused)
+    todo, kept, refused = operations(changes, prune=prune, hide=hide, replace=replace,
+                                     replace_blocking=replace_blocking)
+    conflicts = [c for c in refused if c.action == CONFLICT]
+    report = ApplyReport(plan=changes, kept=kept, blocking=[c for c in refused if c.action == BLOCKING])
+    if conflicts:
+        raise MigrationRefused(conflicts_message(conflicts), changes=conflicts)
 
     duplicates: list[Duplicate] = []
     try:
@@ -258,7 +298,7 @@ async def _perform(database: AsyncDatabase, operation: Operation) -> None:
         await collection.create_indexes([_index_model(change.declared or {})])
     elif operation.op in (OP_HIDE, OP_UNHIDE, OP_REHIDE):
         await database.command({"collMod": operation.collection,
-                                "index": {"name": operation.name, "hidden": operation.op != OP_UNHIDE}})
+                                "index": {"name": change.live_name, "hidden": operation.op != OP_UNHIDE}})
     elif operation.op == OP_DROP:
         await collection.drop_index(operation.name)
     else:  # pragma: no cover - operations() only produces the verbs above
@@ -266,7 +306,8 @@ async def _perform(database: AsyncDatabase, operation: Operation) -> None:
 
 
 __all__ = [
-    "ApplyReport", "Duplicate", "MigrationRefused", "Operation", "apply", "check", "duplicates_message",
+    "ApplyReport", "Duplicate", "MigrationRefused", "Operation", "apply", "blocking_message", "check",
+    "duplicates_message",
     "find_duplicates", "operations",
 ]
 

@@ -3,6 +3,12 @@
 Our own comparison on purpose: Beanie's sorts field names, so key order and direction changes go unseen.
 Keys are compared as ordered lists of `[field, direction]`; options are normalized first (booleans, numbers,
 server-only fields) so that `sparse: 1` and `sparse: true` are the same index.
+
+The index's name is not part of its identity: the TypeScript original (mongoose) created the same indexes
+under names such as `symbol_1_strategyName_1_exchangeName_1`, and renaming means a rebuild, with uniqueness
+off in between. So a live index with a declared index's keys and options is that index, whatever its name
+(adopted). Undeclared indexes are `foreign` (left alone, not drift) unless they are unique on a key ours does
+not imply: those reject documents our key tells apart, so writes fail with E11000 (`blocking`).
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ..models import DOCUMENTS, Item
 
-CREATE, DROP, CONFLICT, UNCHANGED = "create", "drop", "conflict", "unchanged"
-ACTIONS = (CREATE, DROP, CONFLICT, UNCHANGED)
+CREATE, CONFLICT, BLOCKING, FOREIGN, UNCHANGED = "create", "conflict", "blocking", "foreign", "unchanged"
+ACTIONS = (CREATE, CONFLICT, BLOCKING, FOREIGN, UNCHANGED)
+# Not drift unless asked for (`strict`): someone else's index costs writes but breaks nothing of ours.
+TOLERATED = frozenset({UNCHANGED, FOREIGN})
 
 ID_INDEX = "_id_"
 # Reported by the server but not part of an index's definition.
@@ -34,7 +42,9 @@ class IndexChange:
     """One index of one collection, and what `migrate apply` would do with it.
 
     `declared` / `live` are normalized specs: `{"key": [[field, direction], ...], "name": ..., <options>}`,
-    or None when that side has no such index.
+    or None when that side has no such index. `name` is the declared name, or the live one for an undeclared
+    index; an adopted index keeps its live name (`live_name`). A blocking index names the declared unique index
+    that takes over from it in `replaced_by`.
     """
 
     collection: str
@@ -43,13 +53,23 @@ class IndexChange:
     declared: dict[str, Any] | None
     live: dict[str, Any] | None
     reason: str = ""
+    replaced_by: str = ""
 
     @property
     def drift(self) -> bool:
-        return self.action != UNCHANGED
+        return self.action not in TOLERATED
+
+    @property
+    def live_name(self) -> str | None:
+        return self.live["name"] if self.live else None
+
+    @property
+    def adopted(self) -> bool:
+        """Declared, and present under another name with the same keys and options."""
+        return self.action == UNCHANGED and self.live_name != self.name
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "live_name": self.live_name, "adopted": self.adopted}
 
 
 def _plain(value: Any) -> Any:
@@ -114,8 +134,45 @@ def compare_options(declared: Mapping[str, Any], live: Mapping[str, Any]) -> lis
     return differ
 
 
-def _keys_text(spec: Mapping[str, Any]) -> str:
-    return "{" + ", ".join(f"{f}: {d}" for f, d in spec["key"]) + "}"
+def keys_text(spec: Mapping[str, Any] | None, with_options: bool = False) -> str:
+    """`{symbol: 1, interval: 1}`, and with `with_options` the options that are set (` unique`)."""
+    if not spec:
+        return ""
+    text = "{" + ", ".join(f"{f}: {d}" for f, d in spec["key"]) + "}"
+    if with_options:
+        text += "".join(f" {o}" for o, v in options_of(spec).items() if v)
+    return text
+
+
+def _fields(spec: Mapping[str, Any]) -> list[str]:
+    return [f for f, _ in spec["key"]]
+
+
+def _blocked(have: Mapping[str, Any], wanted: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The declared unique index whose writes the undeclared index `have` rejects, if any.
+
+    A unique index on a superset of our key's fields never rejects two documents our key tells apart; on
+    anything else (a subset such as the original's candle key without the exchange, other fields) it does.
+    A partial or sparse one still does within what it covers, and a non-simple collation can equate strings
+    our key tells apart, so both count as blocking.
+    """
+    if not have.get("unique"):
+        return None
+    collation = have.get("collation")
+    simple = not collation or (isinstance(collation, Mapping) and collation.get("locale") == "simple")
+    for want in wanted:
+        if want.get("unique") and (not simple or not set(_fields(want)) <= set(_fields(have))):
+            return want
+    return None
+
+
+def _blocking_reason(collection: str, have: Mapping[str, Any], want: Mapping[str, Any]) -> str:
+    shared = "/".join(_fields(have))
+    missing = " or ".join(f for f in _fields(want) if f not in _fields(have))
+    noun = collection.removesuffix("-items")
+    what = (f"{noun} documents of the same {shared} with another {missing}" if missing
+            else f"{noun} documents whose keys differ only in what its collation ignores")
+    return f"rejects {what} (E11000); --replace-blocking builds {want['name']}, then drops this"
 
 
 def diff_collection(collection: str, declared: Iterable[IndexModel | Mapping[str, Any]],
@@ -135,7 +192,7 @@ def diff_collection(collection: str, declared: Iterable[IndexModel | Mapping[str
         if have is not None:
             claimed.add(name)
             if want["key"] != have["key"]:
-                reason = f"key {_keys_text(have)} on the server, {_keys_text(want)} declared"
+                reason = f"key {keys_text(have)} on the server, {keys_text(want)} declared"
                 changes.append(IndexChange(collection, name, CONFLICT, want, have, reason))
                 continue
             differ = compare_options(want, have)
@@ -146,11 +203,20 @@ def diff_collection(collection: str, declared: Iterable[IndexModel | Mapping[str
             changes.append(IndexChange(collection, name, UNCHANGED, want, have))
             continue
         # Missing by name: the same keys under another name would make createIndexes fail (code 85/86).
-        twin = next((x for x in present if x["key"] == want["key"] and x["name"] not in declared_names
-                     and x["name"] not in claimed), None)
+        twins = [x for x in present if x["key"] == want["key"] and x["name"] not in declared_names
+                 and x["name"] not in claimed]
+        # An exact twin is our index under its creator's name; prefer it over one with other options.
+        twin = next((x for x in twins if not compare_options(want, x)), None)
         if twin is not None:
             claimed.add(twin["name"])
-            reason = f"the same keys {_keys_text(want)} exist on the server as index {twin['name']!r}"
+            changes.append(IndexChange(collection, name, UNCHANGED, want, twin, f"adopted as {twin['name']}"))
+            continue
+        if twins:
+            twin = twins[0]
+            claimed.add(twin["name"])
+            details = ", ".join(compare_options(want, twin))
+            reason = (f"the same keys {keys_text(want)} exist on the server as index {twin['name']!r} "
+                      f"with other options ({details})")
             changes.append(IndexChange(collection, name, CONFLICT, want, twin, reason))
             continue
         changes.append(IndexChange(collection, name, CREATE, want, None))
@@ -158,8 +224,17 @@ def diff_collection(collection: str, declared: Iterable[IndexModel | Mapping[str
     for have in sorted(present, key=lambda x: x["name"]):
         if have["name"] in claimed:
             continue
-        reason = "not declared" + (" (hidden)" if have.get("hidden") else "")
-        changes.append(IndexChange(collection, have["name"], DROP, None, have, reason))
+        hidden = " (hidden)" if have.get("hidden") else ""
+        blocked = _blocked(have, wanted)
+        if blocked is not None:
+            changes.append(IndexChange(collection, have["name"], BLOCKING, None, have,
+                                       _blocking_reason(collection, have, blocked) + hidden, blocked["name"]))
+        else:
+            # Blocks no write, but a TTL index deletes documents: say so rather than call it harmless.
+            ttl = have.get("expireAfterSeconds")
+            expires = f"; its TTL deletes documents after {ttl} s" if ttl is not None else ""
+            changes.append(IndexChange(collection, have["name"], FOREIGN, None, have,
+                                       "not declared" + expires + hidden))
     return changes
 
 
@@ -182,6 +257,6 @@ async def plan(database: AsyncDatabase, documents: tuple[type[Item], ...] = DOCU
     return changes
 
 
-def drift(changes: Iterable[IndexChange]) -> list[IndexChange]:
-    """The changes that are not `unchanged`."""
-    return [c for c in changes if c.drift]
+def drift(changes: Iterable[IndexChange], strict: bool = False) -> list[IndexChange]:
+    """The changes that are not in sync: all but `unchanged` and `foreign` (with `strict`, `foreign` too)."""
+    return [c for c in changes if c.drift or (strict and c.action == FOREIGN)]

@@ -5,15 +5,22 @@ from __future__ import annotations
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..models import DOCUMENTS, Item
+from .diff import diff_collection, live_indexes
 
 
-async def create_indexes(database: AsyncDatabase, documents: tuple[type[Item], ...] = DOCUMENTS) -> dict[str, list[str]]:
+async def create_indexes(database: AsyncDatabase,
+                         documents: tuple[type[Item], ...] = DOCUMENTS) -> dict[str, list[str]]:
     """Create every declared index (idempotent: MongoDB ignores an identical existing index).
 
-    Returns the index names per collection. Changed or conflicting indexes raise here; `migrate plan` shows them.
+    Returns the index names per collection, leaving out the adopted ones (present under another name, which
+    MongoDB would refuse to create again: code 85). Changed or conflicting indexes raise here; `migrate plan`
+    shows them.
     """
     created: dict[str, list[str]] = {}
     for model in documents:
-        created[model.collection_name()] = await database[model.collection_name()].create_indexes(
-            model.declared_indexes())
+        name = model.collection_name()
+        adopted = {c.name for c in diff_collection(name, model.declared_indexes(), await live_indexes(database, name))
+                   if c.adopted}
+        wanted = [index for index in model.declared_indexes() if index.document["name"] not in adopted]
+        created[name] = await database[name].create_indexes(wanted) if wanted else []
     return created
