@@ -119,3 +119,17 @@ def test_cli_refuses_malformed_urls_cleanly(servers: ServerUrls, command: list[s
         out, err = capsys.readouterr()
         assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1, (url, err)
         assert not leaks(out + err), (url, out, err)
+
+
+def test_output_into_a_closed_pipe_ends_quietly(servers: ServerUrls) -> None:
+    """`backtest-store ... | head`: the reader goes away first; no BrokenPipeError traceback follows."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "backtest_store", "migrate", "plan", "--json", "--uri",
+                             servers.mongo_db("pipe")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has even started writing
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

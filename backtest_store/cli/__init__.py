@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from ..config import redact
@@ -34,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backtest-store: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("backtest-store: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python's exit-time flush from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE
 
 
 if __name__ == "__main__":
