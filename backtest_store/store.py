@@ -70,6 +70,7 @@ class Store:
         self.adapters = Adapters(self)
         self._ready = False
         self._ready_task: asyncio.Task[None] | None = None
+        self._servers: Any = None  # the EmbeddedServers this store started (Store.local), stopped by close()
 
     # -- opening and closing ---------------------------------------------------------------------------------
 
@@ -110,24 +111,46 @@ class Store:
         return store
 
     @classmethod
+    async def local(cls, data_dir: str | os.PathLike[str] = ".backtest-store", **options: Any) -> "Store":
+        """A ready store on the embedded servers of `data_dir`, with the indexes created.
+
+        Servers already running there (`backtest-store serve`, a demo, another notebook) are shared; otherwise
+        they are started now, for this store, and `close()` stops them.
+        """
+        from .embedded import EmbeddedServers, running
+
+        servers = None
+        urls = running(data_dir)
+        if urls is None:
+            servers = await EmbeddedServers(data_dir).start()
+            urls = servers.mongo_url, servers.redis_url
+        try:
+            store = await cls.from_settings(Settings(**{"mongo_url": urls[0], "redis_url": urls[1], **options}))
+            store._servers = servers
+            await store.wait_ready()
+            await store.create_indexes()
+        except BaseException:
+            if servers is not None:
+                servers.stop()
+            raise
+        return store
+
+    @classmethod
     @asynccontextmanager
     async def embedded(cls, data_dir: str | os.PathLike[str] = ".backtest-store", **options: Any) -> AsyncIterator["Store"]:
-        """Start the embedded servers (data kept under `data_dir`), create the indexes, and yield a ready store."""
-        from .embedded import EmbeddedServers
-
-        async with EmbeddedServers(data_dir) as servers:
-            store = await cls.from_settings(
-                Settings(**{"mongo_url": servers.mongo_url, "redis_url": servers.redis_url, **options}))
-            try:
-                await store.wait_ready()
-                await store.create_indexes()
-                yield store
-            finally:
-                await store.close()
+        """`Store.local` as a context manager: the store is closed (and servers it started stopped) on exit."""
+        store = await cls.local(data_dir, **options)
+        try:
+            yield store
+        finally:
+            await store.close()
 
     async def close(self) -> None:
         await self.redis.aclose()
         await self.mongo.close()
+        if self._servers is not None:
+            self._servers.stop()
+            self._servers = None
 
     async def __aenter__(self) -> "Store":
         return self

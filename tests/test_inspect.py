@@ -248,16 +248,19 @@ def test_notebook_is_committed_without_outputs() -> None:
             assert cell.outputs == [] and cell.execution_count is None, cell.id
 
 
-async def test_notebook_runs_headless(store: Store, servers: ServerUrls, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_notebook_runs_headless_with_no_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a newcomer runs it after the demo: nothing configured, the embedded servers of the data directory."""
     from ipykernel.kernelspec import write_kernel_spec
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
+    for name in ("CC_MONGO_CONNECTION_STRING", "CC_REDIS_URL", "CC_REDIS_HOST", "CC_REDIS_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    # The demo's servers, still running: the notebook must find and share them.
+    store = await Store.local(tmp_path / "data")
     await plant(store)
-    monkeypatch.setenv("BACKTEST_STORE_NOTEBOOK_MONGO_URL", store.settings.mongo_url)
-    monkeypatch.setenv("BACKTEST_STORE_NOTEBOOK_REDIS_URL", servers.redis)
+    monkeypatch.setenv("BACKTEST_STORE_DATA_DIR", str(tmp_path / "data"))
     # A kernelspec of our own, so the kernel is this venv's python whatever else is installed.
     kernels = tmp_path / "kernels"
     write_kernel_spec(kernels / "backtest-store-test")
@@ -281,3 +284,4 @@ async def test_notebook_runs_headless(store: Store, servers: ServerUrls, tmp_pat
     assert "k-past" in text("measures") and "k-future-0" in text("measures")
     assert "k-future-0" in html("audit") and "k-past" not in html("audit")
     assert text("audit-frame").startswith("1 ['measure-items']")
+    await store.close()

@@ -325,10 +325,12 @@ async def test_cli_plan_json_check_and_apply(db: Db, capsys, monkeypatch) -> Non
     assert "nothing to do" in capsys.readouterr().out
 
 
-async def test_cli_reads_the_uri_from_the_environment_and_requires_one(db: Db, capsys, monkeypatch) -> None:
+async def test_cli_reads_the_uri_from_the_environment_else_uses_the_embedded_servers(
+        db: Db, capsys, monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("CC_MONGO_CONNECTION_STRING", raising=False)
-    assert await cli("migrate", "check") == 2
-    assert "--uri" in capsys.readouterr().err
+    # Nothing configured: the embedded servers of --data-dir (started for the command: a fresh, empty database).
+    assert await cli("migrate", "check", "--data-dir", str(tmp_path / "data")) == 1
+    assert "embedded, data in" in capsys.readouterr().out
     monkeypatch.setenv("CC_MONGO_CONNECTION_STRING", db.url)
     assert await cli("migrate", "check", "--json") == 1
     assert json.loads(capsys.readouterr().out)["database"] == db.database.name

@@ -12,7 +12,7 @@ from ..config import redact
 from ..errors import BacktestStoreError
 
 # Module names under backtest_store.cli; each defines `register(subparsers)` and sets `func` on its parser.
-COMMANDS = ("demo", "migrate", "inspect", "dump")
+COMMANDS = ("demo", "migrate", "inspect", "dump", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

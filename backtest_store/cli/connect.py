@@ -25,17 +25,52 @@ DEFAULT_DATA_DIR = ".backtest-store"
 
 
 def add_uri_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--uri", help=f"MongoDB URL naming the database (default: ${ENV_URI})")
+    parser.add_argument("--uri", help=f"MongoDB URL naming the database (default: ${ENV_URI}, else the embedded "
+                                      "servers of --data-dir)")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for MongoDB (default 15)")
+    add_data_dir_option(parser)
 
 
-def resolve_uri(args: argparse.Namespace, env: os._Environ[str] | dict[str, str] | None = None) -> str:
-    """Operator commands never guess a server: `--uri`, else the environment, else a clear error."""
+def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, metavar="DIR",
+                        help=f"the embedded servers' data (default ./{DEFAULT_DATA_DIR}), used when no MongoDB URL "
+                             f"is configured: running ones are shared, else they are started for this command")
+
+
+def configured_uri(args: argparse.Namespace, env: os._Environ[str] | dict[str, str] | None = None) -> str | None:
+    """`--uri`, else the environment; None means the embedded servers."""
     env = os.environ if env is None else env
-    uri = getattr(args, "uri", None) or env.get(ENV_URI)
-    if not uri:
-        raise ConfigurationError(f"no MongoDB URL: pass --uri or set {ENV_URI} (it must name the database)")
-    return uri
+    return getattr(args, "uri", None) or env.get(ENV_URI) or None
+
+
+@asynccontextmanager
+async def target_database(args: argparse.Namespace, appname: str,
+                          console: Console | None = None) -> AsyncIterator[tuple[AsyncDatabase, str]]:
+    """The database a MongoDB-only command (inspect, migrate) works on, and how to name it to the user.
+
+    With no URL configured it is the embedded one the demo and the dump commands use: the servers running on
+    `--data-dir` are shared, otherwise they are started for the length of this command.
+    """
+    uri = configured_uri(args)
+    if uri is not None:
+        async with mongo_database(uri, args.timeout, appname) as database:
+            yield database, redact(uri)
+        return
+    from ..embedded import EmbeddedServers, running
+
+    data_dir = Path(args.data_dir).resolve()
+    servers = None
+    urls = running(data_dir)
+    if urls is None:
+        servers = await EmbeddedServers(data_dir).start()
+        urls = servers.mongo_url, servers.redis_url
+    try:
+        where = f"{urls[0]} (embedded, data in {data_dir}{'' if servers is None else ', started for this command'})"
+        async with mongo_database(urls[0], args.timeout, appname) as database:
+            yield database, where
+    finally:
+        if servers is not None:
+            servers.stop()
 
 
 def _short(exc: BaseException) -> str:

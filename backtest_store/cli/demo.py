@@ -21,7 +21,7 @@ from rich.table import Table
 from ..config import Settings, redact
 from ..demo import DEFAULT_MINUTES, DEFAULT_MODE, DEFAULT_SEED, DEFAULT_SYMBOLS, LIVE_ONLY, PERSISTED, run_demo
 from ..store import Store
-from .connect import DEFAULT_DATA_DIR, open_store, warn_missing_indexes
+from .connect import add_data_dir_option, open_store, warn_missing_indexes
 
 
 
@@ -52,9 +52,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--mode", choices=tuple(PERSISTED), default=DEFAULT_MODE,
                         help="write what backtest-kit persists in a backtest (default) or in a live session, which "
                              f"adds {', '.join(LIVE_ONLY)}")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, metavar="DIR",
-                        help=f"where the embedded servers keep their data (default ./{DEFAULT_DATA_DIR}); "
-                             "ignored when CC_MONGO_CONNECTION_STRING is set")
+    add_data_dir_option(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (nothing else)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

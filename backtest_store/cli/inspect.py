@@ -19,11 +19,10 @@ from rich.json import JSON
 from rich.table import Table
 from rich.text import Text
 
-from ..config import redact
 from ..errors import InvalidInput
 from ..inspect import (AUDIT_LIMIT, AuditReport, SchemaReport, audit, find_documents, human_size, plural, schema,
                        to_json)
-from .connect import add_uri_options, mongo_database, resolve_uri
+from .connect import add_uri_options, target_database
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,13 +57,12 @@ def run(args: argparse.Namespace) -> int:
     if args.collection is not None:
         find_documents(args.collection)
     when = parse_when(args.audit_when) if args.audit_when is not None else None
-    url = resolve_uri(args)
-    report = asyncio.run(_report(url, args.collection, when, args.limit, args.timeout))
+    where, report = asyncio.run(_report(args, when))
     if args.json:
         print(report.to_json())
     else:
         console = Console(highlight=False)
-        console.print(Text(f"MongoDB {redact(url)}", style="dim"))
+        console.print(Text(f"MongoDB {where}", style="dim"))
         if isinstance(report, AuditReport):
             show_audit(console, report)
         else:
@@ -72,12 +70,11 @@ def run(args: argparse.Namespace) -> int:
     return 1 if isinstance(report, AuditReport) and not report.clean else 0
 
 
-async def _report(url: str, collection: str | None, when: datetime | int | None, limit: int,
-                  timeout: float) -> SchemaReport | AuditReport:
-    async with mongo_database(url, timeout, "backtest-store-inspect") as database:
+async def _report(args: argparse.Namespace, when: datetime | int | None) -> tuple[str, SchemaReport | AuditReport]:
+    async with target_database(args, "backtest-store-inspect") as (database, where):
         if when is None:
-            return await schema(database, collection)
-        return await audit(database, when, collection, limit=limit)
+            return where, await schema(database, args.collection)
+        return where, await audit(database, when, args.collection, limit=args.limit)
 
 
 def _table(title: str | None, headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:

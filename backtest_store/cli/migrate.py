@@ -24,8 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..config import redact
-from .connect import add_uri_options, mongo_database, resolve_uri
+from .connect import add_uri_options, target_database
 from ..migrations import (
     ACTIONS, IndexChange, LegacyDocuments, MigrationRefused, Operation, apply, drift, keys_text, legacy_documents,
     plan,
@@ -67,9 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 # -- connection ----------------------------------------------------------------------------------------------
 
 async def _with_database(args: argparse.Namespace, work: Any) -> int:
-    uri = resolve_uri(args)
-    async with mongo_database(uri, args.timeout, "backtest-store-migrate") as database:
-        return await work(database, redact(uri))
+    async with target_database(args, "backtest-store-migrate") as (database, where):
+        return await work(database, where)
 
 
 # -- output --------------------------------------------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""A newcomer's first hour: after the demo, every command reaches the same data with nothing configured."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from backtest_store import Store
+from backtest_store.embedded import STATE_FILE, running
+
+CONFIG = ("CC_MONGO_CONNECTION_STRING", "CC_REDIS_URL", "CC_REDIS_HOST", "CC_REDIS_PORT", "CC_REDIS_USER",
+          "CC_REDIS_PASSWORD", "BACKTEST_STORE_CACHE_PREFIX")
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in CONFIG}
+
+
+def cli(cwd: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "backtest_store", *args], cwd=cwd, env=_env(), text=True,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == expect, (args, proc.stdout[-2000:], proc.stderr[-2000:])
+    return proc
+
+
+def test_every_command_works_on_the_demo_data_with_no_configuration(tmp_path: Path) -> None:
+    cli(tmp_path, "demo", "--symbols", "1", "--minutes", "30", "--no-progress")
+    assert running(tmp_path / ".backtest-store") is None  # the demo stopped the servers it started
+
+    report = json.loads(cli(tmp_path, "inspect", "--json").stdout)
+    counts = {c["collection"]: c["count"] for c in report["collections"]}
+    assert counts["candle-items"] > 0 and counts["session-items"] > 0
+    assert "embedded" in cli(tmp_path, "inspect").stdout
+    cli(tmp_path, "migrate", "check")  # the demo's store created the indexes: in sync
+    cli(tmp_path, "export-dump", "out")
+    assert any((tmp_path / "out" / "data" / "candle").rglob("*.json"))
+    imported = json.loads(cli(tmp_path, "import-dump", "out", "--json").stdout)
+    assert imported["imported"] == 0 and imported["unchanged"] > 0  # the same data, found again
+    assert running(tmp_path / ".backtest-store") is None  # each command stopped what it started
+
+
+async def test_serve_keeps_the_servers_for_every_other_tool(tmp_path: Path) -> None:
+    serve = subprocess.Popen([sys.executable, "-m", "backtest_store", "serve"], cwd=tmp_path, env=_env(), text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert serve.stdout is not None
+        banner = []
+        for line in serve.stdout:
+            banner.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        text = "".join(banner)
+        urls = running(tmp_path / ".backtest-store")
+        assert urls is not None and urls[0] in text and f"export CC_MONGO_CONNECTION_STRING={urls[0]}" in text
+
+        # A notebook shares them: no second server on the same data.
+        store = await Store.local(tmp_path / ".backtest-store")
+        assert store._servers is None and store.settings.mongo_url == urls[0]
+        await store.adapters.signal("BTCUSDT", "s", "e").write_signal_data({"id": "shared"})
+        await store.close()
+        assert running(tmp_path / ".backtest-store") == urls  # closing a sharing store stops nothing
+
+        out = cli(tmp_path, "inspect", "signal-items").stdout
+        assert urls[0] in out and "started for this command" not in out
+        again = cli(tmp_path, "serve").stdout
+        assert "already running" in again
+    finally:
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(timeout=60) == 0
+    assert not (tmp_path / ".backtest-store" / STATE_FILE).exists()
+    assert running(tmp_path / ".backtest-store") is None
