@@ -76,8 +76,15 @@ class Store:
 
     @classmethod
     async def open(cls, mongo_url: str | None = None, redis_url: str | None = None, **options: Any) -> "Store":
-        """Connect using explicit URLs, else `CC_MONGO_CONNECTION_STRING` / `CC_REDIS_*` from the environment."""
+        """Connect using explicit URLs, else `CC_MONGO_CONNECTION_STRING` / `CC_REDIS_*` from the environment, else
+        the TypeScript original's defaults (`mongodb://localhost:27017/backtest-kit`, `redis://127.0.0.1:6379/0`),
+        which the log then names."""
         settings = Settings.from_env(mongo_url=mongo_url, redis_url=redis_url, **options)
+        for name, explicit, variables in (("MongoDB", mongo_url, "CC_MONGO_CONNECTION_STRING"),
+                                          ("Redis", redis_url, "CC_REDIS_URL / CC_REDIS_*")):
+            url = settings.mongo_url if name == "MongoDB" else settings.redis_url
+            if explicit is None and url == getattr(Settings, "mongo_url" if name == "MongoDB" else "redis_url"):
+                log.warning("no %s URL given or configured (%s): using the default %s", name, variables, redact(url))
         return await cls.from_settings(settings)
 
     @classmethod

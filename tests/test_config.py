@@ -40,3 +40,21 @@ async def test_url_without_database_is_refused() -> None:
     with pytest.raises(ConfigurationError) as info:
         await Store.open(mongo_url="mongodb://user:hidden@127.0.0.1:1", redis_url="redis://127.0.0.1:1/0")
     assert "hidden" not in str(info.value)
+
+
+async def test_falling_back_to_a_default_says_so_once(monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    for name in ("CC_MONGO_CONNECTION_STRING", "CC_REDIS_URL", "CC_REDIS_HOST", "CC_REDIS_PORT", "CC_REDIS_USER",
+                 "CC_REDIS_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    store = await Store.open(flush_cache_on_open=False)
+    await store.close()
+    defaults = [r.getMessage() for r in caplog.records if "using the default" in r.getMessage()]
+    assert defaults == ["no MongoDB URL given or configured (CC_MONGO_CONNECTION_STRING): using the default "
+                        "mongodb://localhost:27017/backtest-kit",
+                        "no Redis URL given or configured (CC_REDIS_URL / CC_REDIS_*): using the default "
+                        "redis://127.0.0.1:6379/0"]
+    caplog.clear()
+    store = await Store.open("mongodb://127.0.0.1:1/db", "redis://127.0.0.1:1/0", flush_cache_on_open=False)
+    await store.close()
+    assert not [r for r in caplog.records if "using the default" in r.getMessage()]
