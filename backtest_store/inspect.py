@@ -26,6 +26,7 @@ from pymongo.errors import OperationFailure
 from . import validation
 from .errors import ConfigurationError, InvalidInput
 from .migrations import IndexChange, plan
+from .wording import plural
 from .models import DOCUMENTS, Item
 
 AUDIT_LIMIT = 20
@@ -79,10 +80,6 @@ def iso(ms: int | None) -> str:
         return validation.js_iso(validation.ms_to_datetime(ms))
     except OverflowError:
         return f"{ms} ms (out of datetime range)"
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def human_size(size: int | None) -> str:

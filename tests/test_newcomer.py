@@ -73,3 +73,20 @@ async def test_serve_keeps_the_servers_for_every_other_tool(tmp_path: Path) -> N
         assert serve.wait(timeout=60) == 0
     assert not (tmp_path / ".backtest-store" / STATE_FILE).exists()
     assert running(tmp_path / ".backtest-store") is None
+
+
+def test_cli_speaks_to_users(capsys, tmp_path: Path) -> None:
+    import pytest
+
+    from backtest_store.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "first steps" in out and "backtest-store demo" in out
+    assert "registers itself" not in out and "module" not in out
+    # An option that would be silently ignored is an error, in one clean line.
+    assert main(["inspect", "--limit", "5", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("backtest-store: error: --limit applies to the audit only") and len(err.splitlines()) == 1
+    assert not (tmp_path / "mongo").exists()  # refused before starting anything

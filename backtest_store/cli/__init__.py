@@ -15,8 +15,21 @@ from ..errors import BacktestStoreError
 COMMANDS = ("demo", "migrate", "inspect", "dump", "serve")
 
 
+DESCRIPTION = """MongoDB + Redis persistence for backtest-kit's 16 persistence contracts.
+
+With nothing configured, every command uses embedded servers whose data lives in ./.backtest-store
+(--data-dir); set CC_MONGO_CONNECTION_STRING (and CC_REDIS_*) to use your own servers."""
+EPILOG = """first steps:
+  backtest-store demo              run a simulated backtest and see what it stores
+  backtest-store inspect           collections, indexes and counts of the stored data
+  backtest-store serve             keep the embedded servers running for notebooks, mongosh, redis-cli
+  backtest-store COMMAND --help    the options of one command"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backtest-store", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="backtest-store", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:

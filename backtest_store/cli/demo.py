@@ -21,6 +21,7 @@ from rich.table import Table
 from ..config import Settings, redact
 from ..demo import DEFAULT_MINUTES, DEFAULT_MODE, DEFAULT_SEED, DEFAULT_SYMBOLS, LIVE_ONLY, PERSISTED, run_demo
 from ..store import Store
+from ..wording import plural
 from .connect import add_data_dir_option, open_store, warn_missing_indexes
 
 
@@ -113,7 +114,7 @@ async def _simulate(store: Store, args: argparse.Namespace, console: Console) ->
 def render(summary: dict[str, Any], console: Console) -> None:
     runinfo, sim = summary["run"], summary["simulation"]
     console.print(
-        f"\n{runinfo['minutes']} minutes from {runinfo['start']}, seed {runinfo['seed']}: "
+        f"\n{plural(runinfo['minutes'], 'minute')} from {runinfo['start']}, seed {runinfo['seed']}: "
         f"{runinfo['elapsed_s']:.1f} s\n"
         f"mode: {runinfo['mode']}: writes what backtest-kit persists in this mode"
         + (f" (it keeps {', '.join(LIVE_ONLY)} in memory)" if runinfo["mode"] == "backtest" else "") + "\n"

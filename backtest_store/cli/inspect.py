@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--audit-when", metavar="TIME",
                         help="audit instead: list documents whose `when` is later than TIME "
                              "(ISO 8601 with a timezone, e.g. 2026-01-01T00:00:00Z, or epoch ms)")
-    parser.add_argument("--limit", type=int, default=AUDIT_LIMIT,
+    parser.add_argument("--limit", type=int, default=None,
                         help=f"audit: documents listed per collection (default {AUDIT_LIMIT}; totals are always shown)")
     parser.set_defaults(func=run)
 
@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if args.collection is not None:
         find_documents(args.collection)
     when = parse_when(args.audit_when) if args.audit_when is not None else None
+    if args.limit is not None and when is None:
+        raise InvalidInput("--limit applies to the audit only: give --audit-when TIME as well")
+    args.limit = AUDIT_LIMIT if args.limit is None else args.limit
     where, report = asyncio.run(_report(args, when))
     if args.json:
         print(report.to_json())

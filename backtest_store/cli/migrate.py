@@ -30,6 +30,17 @@ from ..migrations import (
     plan,
 )
 from ..migrations.apply import blocking_message
+from ..wording import plural
+
+# The library's messages name its keyword arguments; a CLI user knows the options.
+_OPTIONS = {"replace_blocking=True": "--replace-blocking", "replace=True": "--replace", "prune=True": "--prune",
+            "hide=True": "--hide"}
+
+
+def _options(text: str) -> str:
+    for argument, option in _OPTIONS.items():
+        text = text.replace(argument, option)
+    return text
 
 ACTION_STYLES = {"create": "green", "conflict": "bold magenta", "blocking": "bold red", "foreign": "yellow",
                  "unchanged": "dim"}
@@ -154,7 +165,7 @@ def _ask(operations: list[Operation], args: argparse.Namespace) -> bool:
     if not sys.stdin or not sys.stdin.isatty():
         raise MigrationRefused("stdin is not a terminal, so apply cannot ask for confirmation: pass --yes "
                                "(nothing was changed)")
-    print(f"Apply {len(operations)} change(s)? [y/N] ", end="", file=out, flush=True)
+    print(f"Apply {plural(len(operations), 'change')}? [y/N] ", end="", file=out, flush=True)
     try:
         answer = sys.stdin.readline()
     except (OSError, EOFError):
@@ -168,6 +179,7 @@ def run_apply(args: argparse.Namespace) -> int:
             report = await apply(database, prune=args.prune, hide=args.hide, replace=args.replace,
                                  replace_blocking=args.replace_blocking, confirm=lambda ops: _ask(ops, args))
         except MigrationRefused as exc:
+            exc.args = (_options(str(exc)),)
             if args.json:
                 _dump({"database": database.name, "uri": where, "refused": str(exc),
                        "conflicts": [c.as_dict() for c in exc.changes],
@@ -180,7 +192,7 @@ def run_apply(args: argparse.Namespace) -> int:
                 print(f"{_past(operation.op)} {operation.collection}.{operation.name} "
                       f"{keys_text(operation.change.declared or operation.change.live, with_options=True)}")
             if report.kept:
-                print(f"kept {len(report.kept)} foreign index(es) (not declared, not blocking; `migrate plan` lists "
+                print(f"kept {plural(len(report.kept), 'foreign index', 'foreign indexes')} (not declared, not blocking; `migrate plan` lists "
                       "them, --prune drops them)")
             if report.aborted:
                 print("aborted: nothing was changed")
@@ -188,10 +200,10 @@ def run_apply(args: argparse.Namespace) -> int:
                 print(f"nothing to do: database {database.name} at {where} is "
                       + ("in sync" if not report.kept and not report.blocking else "missing nothing"))
             else:
-                print(f"{len(report.applied)} change(s) applied to database {database.name} at {where}")
+                print(f"{plural(len(report.applied), 'change')} applied to database {database.name} at {where}")
         if report.blocking and not report.aborted:
             # The safe changes are in; what is left needs the operator's word.
-            print(f"backtest-store: refused: {blocking_message(report.blocking)}", file=sys.stderr)
+            print(f"backtest-store: refused: {_options(blocking_message(report.blocking))}", file=sys.stderr)
             return 2
         return 1 if report.aborted else 0
 

@@ -21,6 +21,7 @@ from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from ..wording import plural
 from ..errors import BacktestStoreError, InvalidInput, StorageError
 from ..models import DOCUMENTS, Item
 from .diff import (
@@ -209,15 +210,15 @@ def duplicates_message(duplicates: Sequence[Duplicate]) -> str:
 def blocking_message(refused: Sequence[IndexChange]) -> str:
     lines = ["blocking indexes left in place (undeclared unique indexes that make our writes fail with E11000):"]
     lines += [f"  {c.collection}.{c.name} {keys_text(c.live, with_options=True)}: {c.reason}" for c in refused]
-    lines.append("pass replace_blocking=True (--replace-blocking) to build the declared unique index first and then "
-                 "drop these; uniqueness is enforced throughout")
+    lines.append("pass replace_blocking=True to build the declared unique index first and then drop these; "
+                 "uniqueness is enforced throughout")
     return "\n".join(lines)
 
 
 def conflicts_message(refused: Sequence[IndexChange]) -> str:
     lines = ["conflicting indexes (same name with other keys or options, or the same keys under another name):"]
     lines += [f"  {c.collection}.{c.name}: {c.reason}" for c in refused]
-    lines.append("pass replace=True (--replace) to drop and recreate them; uniqueness is not enforced in between")
+    lines.append("pass replace=True to drop and recreate them; uniqueness is not enforced in between")
     return "\n".join(lines)
 
 
@@ -235,7 +236,7 @@ async def apply(database: AsyncDatabase, *, prune: bool = False, hide: bool = Fa
     `report.blocking`.
     """
     if hide and not prune:
-        raise InvalidInput("hide only applies to pruning: pass prune=True as well (--prune --hide)")
+        raise InvalidInput("hide only applies to pruning: pass prune=True as well")
     try:
         changes = await plan(database, documents)
     except PyMongoError as exc:
@@ -274,7 +275,7 @@ async def apply(database: AsyncDatabase, *, prune: bool = False, hide: bool = Fa
             await _perform(database, operation)
         except PyMongoError as exc:
             error = StorageError(f"{operation.op} {operation.collection}.{operation.name} failed after "
-                                 f"{len(report.applied)} change(s): {_brief(exc)}")
+                                 f"{plural(len(report.applied), 'change')}: {_brief(exc)}")
             error.report = report  # type: ignore[attr-defined]
             raise error from exc
         report.applied.append(operation)
