@@ -269,8 +269,8 @@ async def _storage_size(database: AsyncDatabase, collection: AsyncCollection) ->
     # Servers lacking a command or stage answer OperationFailure; connection errors still propagate.
     try:
         cursor = await collection.aggregate([{"$collStats": {"storageStats": {}}}])
-        # A sharded collection answers once per shard.
-        return sum(int(s["storageStats"]["storageSize"]) async for s in cursor)
+        # A sharded collection answers once per shard (`sum` cannot take an async generator: a list first).
+        return sum([int(s["storageStats"]["storageSize"]) async for s in cursor])
     except (OperationFailure, KeyError, TypeError, ValueError):
         pass
     try:

@@ -285,3 +285,14 @@ async def test_notebook_runs_headless_with_no_configuration(tmp_path: Path, monk
     assert "k-future-0" in html("audit") and "k-past" not in html("audit")
     assert text("audit-frame").startswith("1 ['measure-items']")
     await store.close()
+
+
+async def test_storage_size_comes_from_collstats_stage(store: Store) -> None:
+    """`$collStats` (one answer per shard, summed) is used where the server has it; `collStats` is the fallback."""
+    from backtest_store.inspect import _storage_size
+
+    collection = store.database["signal-items"]
+    await store.adapters.signal("BTCUSDT", "s", "e").write_signal_data({"id": "x"})
+    cursor = await collection.aggregate([{"$collStats": {"storageStats": {}}}])
+    expected = sum([int(s["storageStats"]["storageSize"]) async for s in cursor])
+    assert await _storage_size(store.database, collection) == expected
