@@ -18,7 +18,8 @@ from backtest_store import Store
 from backtest_store.cli import main as cli_main
 from backtest_store.dump import ADAPTER_NAMES, export_dump, import_dump
 from backtest_store.dump.jsonfile import to_json
-from backtest_store.models import DOCUMENTS, MeasureItem
+from backtest_store.models import DOCUMENTS, MeasureItem, RiskItem, ScheduleItem, SignalItem, StrategyItem
+from backtest_store.validation import when_ms
 
 T0 = 1767225600000  # 2026-01-01T00:00:00.000Z
 MINUTE = 60_000
@@ -73,7 +74,6 @@ ETH_DIR = f"ETHUSDT_{STRATEGY}_{EXCHANGE}"
 
 # What the import must skip, by path relative to the dump, and a word of the reason.
 EXPECTED_SKIPS = {
-    f"data/signal/{ETH_DIR}/ETHUSDT.json": "null",
     f"data/candle/binance/BTCUSDT/1m/.tmp-0123456789ab-{T0}.json": "temporary",
     "data/storage/live/broken.json": "corrupt",
     "data/measure/fetchNews_1h_0/nan.json": "corrupt",
@@ -96,11 +96,12 @@ def build_dump(root: Path) -> dict[str, int]:
         write(root, f"data/candle/binance/ETHUSDT/1h/{ts}.json",
               {"timestamp": ts, "open": 3100, "high": 3150, "low": 3080.75, "close": 3120, "volume": 900})
     expected["candle"] = CANDLES_1M + 3
-    # Signal: the open BTC position (eternal hold: Infinity is null on disk); ETH cleared with a literal null.
+    # Signal: the open BTC position (eternal hold: Infinity is null on disk); ETH cleared with a literal null, its
+    # context named by the Storage row of the closed ETH signal.
     write(root, f"data/signal/{BTC_DIR}/BTCUSDT.json", signal_row("sig-btc", "BTCUSDT", STRATEGY, EXCHANGE,
                                                                    estimated=None))
     write(root, f"data/signal/{ETH_DIR}/ETHUSDT.json", raw=b"null")
-    expected["signal"] = 1
+    expected["signal"] = 2
     # Schedule: a limit entry waiting on SOL.
     write(root, f"data/schedule/SOLUSDT_{STRATEGY}_{EXCHANGE}/SOLUSDT.json",
           {**signal_row("sched-sol", "SOLUSDT", STRATEGY, EXCHANGE), "_isScheduled": True})
@@ -255,6 +256,7 @@ async def test_dump_round_trip(store, other_store, tmp_path):
     a = store.adapters
     when = datetime(2026, 1, 2, tzinfo=timezone.utc)
     assert (await a.signal("BTCUSDT", STRATEGY, EXCHANGE).read_signal_data())["id"] == "sig-btc"
+    assert await a.signal("ETHUSDT", STRATEGY, EXCHANGE).read_signal_data() is None
     assert (await a.strategy("BTCUSDT", STRATEGY, EXCHANGE).read_strategy_data())["pendingSignalId"] == "sig-btc"
     assert await a.partial("ETHUSDT", STRATEGY, EXCHANGE).read_partial_data("sig-eth", when) == {}
     assert (await a.breakeven("BTCUSDT", STRATEGY, EXCHANGE).read_breakeven_data("sig-btc", when)) == {
@@ -419,20 +421,155 @@ async def test_ambiguous_names_are_resolved_from_data_or_reported(store, tmp_pat
     write(dump, "data/breakeven/LTCUSDT_grid_bot_okx_spot/sig-ltc.json", {})  # nothing names it
     write(dump, "data/risk/main_risk_okx_spot/positions.json",
           [["k", {"exchangeName": "okx_spot", "symbol": "ADAUSDT", "strategyName": "grid_bot"}]])
-    write(dump, "data/risk/other_risk_okx_spot/positions.json", [])  # no position names the exchange
+    # No position names the exchange: okx_spot is named in that role elsewhere in the dump, new_venue is not.
+    write(dump, "data/risk/other_risk_okx_spot/positions.json", [])
+    write(dump, "data/risk/third_risk_new_venue/positions.json", [])
     write(dump, "data/signal/XRPUSDT_s_e/XRPUSDT.json", {"id": "no-context"})  # only one way to split
     write(dump, "data/recent/XRPUSDT_s_e_live/XRPUSDT.json", {**public_row("r", "XRPUSDT", "s", "other")})
     write(dump, "session/s/e/frame/frame.json", {"id": "14.1.0 layout", "data": {}, "when": T0})
     report = await import_dump(store, dump)
     skipped = dict(report.skipped_files)
     assert set(skipped) == {"data/breakeven/LTCUSDT_grid_bot_okx_spot/sig-ltc.json",
-                            "data/risk/other_risk_okx_spot/positions.json",
+                            "data/risk/third_risk_new_venue/positions.json",
                             "data/recent/XRPUSDT_s_e_live/XRPUSDT.json", "session/s/e/frame/frame.json"}, skipped
     assert "ambiguous" in skipped["data/breakeven/LTCUSDT_grid_bot_okx_spot/sig-ltc.json"]
-    assert "ambiguous" in skipped["data/risk/other_risk_okx_spot/positions.json"]
+    assert "ambiguous" in skipped["data/risk/third_risk_new_venue/positions.json"]
     assert "do not match" in skipped["data/recent/XRPUSDT_s_e_live/XRPUSDT.json"]
     when = datetime(2026, 1, 2, tzinfo=timezone.utc)
     assert await a.strategy("ADAUSDT", "grid_bot", "okx_spot").read_strategy_data() == {"pendingSignalId": None}
     assert await a.partial("DOTUSDT", "grid_bot", "okx_spot").read_partial_data("sig-dot", when) == {}
     assert len(await a.risk("main_risk", "okx_spot").read_position_data(when)) == 1
+    assert await store.repository(RiskItem).find({"riskName": "other_risk", "exchangeName": "okx_spot"})
     assert await a.signal("XRPUSDT", "s", "e").read_signal_data() == {"id": "no-context"}
+
+
+def candle_file(root: Path, exchange: str, symbol: str) -> None:
+    write(root, f"data/candle/{exchange}/{symbol}/1m/{T0}.json",
+          {"timestamp": T0, "open": 1, "high": 2, "low": 0.5, "close": 1.5, "volume": 3})
+
+
+async def stored(store: Store, model: type, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The document of `key` without the fields that differ between two writes of the same state."""
+    doc = await store.repository(model).find(key)
+    return doc and {k: v for k, v in doc.items() if k not in ("_id", "createDate", "updatedDate")}
+
+
+async def test_null_files_clear_records(store, other_store, tmp_path):
+    """A literal null is the framework's cleared record: it clears what an earlier import stored."""
+    a = store.adapters
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    # Open records from an earlier import of the same dump, before the framework closed the position.
+    await a.signal("BTCUSDT", "s", "e").write_signal_data(signal_row("sig-1", "BTCUSDT", "s", "e"))
+    await a.schedule("BTCUSDT", "s", "e").write_schedule_data(signal_row("sig-2", "BTCUSDT", "s", "e"))
+    await a.strategy("BTCUSDT", "s", "e").write_strategy_data({"pendingSignalId": "sig-1"})
+    await a.risk("r", "e").write_position_data([["s_e_BTCUSDT", {"symbol": "BTCUSDT"}]], when)
+    dump = tmp_path / "dump"
+    nulls = {"signal": "data/signal/BTCUSDT_s_e/BTCUSDT.json", "schedule": "data/schedule/BTCUSDT_s_e/BTCUSDT.json",
+             "strategy": "data/strategy/BTCUSDT_s_e/strategy.json", "risk": "data/risk/r_e/positions.json"}
+    for rel in nulls.values():
+        write(dump, rel, raw=b"null")
+    # Where the framework never writes null, a null file stays a reported skip.
+    never = ["data/partial/BTCUSDT_s_e/sig-1.json", "data/recent/BTCUSDT_s_e_live/BTCUSDT.json",
+             "data/measure/bucket/key.json", "session/s/e/BTCUSDT_live.json"]
+    for rel in never:
+        write(dump, rel, raw=b"null")
+
+    report = await import_dump(store, dump)
+    assert {n: c.imported for n, c in report.adapters.items() if c.imported} == dict.fromkeys(nulls, 1)
+    skipped = dict(report.skipped_files)
+    assert set(skipped) == set(never) and all("null" in reason for reason in skipped.values()), skipped
+    assert await a.signal("BTCUSDT", "s", "e").read_signal_data() is None
+    assert await a.schedule("BTCUSDT", "s", "e").read_schedule_data() is None
+    assert await a.strategy("BTCUSDT", "s", "e").read_strategy_data() is None
+    assert await a.risk("r", "e").read_position_data(when) == []
+    # The same state as the adapters' own clearing writes.
+    b = other_store.adapters
+    await b.signal("BTCUSDT", "s", "e").write_signal_data(None)
+    await b.schedule("BTCUSDT", "s", "e").write_schedule_data(None)
+    await b.strategy("BTCUSDT", "s", "e").write_strategy_data(None)
+    key = {"symbol": "BTCUSDT", "strategyName": "s", "exchangeName": "e"}
+    for model in (SignalItem, ScheduleItem, StrategyItem):
+        assert await stored(store, model, key) == await stored(other_store, model, key)
+        assert (await stored(store, model, key))["payload"] is None
+    risk = await stored(store, RiskItem, {"riskName": "r", "exchangeName": "e"})
+    assert risk["positions"] is None and risk["when"] == when_ms(when)
+
+    # Exported as null, and stable: the dump and its export import as unchanged.
+    out = tmp_path / "out"
+    exported = await export_dump(store, out)
+    assert exported.skipped == 0
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.json")} == dict.fromkeys(
+        nulls.values(), b"null")
+    for source in (dump, out):
+        again = await import_dump(store, source)
+        assert again.imported == 0 and again.unchanged == len(nulls), again.as_dict()
+
+
+async def test_joined_names_resolved_from_what_the_dump_says(store, tmp_path):
+    """`_`-joined directory names, resolved from the names the same dump states plainly elsewhere, whatever the
+    order in which the files are met; what still splits several ways is reported, never guessed."""
+    a = store.adapters
+    dump = tmp_path / "dump"
+    # Stated plainly: candle folders (exchange, symbol), a Session path (strategy, exchange, symbol), Notification
+    # rows (a context each), a Storage row (the context of one signal).
+    candle_file(dump, "okx_spot", "ADAUSDT")
+    candle_file(dump, "okx_spot", "XRPUSDT")
+    write(dump, "session/mean_rev/okx_spot/XRPUSDT_live.json",
+          {"id": "XRPUSDT:mean_rev:okx_spot:live", "data": {}, "when": T0})
+    for i, (symbol, strategy, exchange) in enumerate([("DOTUSDT", "grid_bot", "binance"), ("DOTUSDT", "a", "b_c"),
+                                                      ("DOTUSDT", "a_b", "c")]):
+        write(dump, f"data/notification/live/n-{i}.json", {"type": "signal.opened", "id": f"n-{i}", "backtest": False,
+                                                           "symbol": symbol, "strategyName": strategy,
+                                                           "exchangeName": exchange})
+    write(dump, "data/storage/live/sig-d.json", public_row("sig-d", "DOTUSDT", "a_b", "c"))
+    # A full context named by the Session file.
+    write(dump, "data/strategy/XRPUSDT_mean_rev_okx_spot/strategy.json", {"pendingSignalId": None})
+    write(dump, "data/partial/XRPUSDT_mean_rev_okx_spot/sig-x.json", {"sig-x": {"profitLevels": [10]}})
+    # Every part named in its role (ADAUSDT and okx_spot by candles, grid_bot by a Notification about DOTUSDT).
+    write(dump, "data/signal/ADAUSDT_grid_bot_okx_spot/ADAUSDT.json", raw=b"null")
+    write(dump, "data/recent/ADAUSDT_grid_bot_okx_spot_live/ADAUSDT.json", {"id": "r-ada"})
+    write(dump, "data/risk/main_risk_okx_spot/positions.json", raw=b"null")
+    # Named only by a file read later: the Schedule row (Schedule is imported after Signal).
+    write(dump, "data/signal/SOLUSDT_trend_up_okx_spot/SOLUSDT.json", raw=b"null")
+    write(dump, "data/schedule/SOLUSDT_trend_up_okx_spot/SOLUSDT.json",
+          {**signal_row("sched-sol", "SOLUSDT", "trend_up", "okx_spot"), "_isScheduled": True})
+    # DOTUSDT_a_b_c is (a, b_c) or (a_b, c): both are named in full. The Storage row of sig-d settles its file only.
+    write(dump, "data/strategy/DOTUSDT_a_b_c/strategy.json", {"pendingSignalId": None})
+    write(dump, "data/breakeven/DOTUSDT_a_b_c/sig-d.json", {"sig-d": {"reached": True}})
+
+    report = await import_dump(store, dump)
+    skipped = dict(report.skipped_files)
+    assert set(skipped) == {"data/strategy/DOTUSDT_a_b_c/strategy.json"}, skipped
+    reason = skipped["data/strategy/DOTUSDT_a_b_c/strategy.json"]
+    assert "ambiguous" in reason and "DOTUSDT/a/b_c" in reason and "DOTUSDT/a_b/c" in reason, reason
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    assert await a.strategy("XRPUSDT", "mean_rev", "okx_spot").read_strategy_data() == {"pendingSignalId": None}
+    assert await a.partial("XRPUSDT", "mean_rev", "okx_spot").read_partial_data("sig-x", when) == {
+        "sig-x": {"profitLevels": [10]}}
+    assert await stored(store, SignalItem, {"symbol": "ADAUSDT", "strategyName": "grid_bot",
+                                                "exchangeName": "okx_spot"}) is not None
+    assert await a.recent("ADAUSDT", "grid_bot", "okx_spot", "", False).read_recent_data() == {"id": "r-ada"}
+    assert await stored(store, RiskItem, {"riskName": "main_risk", "exchangeName": "okx_spot"}) is not None
+    assert await stored(store, SignalItem, {"symbol": "SOLUSDT", "strategyName": "trend_up",
+                                                "exchangeName": "okx_spot"}) is not None
+    assert await a.breakeven("DOTUSDT", "a_b", "c").read_breakeven_data("sig-d", when) == {"sig-d": {"reached": True}}
+    # Nothing was stored under a split the dump does not name.
+    for model in DOCUMENTS:
+        async for doc in store.repository(model).iterate({}, None):
+            assert doc.get("strategyName") in (None, "mean_rev", "grid_bot", "trend_up", "a_b"), doc
+    assert (await import_dump(store, dump)).imported == 0
+
+
+async def test_name_hints_are_bounded_and_never_guess_past_the_cap(store, tmp_path, monkeypatch):
+    """Past the cap on remembered names, what is remembered can no longer rule a split out: reported, not guessed."""
+    from backtest_store.dump import layout
+    monkeypatch.setattr(layout, "MAX_HINTS", 2)
+    dump = tmp_path / "dump"
+    for symbol in ("ADAUSDT", "BNBUSDT", "DOTUSDT"):
+        candle_file(dump, "okx_spot", symbol)
+    write(dump, "data/notification/live/n-1.json", {"id": "n-1", "symbol": "ADAUSDT", "strategyName": "grid_bot",
+                                                    "exchangeName": "okx_spot"})
+    write(dump, "data/strategy/ADAUSDT_grid_bot_okx_spot/strategy.json", {"pendingSignalId": None})
+    report = await import_dump(store, dump)
+    reason = dict(report.skipped_files)["data/strategy/ADAUSDT_grid_bot_okx_spot/strategy.json"]
+    assert "ambiguous" in reason and "too many" in reason, reason

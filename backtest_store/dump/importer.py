@@ -2,8 +2,17 @@
 
 Memory stays bounded whatever the dump holds: directories are walked with `os.scandir` (never listed whole),
 files are read one batch at a time in a worker thread while the previous batch is written, and each batch is
-one bulk write. A file that cannot be imported (corrupt JSON, a `.tmp-` leftover, a literal `null`, an
-ambiguous directory name...) is reported with its path and skipped; it never stops the import.
+one bulk write. A file that cannot be imported (corrupt JSON, a `.tmp-` leftover, a literal `null` where the
+framework never writes one, an ambiguous directory name...) is reported with its path and skipped; it never
+stops the import.
+
+A literal `null` in a Signal, Schedule or Strategy file is the framework's cleared record, and in a Risk file
+reads as no positions: it is stored as a null payload, exactly what the adapter stores for `write_...(None)`.
+
+Directory names joined with `_` (`<symbol>_<strategy>_<exchange>`, `<riskName>_<exchange>`...) that split more
+than one way and whose file does not say which are set aside in a first pass (only the directory is
+remembered), while every file teaches the names it states; a second pass over those directories resolves them
+with everything the dump said, then the database (`layout.Hints`).
 
 Counts, per adapter:
 - imported: documents inserted or updated;
@@ -24,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BacktestStoreError
 from .jsonfile import SUFFIX, TMP_PREFIX, CorruptJson, json_equal, loads, to_json
-from .layout import DATA_DIRS, DATA_ROOTS, LAYOUTS, Hints, Layout, Record, Skip
+from .layout import DATA_DIRS, DATA_ROOTS, LAYOUTS, MAX_HINTS, Defer, Hints, Layout, Record, Skip
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -110,9 +119,9 @@ def _walk(directory: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[tuple[s
                 yield (*parts, entry.name), entry.path  # unreadable: reported when read
 
 
-def _files(root: str, layout: Layout) -> Iterator[_File]:
-    base = os.path.join(root, *layout.root)
-    for parts, path in _walk(base):
+def _files(root: str, layout: Layout, under: tuple[str, ...] = ()) -> Iterator[_File]:
+    base = os.path.join(root, *layout.root, *under)
+    for parts, path in _walk(base, under):
         name = parts[-1]
         rel = "/".join((*layout.root, *parts))
         if name.startswith(TMP_PREFIX):
@@ -134,8 +143,8 @@ def _files(root: str, layout: Layout) -> Iterator[_File]:
         except OSError as exc:
             yield _File(rel, parts, error=f"unreadable: {exc.strerror or exc}")
             continue
-        if value is None:
-            yield _File(rel, parts, error="literal null (a cleared record): nothing to import")
+        if value is None and not layout.nullable:
+            yield _File(rel, parts, error=f"literal null: backtest-kit never writes one for {layout.name}")
             continue
         yield _File(rel, parts, value)
 
@@ -172,6 +181,9 @@ class Importer:
         self.on_progress = on_progress
         self.report = ImportReport(self.root)
         self.hints = Hints(store)
+        # Per adapter, the directories (below its root) holding files whose name must be looked at again.
+        self.deferred: dict[str, dict[tuple[str, ...], None]] = {}
+        self._deferred_count = 0
 
     async def run(self) -> ImportReport:
         if not os.path.isdir(self.root):
@@ -183,11 +195,16 @@ class Importer:
         self.report.ignored = _ignored(self.root)
         for layout in LAYOUTS:
             await self._layout(layout)
+        final = self.hints.finally_()
+        for layout in LAYOUTS:
+            for under in self.deferred.get(layout.name, ()):
+                await self._layout(layout, under, final)
         self.report.seconds = time.monotonic() - started
         return self.report
 
-    async def _layout(self, layout: Layout) -> None:
-        files = _files(self.root, layout)
+    async def _layout(self, layout: Layout, under: tuple[str, ...] = (), final: Hints | None = None) -> None:
+        """Import the files of one adapter; with `final`, only those of a deferred directory that were deferred."""
+        files = _files(self.root, layout, under)
         done = 0
         pending: asyncio.Task[None] | None = None
         try:
@@ -196,14 +213,15 @@ class Importer:
                 batch = await asyncio.to_thread(_take, files, self.batch_size)
                 if not batch:
                     break
-                records = await self._parse(layout, batch)
+                records = await (self._parse(layout, batch) if final is None else self._reparse(layout, batch, final))
                 if pending is not None:
                     await pending
                 pending = asyncio.ensure_future(self._write(layout, records))
-                done += len(batch)
-                self.report.files += len(batch)
-                if self.on_progress:
-                    self.on_progress(layout.name, done)
+                if final is None:
+                    done += len(batch)
+                    self.report.files += len(batch)
+                    if self.on_progress:
+                        self.on_progress(layout.name, done)
             if pending is not None:
                 await pending
                 pending = None
@@ -219,7 +237,44 @@ class Importer:
                 self.report.skip(layout.name, f.rel, f.error)
                 continue
             try:
-                records.append(await layout.parse(f.parts, f.value, self.hints))
+                record = await layout.parse(f.parts, f.value, self.hints)
+            except Skip as exc:
+                self.report.skip(layout.name, f.rel, str(exc))
+                continue
+            except Defer:
+                self._defer(layout, f)
+                continue
+            # Every key the first pass settles is a fact the dump states: it names its context.
+            self.hints.learn(record.key)
+            records.append(record)
+        return records
+
+    def _defer(self, layout: Layout, f: _File) -> None:
+        directories = self.deferred.setdefault(layout.name, {})
+        under = f.parts[:-1]
+        if under not in directories:
+            if self._deferred_count >= MAX_HINTS:
+                self.report.skip(layout.name, f.rel, "ambiguous directory name: too many of them to look at again")
+                return
+            directories[under] = None
+            self._deferred_count += 1
+
+    async def _reparse(self, layout: Layout, batch: list[_File], final: Hints) -> list[Record]:
+        """The second pass: files the first pass imported or reported (their outcome does not depend on what the
+        dump says elsewhere) are recognised by parsing them the first way again, and left alone."""
+        records = []
+        for f in batch:
+            if f.error is not None:
+                continue
+            try:
+                await layout.parse(f.parts, f.value, self.hints)
+                continue
+            except Skip:
+                continue
+            except Defer:
+                pass
+            try:
+                records.append(await layout.parse(f.parts, f.value, final))
             except Skip as exc:
                 self.report.skip(layout.name, f.rel, str(exc))
         return records
