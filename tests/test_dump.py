@@ -573,3 +573,64 @@ async def test_name_hints_are_bounded_and_never_guess_past_the_cap(store, tmp_pa
     report = await import_dump(store, dump)
     reason = dict(report.skipped_files)["data/strategy/ADAUSDT_grid_bot_okx_spot/strategy.json"]
     assert "ambiguous" in reason and "too many" in reason, reason
+
+
+async def test_export_refuses_contexts_that_share_a_path(store, tmp_path):
+    """Two contexts whose `_`-joins are one path: neither is written, both are reported with their keys."""
+    a = store.adapters
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    await a.strategy("A_B", "C", "x").write_strategy_data({"who": 1})
+    await a.strategy("A", "B_C", "x").write_strategy_data({"who": 2})
+    await a.strategy("A", "B", "x").write_strategy_data({"who": 3})  # its own path
+    # Signal's file is the symbol: ("A_B","C","x") writes A_B_C_x/A_B.json, not the A.json the other two share.
+    await a.signal("A", "B_C", "x").write_signal_data({"id": "1"})
+    await a.signal("A", "B", "C_x").write_signal_data({"id": "2"})
+    await a.signal("A_B", "C", "x").write_signal_data({"id": "3"})
+    await a.risk("r_a", "b").write_position_data([], when)
+    await a.risk("r", "a_b").write_position_data([], when)
+    # Recent: three ways to S_a_b_c_live, the frame level included.
+    await a.recent("S", "a_b", "c", "", False).write_recent_data({"id": "1"}, when)
+    await a.recent("S", "a", "b_c", "", False).write_recent_data({"id": "2"}, when)
+    await a.recent("S", "a", "b", "c", False).write_recent_data({"id": "3"}, when)
+    await a.recent("S", "a", "b", "c", True).write_recent_data({"id": "4"}, when)  # S_a_b_c_backtest
+    # Partial: the directory is shared, only the same signal id is the same file.
+    await a.partial("A_B", "C", "x").write_partial_data({}, "sig-1", when)
+    await a.partial("A", "B_C", "x").write_partial_data({}, "sig-1", when)
+    await a.partial("A", "B_C", "x").write_partial_data({}, "sig-2", when)
+
+    report = await export_dump(store, tmp_path / "out")
+    refused = dict(report.skipped_documents)
+    assert {n: (c.written, c.skipped) for n, c in report.adapters.items() if c.written or c.skipped} == {
+        "strategy": (1, 2), "signal": (1, 2), "risk": (0, 2), "recent": (1, 3), "partial": (1, 2)}, refused
+    expected = {
+        "strategy-items {symbol='A_B', strategyName='C', exchangeName='x'}": "strategyName='B_C'",
+        "strategy-items {symbol='A', strategyName='B_C', exchangeName='x'}": "symbol='A_B'",
+        "signal-items {symbol='A', strategyName='B_C', exchangeName='x'}": "exchangeName='C_x'",
+        "signal-items {symbol='A', strategyName='B', exchangeName='C_x'}": "strategyName='B_C'",
+        "risk-items {riskName='r_a', exchangeName='b'}": "riskName='r'",
+        "risk-items {riskName='r', exchangeName='a_b'}": "riskName='r_a'",
+        "partial-items {symbol='A_B', strategyName='C', exchangeName='x', signalId='sig-1'}": "symbol='A'",
+        "partial-items {symbol='A', strategyName='B_C', exchangeName='x', signalId='sig-1'}": "symbol='A_B'",
+    }
+    for what, other in expected.items():
+        assert what in refused and other in refused[what] and "data/" in refused[what], (what, refused)
+    recent = [r for w, r in refused.items() if w.startswith("recent-items")]
+    assert len(recent) == 3 and all(r.count("{symbol='S'") == 2 for r in recent), recent
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.json"))
+    assert written == ["data/partial/A_B_C_x/sig-2.json", "data/recent/S_a_b_c_backtest/S.json",
+                       "data/signal/A_B_C_x/A_B.json", "data/strategy/A_B_x/strategy.json"]
+    assert json.loads((tmp_path / "out/data/signal/A_B_C_x/A_B.json").read_bytes()) == {"id": "3"}
+
+
+async def test_export_writes_numbers_and_strings_as_json_stringify(store, tmp_path):
+    """Doubles as a TypeScript writer stores them (100.0 is a double in BSON) come out as JavaScript prints them."""
+    payload = {"tiny": 0.0000124, "whole": 100.0, "big": 1e21, "below": 1e20, "small": 1.5e-7, "negzero": -0.0,
+               "huge": 2.0**53 + 2, "int64": 2**60, "text": "line\u2028sep \x01 ретест \"q\" \\", "z": 1, "a": 2}
+    await store.repository(SignalItem).upsert({"symbol": "BTCUSDT", "strategyName": "s", "exchangeName": "e"},
+                                              {"payload": payload})
+    report = await export_dump(store, tmp_path / "out")
+    assert report.adapters["signal"].written == 1
+    assert (tmp_path / "out/data/signal/BTCUSDT_s_e/BTCUSDT.json").read_bytes() == (
+        '{"tiny":0.0000124,"whole":100,"big":1e+21,"below":100000000000000000000,"small":1.5e-7,"negzero":0,'
+        '"huge":9007199254740994,"int64":1152921504606847000,"text":"line\u2028sep \\u0001 ретест \\"q\\" \\\\",'
+        '"z":1,"a":2}').encode()
