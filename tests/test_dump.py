@@ -20,6 +20,7 @@ from backtest_store.dump import ADAPTER_NAMES, export_dump, import_dump
 from backtest_store.dump.jsonfile import to_json
 from backtest_store.models import DOCUMENTS, MeasureItem, RiskItem, ScheduleItem, SignalItem, StrategyItem
 from backtest_store.validation import when_ms
+from tests.realdata import unpack_dump
 
 T0 = 1767225600000  # 2026-01-01T00:00:00.000Z
 MINUTE = 60_000
@@ -634,3 +635,32 @@ async def test_export_writes_numbers_and_strings_as_json_stringify(store, tmp_pa
         '{"tiny":0.0000124,"whole":100,"big":1e+21,"below":100000000000000000000,"small":1.5e-7,"negzero":0,'
         '"huge":9007199254740994,"int64":1152921504606847000,"text":"line\u2028sep \\u0001 ретест \\"q\\" \\\\",'
         '"z":1,"a":2}').encode()
+
+
+async def test_real_dump_round_trips_byte_for_byte(store, tmp_path, report):
+    """backtest-kit 19.5.0's own dump: imported and exported, every file comes back with the same bytes."""
+    dump = unpack_dump(tmp_path / "src")
+    original = {p.relative_to(dump).as_posix(): p for p in dump.rglob("*")
+                if p.is_file() and not p.name.startswith(".tmp-")}
+    started = time.perf_counter()
+    first = await import_dump(store, dump)
+    imported = time.perf_counter() - started
+    assert first.skipped == 0, first.skipped_files
+    assert first.imported == first.files == len(original) == 8186
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    exported = await export_dump(store, out)
+    export_seconds = time.perf_counter() - started
+    assert exported.skipped == 0, exported.skipped_documents
+    copy = {p.relative_to(out).as_posix(): p for p in out.rglob("*") if p.is_file()}
+    assert not [rel for rel in copy if rel.rsplit("/", 1)[-1].startswith(".tmp-")]
+    assert sorted(set(original) - set(copy)) == [] and sorted(set(copy) - set(original)) == []
+    differ = [rel for rel, path in original.items() if path.read_bytes() != copy[rel].read_bytes()]
+    assert differ == [], differ[:10]
+    assert copy["data/schedule/ETHUSDT_limit-short_synth-live/ETHUSDT.json"].read_bytes() == b"null"
+    started = time.perf_counter()
+    again = await import_dump(store, dump)
+    reimported = time.perf_counter() - started
+    assert again.imported == 0 and again.skipped == 0 and again.unchanged == len(original), again.as_dict()
+    report(f"real dump ({len(original):,} files): import {imported:.1f} s, export {export_seconds:.1f} s, "
+           f"second import {reimported:.1f} s")

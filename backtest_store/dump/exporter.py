@@ -17,6 +17,7 @@ import asyncio
 import errno
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 CHUNK = 500
+WRITERS = 8
 MAX_DIRS = 10_000
 # Distinct contexts one adapter may hold for the collision check; a database has a handful per strategy.
 MAX_CONTEXTS = 100_000
@@ -136,14 +138,17 @@ class Exporter:
         self.on_progress = on_progress
         self.report = ExportReport(self.root)
         self._dirs: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
 
     async def run(self) -> ExportReport:
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise DumpError(f"{self.root} exists and is not a directory")
         os.makedirs(self.root, exist_ok=True)
         started = time.monotonic()
-        for layout in LAYOUTS:
-            await self._layout(layout)
+        with ThreadPoolExecutor(WRITERS, thread_name_prefix="export-dump") as self._pool:
+            for layout in LAYOUTS:
+                await self._layout(layout)
+        self._pool = None
         self.report.seconds = time.monotonic() - started
         return self.report
 
@@ -200,7 +205,8 @@ class Exporter:
 
     def _write(self, chunk: list[tuple[tuple[str, ...], bytes, str]]) -> "_Written":
         """Runs in a worker thread; returns what it wrote and what it refused instead of touching the report."""
-        written, skipped = 0, []
+        skipped: list[tuple[str, str]] = []
+        ready = []
         for parts, data, what in chunk:
             directory = os.path.join(self.root, *parts[:-1])
             try:
@@ -209,14 +215,34 @@ class Exporter:
                     if len(self._dirs) >= MAX_DIRS:
                         self._dirs.clear()
                     self._dirs.add(directory)
-                write_atomic(directory, parts[-1], data)
             except OSError as exc:
-                if exc.errno not in _NAME_ERRORS:
-                    raise DumpError(f"cannot write {os.path.join(directory, parts[-1])}: {exc}") from exc
-                skipped.append((what, f"cannot be written: {exc.strerror or exc}"))
+                self._failed(directory, exc, what, skipped)
                 continue
-            written += 1
+            ready.append((directory, parts[-1], data, what))
+        # Each file is fsynced before its rename: the time goes to waiting on the disk, so several at once.
+        errors = self._pool.map(_write_one, ready) if self._pool else map(_write_one, ready)
+        written = 0
+        for (directory, name, _, what), error in zip(ready, errors):
+            if error is None:
+                written += 1
+            else:
+                self._failed(os.path.join(directory, name), error, what, skipped)
         return written, skipped
+
+    @staticmethod
+    def _failed(path: str, exc: OSError, what: str, skipped: list[tuple[str, str]]) -> None:
+        if exc.errno not in _NAME_ERRORS:
+            raise DumpError(f"cannot write {path}: {exc}") from exc
+        skipped.append((what, f"cannot be written: {exc.strerror or exc}"))
+
+
+def _write_one(item: tuple[str, str, bytes, str]) -> OSError | None:
+    directory, name, data, _ = item
+    try:
+        write_atomic(directory, name, data)
+    except OSError as exc:
+        return exc
+    return None
 
 
 _Written = tuple[int, list[tuple[str, str]]]
