@@ -3,8 +3,9 @@
 One `Layout` per adapter holds every rule for that adapter: the directory, how a path and its JSON become a
 document (`parse`, for the importer) and how a document becomes a path and JSON (`path`/`value`, for the
 exporter). Directory names built by joining context fields with `_` are ambiguous when a name contains `_`:
-they are resolved from the payload where it carries the context, else from what other adapters' data says
-(`Hints`), else reported, never guessed.
+they are resolved from the file itself where it carries the context, else from what the rest of the dump says
+and then the database (`Hints`), else reported, never guessed. On export, contexts whose joins are one path
+are refused (`Layout.joined`).
 """
 
 from __future__ import annotations
@@ -230,7 +231,8 @@ class Hints:
         self._store = store
         self.knowledge = knowledge or Knowledge()
         self.final = final
-        self._resolved: dict[tuple[Any, ...], tuple[str, ...] | None] = {}
+        # (shape, name, fixed) -> (the answer or None, how many splits were left, the first few as text)
+        self._resolved: dict[tuple[Any, ...], tuple[tuple[str, ...] | None, int, str]] = {}
 
     def finally_(self) -> "Hints":
         """The view that resolves what the first look deferred, sharing what was learned."""
@@ -425,7 +427,7 @@ class PendingLayout(Layout):
 def _after(dirname: str, symbol: str) -> str:
     """What follows `<symbol>_` in a directory whose file names the symbol."""
     if not dirname.startswith(symbol + "_"):
-        raise Skip(f"directory {dirname!r} does not start with the symbol {symbol!r} its file names")
+        raise Skip(f"directory {dirname!r} does not start with {symbol + '_'!r} (the symbol its file names)")
     return dirname[len(symbol) + 1:]
 
 
@@ -454,11 +456,12 @@ class StrategyLayout(Layout):
     async def parse(self, parts, value, hints):
         dirname = self._fixed_file_dir(parts, self.FILE)
         data = None if value is None else _dict(value, "the strategy snapshot")
-        inner = {t for t in map(_triple_of, (data or {}).values()) if t is not None}
+        fields = data or {}
+        inner = {t for t in map(_triple_of, fields.values()) if t is not None}
         for triple in inner:
             hints.learn(dict(zip(TRIPLE, triple)))
-        signal_id = next((data[f] for f in ("pendingSignalId", "lastPendingId")
-                          if type((data or {}).get(f)) is str and data[f]), None)
+        signal_id = next((fields[f] for f in ("pendingSignalId", "lastPendingId")
+                          if type(fields.get(f)) is str and fields[f]), None)
         triple = await hints.resolve(TRIPLE, dirname, local=inner.__contains__, signal_id=signal_id)
         return self._record(dict(zip(TRIPLE, triple)), payload=_payload(data))
 
