@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
+import subprocess
 import time
 import tracemalloc
 import uuid
@@ -20,7 +22,7 @@ from backtest_store.dump import ADAPTER_NAMES, export_dump, import_dump
 from backtest_store.dump.jsonfile import to_json
 from backtest_store.models import DOCUMENTS, MeasureItem, RiskItem, ScheduleItem, SignalItem, StrategyItem
 from backtest_store.validation import when_ms
-from tests.realdata import unpack_dump
+from tests.realdata import load_ts_original, unpack_dump
 
 T0 = 1767225600000  # 2026-01-01T00:00:00.000Z
 MINUTE = 60_000
@@ -664,3 +666,24 @@ async def test_real_dump_round_trips_byte_for_byte(store, tmp_path, report):
     assert again.imported == 0 and again.skipped == 0 and again.unchanged == len(original), again.as_dict()
     report(f"real dump ({len(original):,} files): import {imported:.1f} s, export {export_seconds:.1f} s, "
            f"second import {reimported:.1f} s")
+
+
+async def test_typescript_written_documents_export_as_json_stringify_writes_them(store, tmp_path):
+    """The TypeScript original stores every number as a double: each exported file is exactly the bytes
+    JSON.stringify gives for it (checked by node: `JSON.stringify(JSON.parse(text)) === text`)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    await load_ts_original(store.database, "current", indexes=False)
+    out = tmp_path / "out"
+    report = await export_dump(store, out)
+    assert all(report.adapters[n].written for n in ADAPTER_NAMES if n != "candle"), report.as_dict()
+    files = sorted(str(p) for p in out.rglob("*.json"))
+    assert len(files) == report.written
+    check = ("const fs = require('fs'); const bad = [];"
+             "for (const f of JSON.parse(fs.readFileSync(0, 'utf8'))) {"
+             "  const text = fs.readFileSync(f, 'utf8');"
+             "  if (JSON.stringify(JSON.parse(text)) !== text) bad.push([f, text.slice(0, 200)]); }"
+             "process.stdout.write(JSON.stringify(bad));")
+    done = subprocess.run([node, "-e", check], input=json.dumps(files).encode(), capture_output=True, check=True)
+    assert json.loads(done.stdout) == []
