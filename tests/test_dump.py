@@ -687,3 +687,24 @@ async def test_typescript_written_documents_export_as_json_stringify_writes_them
              "process.stdout.write(JSON.stringify(bad));")
     done = subprocess.run([node, "-e", check], input=json.dumps(files).encode(), capture_output=True, check=True)
     assert json.loads(done.stdout) == []
+
+
+async def test_what_mongodb_cannot_store_is_reported_not_fatal(store, tmp_path):
+    """A lone surrogate is valid JSON (JSON.stringify writes one as `\\ud800`) and a file name need not be UTF-8,
+    but MongoDB stores UTF-8 only: such files are reported and the import goes on."""
+    dump = tmp_path / "dump"
+    write(dump, "data/storage/live/lone.json", raw=b'{"id":"lone","note":"\\ud800"}')
+    write(dump, "data/storage/live/key.json", raw=b'{"id":"key","\\udfff":1}')
+    write(dump, "data/storage/live/fine.json", {"id": "fine"})
+    bad_dir = os.path.join(os.fsencode(dump), b"data/measure/bucket\xff")
+    os.makedirs(bad_dir)
+    with open(os.path.join(bad_dir, b"k.json"), "wb") as f:
+        f.write(b'{"id":"k","data":1,"removed":false}')
+    report = await import_dump(store, dump)
+    assert report.adapters["storage"].imported == 1
+    skipped = dict(report.skipped_files)
+    assert {"data/storage/live/lone.json", "data/storage/live/key.json"} <= set(skipped), skipped
+    assert report.adapters["measure"].skipped == 1 and report.skipped == 3, skipped
+    assert "UTF-8" in skipped["data/storage/live/lone.json"]
+    assert "data/measure/bucket\\udcff/k.json" in skipped
+    json.dumps(report.as_dict(), ensure_ascii=False).encode("utf-8")  # the CLI prints it

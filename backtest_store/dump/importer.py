@@ -84,7 +84,7 @@ class ImportReport:
         self.adapters[adapter].skipped += 1
         self.skipped += 1
         if len(self.skipped_files) < MAX_LISTED:
-            self.skipped_files.append((rel, reason))
+            self.skipped_files.append((_printable(rel), _printable(reason)))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +95,12 @@ class ImportReport:
             "skipped_files_truncated": self.skipped > len(self.skipped_files),
             "ignored": self.ignored,
         }
+
+
+def _printable(text: str) -> str:
+    """Text a report can print: a file name that is not UTF-8 reaches Python with surrogate escapes, shown as
+    `\\udcff`."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass
@@ -167,11 +173,11 @@ def _ignored(root: str) -> list[str]:
     with os.scandir(root) as it:
         for entry in it:
             if entry.name not in DATA_ROOTS:
-                ignored.append(entry.name)
+                ignored.append(_printable(entry.name))
     data = os.path.join(root, "data")
     if os.path.isdir(data):
         with os.scandir(data) as it:
-            ignored.extend(f"data/{e.name}" for e in it if e.name not in DATA_DIRS)
+            ignored.extend(_printable(f"data/{e.name}") for e in it if e.name not in DATA_DIRS)
     return sorted(ignored)[:MAX_LISTED]
 
 

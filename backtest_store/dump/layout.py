@@ -110,6 +110,10 @@ def _payload(value: Any) -> Any:
         return validation.payload(value)
     except InvalidInput as exc:
         raise Skip(f"unsupported payload: {exc}") from None
+    except UnicodeEncodeError:
+        # JSON.parse accepts a lone surrogate escape (`\\ud800`); BSON strings are UTF-8 and cannot hold one.
+        raise Skip("unsupported payload: a string holds a lone surrogate (a \\udxxx escape), which is not UTF-8 "
+                   "and cannot be stored in MongoDB") from None
 
 
 def _dict(value: Any, what: str) -> dict[str, Any]:
@@ -370,6 +374,11 @@ class Layout:
         for field, value in key.items():
             if type(value) is str and not (field == "frameName" and value == ""):
                 _context_str(field, value)
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    # A file name that is not UTF-8 reaches us with surrogate escapes; MongoDB stores UTF-8 only.
+                    raise Skip(f"{field} {value!r:.80} is not UTF-8 text") from None
         return Record(key, {k: v for k, v in fields.items() if v is not None or k == self.model.value_field})
 
 
