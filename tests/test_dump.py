@@ -550,11 +550,11 @@ async def test_joined_names_resolved_from_what_the_dump_says(store, tmp_path):
     assert await a.partial("XRPUSDT", "mean_rev", "okx_spot").read_partial_data("sig-x", when) == {
         "sig-x": {"profitLevels": [10]}}
     assert await stored(store, SignalItem, {"symbol": "ADAUSDT", "strategyName": "grid_bot",
-                                                "exchangeName": "okx_spot"}) is not None
+                                            "exchangeName": "okx_spot"}) is not None
     assert await a.recent("ADAUSDT", "grid_bot", "okx_spot", "", False).read_recent_data() == {"id": "r-ada"}
     assert await stored(store, RiskItem, {"riskName": "main_risk", "exchangeName": "okx_spot"}) is not None
     assert await stored(store, SignalItem, {"symbol": "SOLUSDT", "strategyName": "trend_up",
-                                                "exchangeName": "okx_spot"}) is not None
+                                            "exchangeName": "okx_spot"}) is not None
     assert await a.breakeven("DOTUSDT", "a_b", "c").read_breakeven_data("sig-d", when) == {"sig-d": {"reached": True}}
     # Nothing was stored under a split the dump does not name.
     for model in DOCUMENTS:
