@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
+import subprocess
 import time
 import tracemalloc
 import uuid
@@ -18,7 +20,9 @@ from backtest_store import Store
 from backtest_store.cli import main as cli_main
 from backtest_store.dump import ADAPTER_NAMES, export_dump, import_dump
 from backtest_store.dump.jsonfile import to_json
-from backtest_store.models import DOCUMENTS, MeasureItem
+from backtest_store.models import DOCUMENTS, MeasureItem, RiskItem, ScheduleItem, SignalItem, StrategyItem
+from backtest_store.validation import when_ms
+from tests.realdata import load_ts_original, unpack_dump
 
 T0 = 1767225600000  # 2026-01-01T00:00:00.000Z
 MINUTE = 60_000
@@ -73,7 +77,6 @@ ETH_DIR = f"ETHUSDT_{STRATEGY}_{EXCHANGE}"
 
 # What the import must skip, by path relative to the dump, and a word of the reason.
 EXPECTED_SKIPS = {
-    f"data/signal/{ETH_DIR}/ETHUSDT.json": "null",
     f"data/candle/binance/BTCUSDT/1m/.tmp-0123456789ab-{T0}.json": "temporary",
     "data/storage/live/broken.json": "corrupt",
     "data/measure/fetchNews_1h_0/nan.json": "corrupt",
@@ -96,11 +99,12 @@ def build_dump(root: Path) -> dict[str, int]:
         write(root, f"data/candle/binance/ETHUSDT/1h/{ts}.json",
               {"timestamp": ts, "open": 3100, "high": 3150, "low": 3080.75, "close": 3120, "volume": 900})
     expected["candle"] = CANDLES_1M + 3
-    # Signal: the open BTC position (eternal hold: Infinity is null on disk); ETH cleared with a literal null.
+    # Signal: the open BTC position (eternal hold: Infinity is null on disk); ETH cleared with a literal null, its
+    # context named by the Storage row of the closed ETH signal.
     write(root, f"data/signal/{BTC_DIR}/BTCUSDT.json", signal_row("sig-btc", "BTCUSDT", STRATEGY, EXCHANGE,
                                                                    estimated=None))
     write(root, f"data/signal/{ETH_DIR}/ETHUSDT.json", raw=b"null")
-    expected["signal"] = 1
+    expected["signal"] = 2
     # Schedule: a limit entry waiting on SOL.
     write(root, f"data/schedule/SOLUSDT_{STRATEGY}_{EXCHANGE}/SOLUSDT.json",
           {**signal_row("sched-sol", "SOLUSDT", STRATEGY, EXCHANGE), "_isScheduled": True})
@@ -255,6 +259,7 @@ async def test_dump_round_trip(store, other_store, tmp_path):
     a = store.adapters
     when = datetime(2026, 1, 2, tzinfo=timezone.utc)
     assert (await a.signal("BTCUSDT", STRATEGY, EXCHANGE).read_signal_data())["id"] == "sig-btc"
+    assert await a.signal("ETHUSDT", STRATEGY, EXCHANGE).read_signal_data() is None
     assert (await a.strategy("BTCUSDT", STRATEGY, EXCHANGE).read_strategy_data())["pendingSignalId"] == "sig-btc"
     assert await a.partial("ETHUSDT", STRATEGY, EXCHANGE).read_partial_data("sig-eth", when) == {}
     assert (await a.breakeven("BTCUSDT", STRATEGY, EXCHANGE).read_breakeven_data("sig-btc", when)) == {
@@ -419,20 +424,287 @@ async def test_ambiguous_names_are_resolved_from_data_or_reported(store, tmp_pat
     write(dump, "data/breakeven/LTCUSDT_grid_bot_okx_spot/sig-ltc.json", {})  # nothing names it
     write(dump, "data/risk/main_risk_okx_spot/positions.json",
           [["k", {"exchangeName": "okx_spot", "symbol": "ADAUSDT", "strategyName": "grid_bot"}]])
-    write(dump, "data/risk/other_risk_okx_spot/positions.json", [])  # no position names the exchange
+    # No position names the exchange: okx_spot is named in that role elsewhere in the dump, new_venue is not.
+    write(dump, "data/risk/other_risk_okx_spot/positions.json", [])
+    write(dump, "data/risk/third_risk_new_venue/positions.json", [])
     write(dump, "data/signal/XRPUSDT_s_e/XRPUSDT.json", {"id": "no-context"})  # only one way to split
     write(dump, "data/recent/XRPUSDT_s_e_live/XRPUSDT.json", {**public_row("r", "XRPUSDT", "s", "other")})
     write(dump, "session/s/e/frame/frame.json", {"id": "14.1.0 layout", "data": {}, "when": T0})
     report = await import_dump(store, dump)
     skipped = dict(report.skipped_files)
     assert set(skipped) == {"data/breakeven/LTCUSDT_grid_bot_okx_spot/sig-ltc.json",
-                            "data/risk/other_risk_okx_spot/positions.json",
+                            "data/risk/third_risk_new_venue/positions.json",
                             "data/recent/XRPUSDT_s_e_live/XRPUSDT.json", "session/s/e/frame/frame.json"}, skipped
     assert "ambiguous" in skipped["data/breakeven/LTCUSDT_grid_bot_okx_spot/sig-ltc.json"]
-    assert "ambiguous" in skipped["data/risk/other_risk_okx_spot/positions.json"]
+    assert "ambiguous" in skipped["data/risk/third_risk_new_venue/positions.json"]
     assert "do not match" in skipped["data/recent/XRPUSDT_s_e_live/XRPUSDT.json"]
     when = datetime(2026, 1, 2, tzinfo=timezone.utc)
     assert await a.strategy("ADAUSDT", "grid_bot", "okx_spot").read_strategy_data() == {"pendingSignalId": None}
     assert await a.partial("DOTUSDT", "grid_bot", "okx_spot").read_partial_data("sig-dot", when) == {}
     assert len(await a.risk("main_risk", "okx_spot").read_position_data(when)) == 1
+    assert await store.repository(RiskItem).find({"riskName": "other_risk", "exchangeName": "okx_spot"})
     assert await a.signal("XRPUSDT", "s", "e").read_signal_data() == {"id": "no-context"}
+
+
+def candle_file(root: Path, exchange: str, symbol: str) -> None:
+    write(root, f"data/candle/{exchange}/{symbol}/1m/{T0}.json",
+          {"timestamp": T0, "open": 1, "high": 2, "low": 0.5, "close": 1.5, "volume": 3})
+
+
+async def stored(store: Store, model: type, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The document of `key` without the fields that differ between two writes of the same state."""
+    doc = await store.repository(model).find(key)
+    return doc and {k: v for k, v in doc.items() if k not in ("_id", "createDate", "updatedDate")}
+
+
+async def test_null_files_clear_records(store, other_store, tmp_path):
+    """A literal null is the framework's cleared record: it clears what an earlier import stored."""
+    a = store.adapters
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    # Open records from an earlier import of the same dump, before the framework closed the position.
+    await a.signal("BTCUSDT", "s", "e").write_signal_data(signal_row("sig-1", "BTCUSDT", "s", "e"))
+    await a.schedule("BTCUSDT", "s", "e").write_schedule_data(signal_row("sig-2", "BTCUSDT", "s", "e"))
+    await a.strategy("BTCUSDT", "s", "e").write_strategy_data({"pendingSignalId": "sig-1"})
+    await a.risk("r", "e").write_position_data([["s_e_BTCUSDT", {"symbol": "BTCUSDT"}]], when)
+    dump = tmp_path / "dump"
+    nulls = {"signal": "data/signal/BTCUSDT_s_e/BTCUSDT.json", "schedule": "data/schedule/BTCUSDT_s_e/BTCUSDT.json",
+             "strategy": "data/strategy/BTCUSDT_s_e/strategy.json", "risk": "data/risk/r_e/positions.json"}
+    for rel in nulls.values():
+        write(dump, rel, raw=b"null")
+    # Where the framework never writes null, a null file stays a reported skip.
+    never = ["data/partial/BTCUSDT_s_e/sig-1.json", "data/recent/BTCUSDT_s_e_live/BTCUSDT.json",
+             "data/measure/bucket/key.json", "session/s/e/BTCUSDT_live.json"]
+    for rel in never:
+        write(dump, rel, raw=b"null")
+
+    report = await import_dump(store, dump)
+    assert {n: c.imported for n, c in report.adapters.items() if c.imported} == dict.fromkeys(nulls, 1)
+    skipped = dict(report.skipped_files)
+    assert set(skipped) == set(never) and all("null" in reason for reason in skipped.values()), skipped
+    assert await a.signal("BTCUSDT", "s", "e").read_signal_data() is None
+    assert await a.schedule("BTCUSDT", "s", "e").read_schedule_data() is None
+    assert await a.strategy("BTCUSDT", "s", "e").read_strategy_data() is None
+    assert await a.risk("r", "e").read_position_data(when) == []
+    # The same state as the adapters' own clearing writes.
+    b = other_store.adapters
+    await b.signal("BTCUSDT", "s", "e").write_signal_data(None)
+    await b.schedule("BTCUSDT", "s", "e").write_schedule_data(None)
+    await b.strategy("BTCUSDT", "s", "e").write_strategy_data(None)
+    key = {"symbol": "BTCUSDT", "strategyName": "s", "exchangeName": "e"}
+    for model in (SignalItem, ScheduleItem, StrategyItem):
+        assert await stored(store, model, key) == await stored(other_store, model, key)
+        assert (await stored(store, model, key))["payload"] is None
+    risk = await stored(store, RiskItem, {"riskName": "r", "exchangeName": "e"})
+    assert risk["positions"] is None and risk["when"] == when_ms(when)
+
+    # Exported as null, and stable: the dump and its export import as unchanged.
+    out = tmp_path / "out"
+    exported = await export_dump(store, out)
+    assert exported.skipped == 0
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.json")} == dict.fromkeys(
+        nulls.values(), b"null")
+    for source in (dump, out):
+        again = await import_dump(store, source)
+        assert again.imported == 0 and again.unchanged == len(nulls), again.as_dict()
+
+
+async def test_joined_names_resolved_from_what_the_dump_says(store, tmp_path):
+    """`_`-joined directory names, resolved from the names the same dump states plainly elsewhere, whatever the
+    order in which the files are met; what still splits several ways is reported, never guessed."""
+    a = store.adapters
+    dump = tmp_path / "dump"
+    # Stated plainly: candle folders (exchange, symbol), a Session path (strategy, exchange, symbol), Notification
+    # rows (a context each), a Storage row (the context of one signal).
+    candle_file(dump, "okx_spot", "ADAUSDT")
+    candle_file(dump, "okx_spot", "XRPUSDT")
+    write(dump, "session/mean_rev/okx_spot/XRPUSDT_live.json",
+          {"id": "XRPUSDT:mean_rev:okx_spot:live", "data": {}, "when": T0})
+    for i, (symbol, strategy, exchange) in enumerate([("DOTUSDT", "grid_bot", "binance"), ("DOTUSDT", "a", "b_c"),
+                                                      ("DOTUSDT", "a_b", "c")]):
+        write(dump, f"data/notification/live/n-{i}.json", {"type": "signal.opened", "id": f"n-{i}", "backtest": False,
+                                                           "symbol": symbol, "strategyName": strategy,
+                                                           "exchangeName": exchange})
+    write(dump, "data/storage/live/sig-d.json", public_row("sig-d", "DOTUSDT", "a_b", "c"))
+    # A full context named by the Session file.
+    write(dump, "data/strategy/XRPUSDT_mean_rev_okx_spot/strategy.json", {"pendingSignalId": None})
+    write(dump, "data/partial/XRPUSDT_mean_rev_okx_spot/sig-x.json", {"sig-x": {"profitLevels": [10]}})
+    # Every part named in its role (ADAUSDT and okx_spot by candles, grid_bot by a Notification about DOTUSDT).
+    write(dump, "data/signal/ADAUSDT_grid_bot_okx_spot/ADAUSDT.json", raw=b"null")
+    write(dump, "data/recent/ADAUSDT_grid_bot_okx_spot_live/ADAUSDT.json", {"id": "r-ada"})
+    write(dump, "data/risk/main_risk_okx_spot/positions.json", raw=b"null")
+    # Named only by a file read later: the Schedule row (Schedule is imported after Signal).
+    write(dump, "data/signal/SOLUSDT_trend_up_okx_spot/SOLUSDT.json", raw=b"null")
+    write(dump, "data/schedule/SOLUSDT_trend_up_okx_spot/SOLUSDT.json",
+          {**signal_row("sched-sol", "SOLUSDT", "trend_up", "okx_spot"), "_isScheduled": True})
+    # DOTUSDT_a_b_c is (a, b_c) or (a_b, c): both are named in full. The Storage row of sig-d settles its file only.
+    write(dump, "data/strategy/DOTUSDT_a_b_c/strategy.json", {"pendingSignalId": None})
+    write(dump, "data/breakeven/DOTUSDT_a_b_c/sig-d.json", {"sig-d": {"reached": True}})
+
+    report = await import_dump(store, dump)
+    skipped = dict(report.skipped_files)
+    assert set(skipped) == {"data/strategy/DOTUSDT_a_b_c/strategy.json"}, skipped
+    reason = skipped["data/strategy/DOTUSDT_a_b_c/strategy.json"]
+    assert "ambiguous" in reason and "DOTUSDT/a/b_c" in reason and "DOTUSDT/a_b/c" in reason, reason
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    assert await a.strategy("XRPUSDT", "mean_rev", "okx_spot").read_strategy_data() == {"pendingSignalId": None}
+    assert await a.partial("XRPUSDT", "mean_rev", "okx_spot").read_partial_data("sig-x", when) == {
+        "sig-x": {"profitLevels": [10]}}
+    assert await stored(store, SignalItem, {"symbol": "ADAUSDT", "strategyName": "grid_bot",
+                                            "exchangeName": "okx_spot"}) is not None
+    assert await a.recent("ADAUSDT", "grid_bot", "okx_spot", "", False).read_recent_data() == {"id": "r-ada"}
+    assert await stored(store, RiskItem, {"riskName": "main_risk", "exchangeName": "okx_spot"}) is not None
+    assert await stored(store, SignalItem, {"symbol": "SOLUSDT", "strategyName": "trend_up",
+                                            "exchangeName": "okx_spot"}) is not None
+    assert await a.breakeven("DOTUSDT", "a_b", "c").read_breakeven_data("sig-d", when) == {"sig-d": {"reached": True}}
+    # Nothing was stored under a split the dump does not name.
+    for model in DOCUMENTS:
+        async for doc in store.repository(model).iterate({}, None):
+            assert doc.get("strategyName") in (None, "mean_rev", "grid_bot", "trend_up", "a_b"), doc
+    assert (await import_dump(store, dump)).imported == 0
+
+
+async def test_name_hints_are_bounded_and_never_guess_past_the_cap(store, tmp_path, monkeypatch):
+    """Past the cap on remembered names, what is remembered can no longer rule a split out: reported, not guessed."""
+    from backtest_store.dump import layout
+    monkeypatch.setattr(layout, "MAX_HINTS", 2)
+    dump = tmp_path / "dump"
+    for symbol in ("ADAUSDT", "BNBUSDT", "DOTUSDT"):
+        candle_file(dump, "okx_spot", symbol)
+    write(dump, "data/notification/live/n-1.json", {"id": "n-1", "symbol": "ADAUSDT", "strategyName": "grid_bot",
+                                                    "exchangeName": "okx_spot"})
+    write(dump, "data/strategy/ADAUSDT_grid_bot_okx_spot/strategy.json", {"pendingSignalId": None})
+    report = await import_dump(store, dump)
+    reason = dict(report.skipped_files)["data/strategy/ADAUSDT_grid_bot_okx_spot/strategy.json"]
+    assert "ambiguous" in reason and "too many" in reason, reason
+
+
+async def test_export_refuses_contexts_that_share_a_path(store, tmp_path):
+    """Two contexts whose `_`-joins are one path: neither is written, both are reported with their keys."""
+    a = store.adapters
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    await a.strategy("A_B", "C", "x").write_strategy_data({"who": 1})
+    await a.strategy("A", "B_C", "x").write_strategy_data({"who": 2})
+    await a.strategy("A", "B", "x").write_strategy_data({"who": 3})  # its own path
+    # Signal's file is the symbol: ("A_B","C","x") writes A_B_C_x/A_B.json, not the A.json the other two share.
+    await a.signal("A", "B_C", "x").write_signal_data({"id": "1"})
+    await a.signal("A", "B", "C_x").write_signal_data({"id": "2"})
+    await a.signal("A_B", "C", "x").write_signal_data({"id": "3"})
+    await a.risk("r_a", "b").write_position_data([], when)
+    await a.risk("r", "a_b").write_position_data([], when)
+    # Recent: three ways to S_a_b_c_live, the frame level included.
+    await a.recent("S", "a_b", "c", "", False).write_recent_data({"id": "1"}, when)
+    await a.recent("S", "a", "b_c", "", False).write_recent_data({"id": "2"}, when)
+    await a.recent("S", "a", "b", "c", False).write_recent_data({"id": "3"}, when)
+    await a.recent("S", "a", "b", "c", True).write_recent_data({"id": "4"}, when)  # S_a_b_c_backtest
+    # Partial: the directory is shared, only the same signal id is the same file.
+    await a.partial("A_B", "C", "x").write_partial_data({}, "sig-1", when)
+    await a.partial("A", "B_C", "x").write_partial_data({}, "sig-1", when)
+    await a.partial("A", "B_C", "x").write_partial_data({}, "sig-2", when)
+
+    report = await export_dump(store, tmp_path / "out")
+    refused = dict(report.skipped_documents)
+    assert {n: (c.written, c.skipped) for n, c in report.adapters.items() if c.written or c.skipped} == {
+        "strategy": (1, 2), "signal": (1, 2), "risk": (0, 2), "recent": (1, 3), "partial": (1, 2)}, refused
+    expected = {
+        "strategy-items {symbol='A_B', strategyName='C', exchangeName='x'}": "strategyName='B_C'",
+        "strategy-items {symbol='A', strategyName='B_C', exchangeName='x'}": "symbol='A_B'",
+        "signal-items {symbol='A', strategyName='B_C', exchangeName='x'}": "exchangeName='C_x'",
+        "signal-items {symbol='A', strategyName='B', exchangeName='C_x'}": "strategyName='B_C'",
+        "risk-items {riskName='r_a', exchangeName='b'}": "riskName='r'",
+        "risk-items {riskName='r', exchangeName='a_b'}": "riskName='r_a'",
+        "partial-items {symbol='A_B', strategyName='C', exchangeName='x', signalId='sig-1'}": "symbol='A'",
+        "partial-items {symbol='A', strategyName='B_C', exchangeName='x', signalId='sig-1'}": "symbol='A_B'",
+    }
+    for what, other in expected.items():
+        assert what in refused and other in refused[what] and "data/" in refused[what], (what, refused)
+    recent = [r for w, r in refused.items() if w.startswith("recent-items")]
+    assert len(recent) == 3 and all(r.count("{symbol='S'") == 2 for r in recent), recent
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.json"))
+    assert written == ["data/partial/A_B_C_x/sig-2.json", "data/recent/S_a_b_c_backtest/S.json",
+                       "data/signal/A_B_C_x/A_B.json", "data/strategy/A_B_x/strategy.json"]
+    assert json.loads((tmp_path / "out/data/signal/A_B_C_x/A_B.json").read_bytes()) == {"id": "3"}
+
+
+async def test_export_writes_numbers_and_strings_as_json_stringify(store, tmp_path):
+    """Doubles as a TypeScript writer stores them (100.0 is a double in BSON) come out as JavaScript prints them."""
+    payload = {"tiny": 0.0000124, "whole": 100.0, "big": 1e21, "below": 1e20, "small": 1.5e-7, "negzero": -0.0,
+               "huge": 2.0**53 + 2, "int64": 2**60, "text": "line\u2028sep \x01 ретест \"q\" \\", "z": 1, "a": 2}
+    await store.repository(SignalItem).upsert({"symbol": "BTCUSDT", "strategyName": "s", "exchangeName": "e"},
+                                              {"payload": payload})
+    report = await export_dump(store, tmp_path / "out")
+    assert report.adapters["signal"].written == 1
+    assert (tmp_path / "out/data/signal/BTCUSDT_s_e/BTCUSDT.json").read_bytes() == (
+        '{"tiny":0.0000124,"whole":100,"big":1e+21,"below":100000000000000000000,"small":1.5e-7,"negzero":0,'
+        '"huge":9007199254740994,"int64":1152921504606847000,"text":"line\u2028sep \\u0001 ретест \\"q\\" \\\\",'
+        '"z":1,"a":2}').encode()
+
+
+async def test_real_dump_round_trips_byte_for_byte(store, tmp_path, report):
+    """backtest-kit 19.5.0's own dump: imported and exported, every file comes back with the same bytes."""
+    dump = unpack_dump(tmp_path / "src")
+    original = {p.relative_to(dump).as_posix(): p for p in dump.rglob("*")
+                if p.is_file() and not p.name.startswith(".tmp-")}
+    started = time.perf_counter()
+    first = await import_dump(store, dump)
+    imported = time.perf_counter() - started
+    assert first.skipped == 0, first.skipped_files
+    assert first.imported == first.files == len(original) == 8186
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    exported = await export_dump(store, out)
+    export_seconds = time.perf_counter() - started
+    assert exported.skipped == 0, exported.skipped_documents
+    copy = {p.relative_to(out).as_posix(): p for p in out.rglob("*") if p.is_file()}
+    assert not [rel for rel in copy if rel.rsplit("/", 1)[-1].startswith(".tmp-")]
+    assert sorted(set(original) - set(copy)) == [] and sorted(set(copy) - set(original)) == []
+    differ = [rel for rel, path in original.items() if path.read_bytes() != copy[rel].read_bytes()]
+    assert differ == [], differ[:10]
+    assert copy["data/schedule/ETHUSDT_limit-short_synth-live/ETHUSDT.json"].read_bytes() == b"null"
+    started = time.perf_counter()
+    again = await import_dump(store, dump)
+    reimported = time.perf_counter() - started
+    assert again.imported == 0 and again.skipped == 0 and again.unchanged == len(original), again.as_dict()
+    report(f"real dump ({len(original):,} files): import {imported:.1f} s, export {export_seconds:.1f} s, "
+           f"second import {reimported:.1f} s")
+
+
+async def test_typescript_written_documents_export_as_json_stringify_writes_them(store, tmp_path):
+    """The TypeScript original stores every number as a double: each exported file is exactly the bytes
+    JSON.stringify gives for it (checked by node: `JSON.stringify(JSON.parse(text)) === text`)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    await load_ts_original(store.database, "current", indexes=False)
+    out = tmp_path / "out"
+    report = await export_dump(store, out)
+    assert all(report.adapters[n].written for n in ADAPTER_NAMES if n != "candle"), report.as_dict()
+    files = sorted(str(p) for p in out.rglob("*.json"))
+    assert len(files) == report.written
+    check = ("const fs = require('fs'); const bad = [];"
+             "for (const f of JSON.parse(fs.readFileSync(0, 'utf8'))) {"
+             "  const text = fs.readFileSync(f, 'utf8');"
+             "  if (JSON.stringify(JSON.parse(text)) !== text) bad.push([f, text.slice(0, 200)]); }"
+             "process.stdout.write(JSON.stringify(bad));")
+    done = subprocess.run([node, "-e", check], input=json.dumps(files).encode(), capture_output=True, check=True)
+    assert json.loads(done.stdout) == []
+
+
+async def test_what_mongodb_cannot_store_is_reported_not_fatal(store, tmp_path):
+    """A lone surrogate is valid JSON (JSON.stringify writes one as `\\ud800`) and a file name need not be UTF-8,
+    but MongoDB stores UTF-8 only: such files are reported and the import goes on."""
+    dump = tmp_path / "dump"
+    write(dump, "data/storage/live/lone.json", raw=b'{"id":"lone","note":"\\ud800"}')
+    write(dump, "data/storage/live/key.json", raw=b'{"id":"key","\\udfff":1}')
+    write(dump, "data/storage/live/fine.json", {"id": "fine"})
+    bad_dir = os.path.join(os.fsencode(dump), b"data/measure/bucket\xff")
+    os.makedirs(bad_dir)
+    with open(os.path.join(bad_dir, b"k.json"), "wb") as f:
+        f.write(b'{"id":"k","data":1,"removed":false}')
+    report = await import_dump(store, dump)
+    assert report.adapters["storage"].imported == 1
+    skipped = dict(report.skipped_files)
+    assert {"data/storage/live/lone.json", "data/storage/live/key.json"} <= set(skipped), skipped
+    assert report.adapters["measure"].skipped == 1 and report.skipped == 3, skipped
+    assert "UTF-8" in skipped["data/storage/live/lone.json"]
+    assert "data/measure/bucket\\udcff/k.json" in skipped
+    json.dumps(report.as_dict(), ensure_ascii=False).encode("utf-8")  # the CLI prints it

@@ -4,6 +4,11 @@ Every collection is streamed from a cursor; files are written in a worker thread
 next chunk is read. Each file is compact UTF-8 JSON without NaN/Infinity tokens, written atomically through a
 `.tmp-<12 hex>-<name>` sibling, fsync and rename. A document whose context cannot be a file name (a `/`, NUL,
 `.`/`..`, too long) is refused and reported; nothing is ever written outside the target directory.
+
+Where a path joins context fields with `_`, two contexts can land on one file (`strategy("A_B", "C", "x")` and
+`strategy("A", "B_C", "x")`): one would silently overwrite the other, and the framework would read the survivor
+for both. A pre-pass over the key fields finds such paths (memory: one entry per distinct context, not per
+document) and every document sharing one is refused and reported with the others' keys.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import errno
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +29,10 @@ if TYPE_CHECKING:
     from ..store import Store
 
 CHUNK = 500
+WRITERS = 8
 MAX_DIRS = 10_000
+# Distinct contexts one adapter may hold for the collision check; a database has a handful per strategy.
+MAX_CONTEXTS = 100_000
 # Failures that concern one file name only; anything else (disk full, read-only, permissions) stops the export.
 _NAME_ERRORS = {errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ}
 
@@ -61,9 +70,65 @@ class ExportReport:
         }
 
 
+def _key_text(layout: Layout, doc: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{f}={doc.get(f)!r:.60}" for f in layout.model.context_key()) + "}"
+
+
 def _describe(layout: Layout, doc: dict[str, Any]) -> str:
-    key = ", ".join(f"{f}={doc.get(f)!r:.60}" for f in layout.model.context_key())
-    return f"{layout.model.collection_name()} {{{key}}}"
+    return f"{layout.model.collection_name()} {_key_text(layout, doc)}"
+
+
+# A document's place in the collision check: the values of its joined fields, and its file name when the file
+# is not fixed by them (Partial and Breakeven: the signal id).
+_Slot = tuple[tuple[Any, ...], str | None]
+
+
+async def _collisions(store: "Store", layout: Layout) -> dict[_Slot, list[dict[str, Any]]]:
+    """The documents whose path another context's document shares, each with the keys of the others."""
+    if not layout.joined:
+        return {}
+    repo = store.repository(layout.model)
+    key_fields = layout.model.context_key()
+    file_is_fixed = set(key_fields) <= set(layout.joined)
+    projection = {**{f: 1 for f in key_fields}, "_id": 0}
+    # Pass 1: each distinct context and the path it writes to (its directory, when the file name varies).
+    places: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    async for doc in repo.iterate({}, projection):
+        try:
+            path = layout.path(doc)  # also checks that the key fields are strings (and booleans): hashable
+        except Skip:
+            continue  # refused anyway, with its own reason
+        context = tuple(doc.get(f) for f in layout.joined)
+        if context not in places:
+            if len(places) >= MAX_CONTEXTS:
+                raise DumpError(f"{layout.model.collection_name()} holds over {MAX_CONTEXTS:,} contexts: too many "
+                                "to check for shared paths")
+            places[context] = path if file_is_fixed else path[:-1]
+    sharing: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for context, path in places.items():
+        sharing.setdefault(path, []).append(context)
+    del places
+    shared = [contexts for contexts in sharing.values() if len(contexts) > 1]
+    found: dict[_Slot, list[dict[str, Any]]] = {}
+    for contexts in shared:
+        keys = [dict(zip(layout.joined, c)) for c in contexts]
+        if file_is_fixed:
+            for context, key in zip(contexts, keys):
+                found[(context, None)] = [k for k in keys if k is not key]
+            continue
+        # Pass 2, for shared directories only: which file names more than one of their contexts writes.
+        files: dict[str, list[dict[str, Any]]] = {}
+        for key in keys:
+            async for doc in repo.iterate(key, projection):
+                try:
+                    files.setdefault(layout.path(doc)[-1], []).append({f: doc.get(f) for f in key_fields})
+                except Skip:
+                    continue
+        for name, docs in files.items():
+            if len(docs) > 1:
+                for doc in docs:
+                    found[(tuple(doc.get(f) for f in layout.joined), name)] = [d for d in docs if d is not doc]
+    return found
 
 
 class Exporter:
@@ -73,26 +138,39 @@ class Exporter:
         self.on_progress = on_progress
         self.report = ExportReport(self.root)
         self._dirs: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
 
     async def run(self) -> ExportReport:
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise DumpError(f"{self.root} exists and is not a directory")
         os.makedirs(self.root, exist_ok=True)
         started = time.monotonic()
-        for layout in LAYOUTS:
-            await self._layout(layout)
+        with ThreadPoolExecutor(WRITERS, thread_name_prefix="export-dump") as self._pool:
+            for layout in LAYOUTS:
+                await self._layout(layout)
+        self._pool = None
         self.report.seconds = time.monotonic() - started
         return self.report
 
     async def _layout(self, layout: Layout) -> None:
         repo = self.store.repository(layout.model)
+        collisions = await _collisions(self.store, layout)
         chunk: list[tuple[tuple[str, ...], bytes, str]] = []
         pending: asyncio.Future[_Written] | None = None
         done = 0
         try:
             async for doc in repo.iterate({}, layout.projection):
                 try:
-                    parts = (*layout.root, *layout.path(doc))
+                    path = layout.path(doc)
+                    if collisions:
+                        slot = tuple(doc.get(f) for f in layout.joined), None
+                        others = collisions.get(slot) or collisions.get((slot[0], path[-1]))
+                        if others:
+                            raise Skip(f"its path {'/'.join((*layout.root, *path))} is also the path of "
+                                       + "; ".join(_key_text(layout, o) for o in others[:3])
+                                       + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+                                       + ": neither is written")
+                    parts = (*layout.root, *path)
                     data = dumps(to_json(layout.value(doc)))
                 except Skip as exc:
                     self.report.skip(layout.name, _describe(layout, doc), str(exc))
@@ -127,7 +205,8 @@ class Exporter:
 
     def _write(self, chunk: list[tuple[tuple[str, ...], bytes, str]]) -> "_Written":
         """Runs in a worker thread; returns what it wrote and what it refused instead of touching the report."""
-        written, skipped = 0, []
+        skipped: list[tuple[str, str]] = []
+        ready = []
         for parts, data, what in chunk:
             directory = os.path.join(self.root, *parts[:-1])
             try:
@@ -136,14 +215,34 @@ class Exporter:
                     if len(self._dirs) >= MAX_DIRS:
                         self._dirs.clear()
                     self._dirs.add(directory)
-                write_atomic(directory, parts[-1], data)
             except OSError as exc:
-                if exc.errno not in _NAME_ERRORS:
-                    raise DumpError(f"cannot write {os.path.join(directory, parts[-1])}: {exc}") from exc
-                skipped.append((what, f"cannot be written: {exc.strerror or exc}"))
+                self._failed(directory, exc, what, skipped)
                 continue
-            written += 1
+            ready.append((directory, parts[-1], data, what))
+        # Each file is fsynced before its rename: the time goes to waiting on the disk, so several at once.
+        errors = self._pool.map(_write_one, ready) if self._pool else map(_write_one, ready)
+        written = 0
+        for (directory, name, _, what), error in zip(ready, errors):
+            if error is None:
+                written += 1
+            else:
+                self._failed(os.path.join(directory, name), error, what, skipped)
         return written, skipped
+
+    @staticmethod
+    def _failed(path: str, exc: OSError, what: str, skipped: list[tuple[str, str]]) -> None:
+        if exc.errno not in _NAME_ERRORS:
+            raise DumpError(f"cannot write {path}: {exc}") from exc
+        skipped.append((what, f"cannot be written: {exc.strerror or exc}"))
+
+
+def _write_one(item: tuple[str, str, bytes, str]) -> OSError | None:
+    directory, name, data, _ = item
+    try:
+        write_atomic(directory, name, data)
+    except OSError as exc:
+        return exc
+    return None
 
 
 _Written = tuple[int, list[tuple[str, str]]]

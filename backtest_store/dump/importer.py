@@ -2,8 +2,17 @@
 
 Memory stays bounded whatever the dump holds: directories are walked with `os.scandir` (never listed whole),
 files are read one batch at a time in a worker thread while the previous batch is written, and each batch is
-one bulk write. A file that cannot be imported (corrupt JSON, a `.tmp-` leftover, a literal `null`, an
-ambiguous directory name...) is reported with its path and skipped; it never stops the import.
+one bulk write. A file that cannot be imported (corrupt JSON, a `.tmp-` leftover, a literal `null` where the
+framework never writes one, an ambiguous directory name...) is reported with its path and skipped; it never
+stops the import.
+
+A literal `null` in a Signal, Schedule or Strategy file is the framework's cleared record, and in a Risk file
+reads as no positions: it is stored as a null payload, exactly what the adapter stores for `write_...(None)`.
+
+Directory names joined with `_` (`<symbol>_<strategy>_<exchange>`, `<riskName>_<exchange>`...) that split more
+than one way and whose file does not say which are set aside in a first pass (only the directory is
+remembered), while every file teaches the names it states; a second pass over those directories resolves them
+with everything the dump said, then the database (`layout.Hints`).
 
 Counts, per adapter:
 - imported: documents inserted or updated;
@@ -18,19 +27,22 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BacktestStoreError
 from .jsonfile import SUFFIX, TMP_PREFIX, CorruptJson, json_equal, loads, to_json
-from .layout import DATA_DIRS, DATA_ROOTS, LAYOUTS, Hints, Layout, Record, Skip
+from .layout import DATA_DIRS, DATA_ROOTS, LAYOUTS, MAX_HINTS, Defer, Hints, Layout, Record, Skip
 
 if TYPE_CHECKING:
+    from ..repositories import Repository
     from ..store import Store
 
 BATCH_SIZE = 1000
 MAX_LISTED = 100
+IN_CHUNK = 100
+RANGE_FACTOR = 10
 
 Progress = Callable[[str, int], None]
 
@@ -72,7 +84,7 @@ class ImportReport:
         self.adapters[adapter].skipped += 1
         self.skipped += 1
         if len(self.skipped_files) < MAX_LISTED:
-            self.skipped_files.append((rel, reason))
+            self.skipped_files.append((_printable(rel), _printable(reason)))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +95,12 @@ class ImportReport:
             "skipped_files_truncated": self.skipped > len(self.skipped_files),
             "ignored": self.ignored,
         }
+
+
+def _printable(text: str) -> str:
+    """Text a report can print: a file name that is not UTF-8 reaches Python with surrogate escapes, shown as
+    `\\udcff`."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass
@@ -110,9 +128,9 @@ def _walk(directory: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[tuple[s
                 yield (*parts, entry.name), entry.path  # unreadable: reported when read
 
 
-def _files(root: str, layout: Layout) -> Iterator[_File]:
-    base = os.path.join(root, *layout.root)
-    for parts, path in _walk(base):
+def _files(root: str, layout: Layout, under: tuple[str, ...] = ()) -> Iterator[_File]:
+    base = os.path.join(root, *layout.root, *under)
+    for parts, path in _walk(base, under):
         name = parts[-1]
         rel = "/".join((*layout.root, *parts))
         if name.startswith(TMP_PREFIX):
@@ -134,8 +152,8 @@ def _files(root: str, layout: Layout) -> Iterator[_File]:
         except OSError as exc:
             yield _File(rel, parts, error=f"unreadable: {exc.strerror or exc}")
             continue
-        if value is None:
-            yield _File(rel, parts, error="literal null (a cleared record): nothing to import")
+        if value is None and not layout.nullable:
+            yield _File(rel, parts, error=f"literal null: backtest-kit never writes one for {layout.name}")
             continue
         yield _File(rel, parts, value)
 
@@ -155,11 +173,11 @@ def _ignored(root: str) -> list[str]:
     with os.scandir(root) as it:
         for entry in it:
             if entry.name not in DATA_ROOTS:
-                ignored.append(entry.name)
+                ignored.append(_printable(entry.name))
     data = os.path.join(root, "data")
     if os.path.isdir(data):
         with os.scandir(data) as it:
-            ignored.extend(f"data/{e.name}" for e in it if e.name not in DATA_DIRS)
+            ignored.extend(_printable(f"data/{e.name}") for e in it if e.name not in DATA_DIRS)
     return sorted(ignored)[:MAX_LISTED]
 
 
@@ -172,6 +190,9 @@ class Importer:
         self.on_progress = on_progress
         self.report = ImportReport(self.root)
         self.hints = Hints(store)
+        # Per adapter, the directories (below its root) holding files whose name must be looked at again.
+        self.deferred: dict[str, dict[tuple[str, ...], None]] = {}
+        self._deferred_count = 0
 
     async def run(self) -> ImportReport:
         if not os.path.isdir(self.root):
@@ -183,11 +204,16 @@ class Importer:
         self.report.ignored = _ignored(self.root)
         for layout in LAYOUTS:
             await self._layout(layout)
+        final = self.hints.finally_()
+        for layout in LAYOUTS:
+            for under in self.deferred.get(layout.name, ()):
+                await self._layout(layout, under, final)
         self.report.seconds = time.monotonic() - started
         return self.report
 
-    async def _layout(self, layout: Layout) -> None:
-        files = _files(self.root, layout)
+    async def _layout(self, layout: Layout, under: tuple[str, ...] = (), final: Hints | None = None) -> None:
+        """Import the files of one adapter; with `final`, only those of a deferred directory that were deferred."""
+        files = _files(self.root, layout, under)
         done = 0
         pending: asyncio.Task[None] | None = None
         try:
@@ -196,14 +222,15 @@ class Importer:
                 batch = await asyncio.to_thread(_take, files, self.batch_size)
                 if not batch:
                     break
-                records = await self._parse(layout, batch)
+                records = await (self._parse(layout, batch) if final is None else self._reparse(layout, batch, final))
                 if pending is not None:
                     await pending
                 pending = asyncio.ensure_future(self._write(layout, records))
-                done += len(batch)
-                self.report.files += len(batch)
-                if self.on_progress:
-                    self.on_progress(layout.name, done)
+                if final is None:
+                    done += len(batch)
+                    self.report.files += len(batch)
+                    if self.on_progress:
+                        self.on_progress(layout.name, done)
             if pending is not None:
                 await pending
                 pending = None
@@ -219,7 +246,44 @@ class Importer:
                 self.report.skip(layout.name, f.rel, f.error)
                 continue
             try:
-                records.append(await layout.parse(f.parts, f.value, self.hints))
+                record = await layout.parse(f.parts, f.value, self.hints)
+            except Skip as exc:
+                self.report.skip(layout.name, f.rel, str(exc))
+                continue
+            except Defer:
+                self._defer(layout, f)
+                continue
+            # Every key the first pass settles is a fact the dump states: it names its context.
+            self.hints.learn(record.key)
+            records.append(record)
+        return records
+
+    def _defer(self, layout: Layout, f: _File) -> None:
+        directories = self.deferred.setdefault(layout.name, {})
+        under = f.parts[:-1]
+        if under not in directories:
+            if self._deferred_count >= MAX_HINTS:
+                self.report.skip(layout.name, f.rel, "ambiguous directory name: too many of them to look at again")
+                return
+            directories[under] = None
+            self._deferred_count += 1
+
+    async def _reparse(self, layout: Layout, batch: list[_File], final: Hints) -> list[Record]:
+        """The second pass: files the first pass imported or reported (their outcome does not depend on what the
+        dump says elsewhere) are recognised by parsing them the first way again, and left alone."""
+        records = []
+        for f in batch:
+            if f.error is not None:
+                continue
+            try:
+                await layout.parse(f.parts, f.value, self.hints)
+                continue
+            except Skip:
+                continue
+            except Defer:
+                pass
+            try:
+                records.append(await layout.parse(f.parts, f.value, final))
             except Skip as exc:
                 self.report.skip(layout.name, f.rel, str(exc))
         return records
@@ -230,12 +294,16 @@ class Importer:
         if not records:
             return
         if layout.insert_only:
-            result = await repo.insert_missing([(r.key, r.fields) for r in records])
-            counts.inserted += result.inserted
-            counts.imported += result.inserted
-            counts.unchanged += len(records) - result.inserted
+            # Looking first costs one query per batch and spares the server an upsert per existing key.
+            existing = await self._stored(layout, records, {f: 1 for f in layout.model.context_key()})
+            missing = [r for r in records if self._id(layout, r.key) not in existing]
+            inserted = (await repo.insert_missing([(r.key, r.fields) for r in missing])).inserted if missing else 0
+            counts.inserted += inserted
+            counts.imported += inserted
+            counts.unchanged += len(records) - inserted
             return
-        stored = await self._stored(layout, records)
+        fields = {f: 1 for f in layout.model.context_key()} | {f: 1 for r in records for f in r.fields}
+        stored = await self._stored(layout, records, fields)
         changed = []
         for record in records:
             doc = stored.get(self._id(layout, record.key))
@@ -250,23 +318,22 @@ class Importer:
 
     @staticmethod
     def _id(layout: Layout, key: dict[str, Any]) -> tuple[Any, ...]:
-        # Type-tagged, so that a bool context field never matches an int.
-        return tuple((type(key.get(f)).__name__, key.get(f)) for f in layout.model.context_key())
+        # Tagged, so that a bool context field never matches an int (bson.Int64 is an int like any other).
+        return tuple(("bool", v) if type(v) is bool else ("", int(v) if isinstance(v, int) else v)
+                     for v in (key.get(f) for f in layout.model.context_key()))
 
-    async def _stored(self, layout: Layout, records: list[Record]) -> dict[tuple[Any, ...], dict[str, Any]]:
-        """The stored documents of these keys: one `$in` query per shared key prefix (index-friendly)."""
-        fields = layout.model.context_key()
-        *prefix, last = fields
+    async def _stored(self, layout: Layout, records: list[Record],
+                      projection: dict[str, int]) -> dict[tuple[Any, ...], dict[str, Any]]:
+        """The stored documents of these keys, by shared key prefix (index-friendly)."""
+        *prefix, last = layout.model.context_key()
         groups: dict[tuple[Any, ...], list[Any]] = {}
         for r in records:
             groups.setdefault(self._id(layout, {f: r.key[f] for f in prefix}), []).append(r.key[last])
-        projection = {**{f: 1 for f in fields}, **{f: 1 for r in records for f in r.fields}, "_id": 0}
         found = {}
         repo = self.store.repository(layout.model)
         for group, values in groups.items():
             match = {f: v for f, (_, v) in zip(prefix, group)}
-            match[last] = {"$in": values}
-            async for doc in repo.iterate(match, projection):
+            async for doc in _matching(repo, match, last, values, {**projection, "_id": 0}):
                 found[self._id(layout, doc)] = doc
         return found
 
@@ -282,6 +349,26 @@ class Importer:
             if not json_equal(stored, value):
                 return False
         return True
+
+
+async def _matching(repo: "Repository", match: dict[str, Any], field: str, values: list[Any],
+                    projection: dict[str, int]) -> AsyncIterator[dict[str, Any]]:
+    """The documents of `match` whose `field` is one of `values`."""
+    if all(type(v) is int for v in values):
+        # Candle timestamps: one range query (files come in directory order, so a batch spans a wide range),
+        # unless the range holds many more documents than were asked for.
+        limit = RANGE_FACTOR * len(values) + 1
+        docs = [doc async for doc in repo.iterate({**match, field: {"$gte": min(values), "$lte": max(values)}},
+                                                  projection, limit=limit)]
+        if len(docs) < limit:
+            for doc in docs:
+                yield doc
+            return
+    # Short `$in` lists: their cost grows faster than their length on some servers (SecantusDB takes 70 times as
+    # long for 1,000 values as for 100).
+    for i in range(0, len(values), IN_CHUNK):
+        async for doc in repo.iterate({**match, field: {"$in": values[i:i + IN_CHUNK]}}, projection):
+            yield doc
 
 
 async def import_dump(store: "Store", path: str | os.PathLike[str], *, batch_size: int = BATCH_SIZE,

@@ -1,18 +1,24 @@
 """JSON the way backtest-kit's file backend reads and writes it (spec §2.1, §4.3).
 
-- Reading accepts exactly what JavaScript's `JSON.parse` accepts: no `NaN`/`Infinity` tokens, no BOM.
-- Writing produces what `JSON.stringify` produces: compact, UTF-8 without BOM, `null` for non-finite numbers,
-  integral floats as integers, dates as ISO-8601 UTC strings with milliseconds.
+- Reading accepts exactly what JavaScript's `JSON.parse` accepts: no `NaN`/`Infinity` tokens, no BOM. Every
+  number is what JavaScript would hold: an integer beyond 2**53 is read as the double JavaScript reads.
+- Writing produces the bytes `JSON.stringify` produces, so that a dump exported from what was imported is
+  byte-identical: compact, UTF-8 without BOM, keys in their stored order, numbers as ECMAScript's
+  Number::toString prints them (`0.0000124`, `100`, `1e+21`, `1.5e-7`, `0` for `-0`, `null` for non-finite),
+  strings escaped as JSON.stringify escapes them (lone surrogates as `\\udxxx`, U+2028/2029 and non-ASCII
+  raw), dates as ISO-8601 UTC strings with milliseconds.
 - Files are written atomically: a `.tmp-<12 hex>-<name>` sibling, fsync, rename.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import os
 import secrets
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from bson import Decimal128, ObjectId
@@ -35,13 +41,19 @@ def _reject_constant(token: str) -> Any:
     raise CorruptJson(f"the token {token} is not JSON")
 
 
+def _js_int(token: str) -> int | float:
+    # JavaScript has doubles only: 12345678901234567890 is 12345678901234567000 once parsed.
+    value = int(token)
+    return value if -_SAFE_INT <= value <= _SAFE_INT else float(token)
+
+
 def loads(data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CorruptJson(f"not UTF-8: {exc}") from exc
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_js_int)
     except json.JSONDecodeError as exc:
         raise CorruptJson(str(exc)) from exc
 
@@ -94,13 +106,109 @@ def json_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
-def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON of an already JSON-shaped value (see `to_json`); never NaN or Infinity tokens."""
+def js_number(value: float) -> str:
+    """ECMAScript Number::toString: the shortest round-trip digits (Python's repr has the same digits), laid out
+    in decimal unless the decimal exponent is >= 21 or <= -7."""
+    if not math.isfinite(value):
+        return "null"
+    if value == 0:
+        return "0"  # -0 too
+    text = repr(value)
+    sign = ""
+    if text[0] == "-":
+        sign, text = "-", text[1:]
+    mantissa, _, exponent = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    # The value is 0.<digits> * 10**point once leading zeros are dropped.
+    point = len(whole) + (int(exponent) if exponent else 0)
+    significant = digits.lstrip("0")
+    point -= len(digits) - len(significant)
+    digits = significant.rstrip("0")
+    k = len(digits)
+    if k <= point <= 21:
+        return sign + digits + "0" * (point - k)
+    if 0 < point <= 21:
+        return sign + digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return sign + "0." + "0" * -point + digits
+    e = point - 1
+    return f"{sign}{digits[0]}{'.' + digits[1:] if k > 1 else ''}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def _js_big_int(value: int) -> str:
+    # What JavaScript holds for it: the nearest double, or Infinity (null) beyond the double range.
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate cannot be UTF-8: escape it, as JSON.stringify does.
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+        return js_number(float(value))
+    except OverflowError:
+        return "null"
+
+
+def _escape_surrogates(exc: UnicodeError) -> tuple[bytes, int]:
+    """UTF-8 error handler: JSON.stringify escapes a lone surrogate as `\\udxxx`; a high+low pair (two code points
+    in Python, one UTF-16 pair in JavaScript) is the character itself."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    run, out, i = exc.object[exc.start:exc.end], [], 0
+    while i < len(run):
+        code = ord(run[i])
+        if 0xD800 <= code <= 0xDBFF and i + 1 < len(run) and 0xDC00 <= ord(run[i + 1]) <= 0xDFFF:
+            out.append(chr(0x10000 + ((code - 0xD800) << 10) + ord(run[i + 1]) - 0xDC00))
+            i += 2
+        else:
+            out.append(f"\\u{code:04x}")
+            i += 1
+    # Bytes, not str: the UTF-8 codec takes only ASCII text back from an error handler.
+    return "".join(out).encode("utf-8"), exc.end
+
+
+_SURROGATES = "backtest_store.json_surrogates"
+codecs.register_error(_SURROGATES, _escape_surrogates)
+
+
+def _encode(value: Any, out: list[str]) -> None:
+    # `encode_basestring` is json's C escaper without ensure_ascii: `"`, `\`, the C0 controls (\b \t \n \f \r short,
+    # the rest as \u00xx) and nothing else, which is exactly the set JSON.stringify escapes.
+    kind = type(value)
+    if kind is str:
+        out.append(encode_basestring(value))
+    elif kind is dict:
+        separator = "{"
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(f"non-string key {key!r:.40}")
+            out.append(separator)
+            out.append(encode_basestring(key))
+            out.append(":")
+            _encode(item, out)
+            separator = ","
+        out.append("}" if value else "{}")
+    elif kind is list or kind is tuple:
+        separator = "["
+        for item in value:
+            out.append(separator)
+            _encode(item, out)
+            separator = ","
+        out.append("]" if value else "[]")
+    elif kind is float:
+        out.append(js_number(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):  # bson.Int64 is an int subclass
+        out.append(str(int(value)) if -_SAFE_INT <= value <= _SAFE_INT else _js_big_int(value))
+    else:
+        raise TypeError(f"{kind.__name__} has no JSON form")
+
+
+def dumps(value: Any) -> bytes:
+    """The bytes `JSON.stringify` writes for an already JSON-shaped value (see `to_json`); TypeError otherwise."""
+    out: list[str] = []
+    _encode(value, out)
+    return "".join(out).encode("utf-8", _SURROGATES)
 
 
 def write_atomic(directory: str, name: str, data: bytes) -> None:

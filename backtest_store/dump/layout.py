@@ -3,14 +3,15 @@
 One `Layout` per adapter holds every rule for that adapter: the directory, how a path and its JSON become a
 document (`parse`, for the importer) and how a document becomes a path and JSON (`path`/`value`, for the
 exporter). Directory names built by joining context fields with `_` are ambiguous when a name contains `_`:
-they are resolved from the payload where it carries the context, else from what other adapters' data says
-(`Hints`), else reported, never guessed.
+they are resolved from the file itself where it carries the context, else from what the rest of the dump says
+and then the database (`Hints`), else reported, never guessed. On export, contexts whose joins are one path
+are refused (`Layout.joined`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,6 +31,9 @@ MODES = {"backtest": True, "live": False}
 Triple = tuple[str, str, str]  # (symbol, strategyName, exchangeName)
 # Above this many ways to split a directory name, only in-memory hints are consulted (no database look-ups).
 MAX_DB_CANDIDATES = 64
+# A name that splits more ways than this is reported without trying (it would take a `_` in nearly every part).
+MAX_CANDIDATES = 4096
+# Distinct names and contexts remembered per role and shape: a dump has few, whatever its number of files.
 MAX_HINTS = 100_000
 
 
@@ -106,6 +110,10 @@ def _payload(value: Any) -> Any:
         return validation.payload(value)
     except InvalidInput as exc:
         raise Skip(f"unsupported payload: {exc}") from None
+    except UnicodeEncodeError:
+        # JSON.parse accepts a lone surrogate escape (`\\ud800`); BSON strings are UTF-8 and cannot hold one.
+        raise Skip("unsupported payload: a string holds a lone surrogate (a \\udxxx escape), which is not UTF-8 "
+                   "and cannot be stored in MongoDB") from None
 
 
 def _dict(value: Any, what: str) -> dict[str, Any]:
@@ -141,21 +149,101 @@ def _triple_of(value: Any) -> Triple | None:
     return None
 
 
-# -- what other adapters' data says about ambiguous names ------------------------------------------------------
+# -- what the dump says about names joined with `_` -------------------------------------------------------------
 
-class Hints:
-    """Contexts seen in this dump's payloads and in the database, to resolve `<symbol>_<strategy>_<exchange>`."""
+# The shapes of joined directory names, as the context fields they join, in order.
+TRIPLE = ("symbol", "strategyName", "exchangeName")
+FRAMED = (*TRIPLE, "frameName")  # Recent: the frame level is absent when the frame is ""
+RISK = ("riskName", "exchangeName")
+ROLES = ("symbol", "strategyName", "exchangeName", "frameName", "riskName")
+# The framework writes risk names nowhere but in Risk's own directory names: that part is not checked by role.
+UNNAMED_ROLES = frozenset({"riskName"})
 
-    def __init__(self, store: "Store") -> None:
-        self._store = store
-        self.triples: set[Triple] = set()
-        self._resolved: dict[tuple[str, str, str | None], Triple | None] = {}
+
+class Defer(Exception):
+    """The name splits several ways and the file itself does not say which: look again once the whole dump has been
+    read, so that the answer never depends on the order in which files were met."""
+
+
+class Knowledge:
+    """The contexts and names this dump states plainly (payload fields, unambiguous paths), bounded in size."""
+
+    def __init__(self) -> None:
+        self.contexts: dict[tuple[str, ...], set[tuple[str, ...]]] = {TRIPLE: set(), FRAMED: set(), RISK: set()}
+        self.names: dict[str, set[str]] = {role: set() for role in ROLES}
+        # Past the caps nothing more is remembered, so what is remembered can no longer rule a split out.
+        self.complete = True
+
+    def _add(self, into: set[Any], item: Any) -> None:
+        if item not in into:
+            if len(into) >= MAX_HINTS:
+                self.complete = False
+            else:
+                into.add(item)
 
     def learn(self, value: Any) -> None:
-        """Remember the context of a signal-shaped row (bounded: a dump has few distinct contexts)."""
-        triple = _triple_of(value)
-        if triple is not None and len(self.triples) < MAX_HINTS:
-            self.triples.add(triple)
+        """Remember the context named by a dict with `symbol`/`strategyName`/... fields (a row, or a record key)."""
+        if type(value) is not dict:
+            return
+        found = {role: value[role] for role in ROLES if type(value.get(role)) is str and value[role]}
+        for role, name in found.items():
+            self._add(self.names[role], name)
+        if all(role in found for role in TRIPLE):
+            triple = tuple(found[role] for role in TRIPLE)
+            self._add(self.contexts[TRIPLE], triple)
+            frame = value.get("frameName")
+            if type(frame) is str:
+                self._add(self.contexts[FRAMED], (*triple, frame))
+        if all(role in found for role in RISK):
+            self._add(self.contexts[RISK], tuple(found[role] for role in RISK))
+
+    def named(self, shape: tuple[str, ...], candidate: tuple[str, ...]) -> bool:
+        """Every part of the split is a name the dump uses in that role (an empty frame is no frame level)."""
+        return all(role in UNNAMED_ROLES or part in self.names[role] or (role == "frameName" and part == "")
+                   for role, part in zip(shape, candidate))
+
+
+def _candidates(shape: tuple[str, ...], name: str, fixed: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Every split of `name` into the parts of `shape` not given in `fixed` (Recent's frame may be absent)."""
+    if shape == FRAMED:
+        free = [*splits(name, 2)]
+        found = [(*fixed, *rest, "") for rest in free]
+        for rest in splits(name, 3):
+            found.append((*fixed, *rest))
+            if len(found) > MAX_CANDIDATES:
+                break
+        return found
+    found = []
+    for rest in splits(name, len(shape) - len(fixed)):
+        found.append((*fixed, *rest))
+        if len(found) > MAX_CANDIDATES:
+            break
+    return found
+
+
+class Hints:
+    """Resolves `_`-joined directory names from what the dump says, then from the database; never guesses.
+
+    The evidence, strongest first: the file's own content (`local`), the context of the signal the file belongs to
+    (Storage rows), contexts the dump names in full, splits whose every part the dump names in that role, contexts
+    already in the database. Each source narrows the splits left by the previous ones; one split left is the
+    answer, none or several is a Skip. A first look (`final=False`) uses the file's own content only and raises
+    Defer otherwise; the final look, once every file has been read, uses everything.
+    """
+
+    def __init__(self, store: "Store", knowledge: Knowledge | None = None, *, final: bool = False) -> None:
+        self._store = store
+        self.knowledge = knowledge or Knowledge()
+        self.final = final
+        # (shape, name, fixed) -> (the answer or None, how many splits were left, the first few as text)
+        self._resolved: dict[tuple[Any, ...], tuple[tuple[str, ...] | None, int, str]] = {}
+
+    def finally_(self) -> "Hints":
+        """The view that resolves what the first look deferred, sharing what was learned."""
+        return Hints(self._store, self.knowledge, final=True)
+
+    def learn(self, value: Any) -> None:
+        self.knowledge.learn(value)
 
     async def _exists(self, model: type[Item], match: dict[str, Any]) -> bool:
         repo = self._store.repository(model)
@@ -164,16 +252,21 @@ class Hints:
                 return True
         return False
 
-    async def _in_database(self, triple: Triple) -> bool:
-        match = dict(zip(("symbol", "strategyName", "exchangeName"), triple))
+    async def _in_database(self, shape: tuple[str, ...], candidate: tuple[str, ...]) -> bool:
+        match = dict(zip(shape, candidate))
+        if shape == RISK:
+            return await self._exists(RiskItem, match)
+        if shape == FRAMED:
+            return await self._exists(SessionItem, match) or any(
+                [await self._exists(RecentItem, {**match, "backtest": mode}) for mode in (False, True)])
         for model in (SignalItem, ScheduleItem, StrategyItem, RecentItem):
             if await self._exists(model, match):
                 return True
         return False
 
-    async def _signal_context(self, signal_id: str) -> set[Triple]:
-        """The contexts the Storage rows of this signal id name (Storage is imported before Partial/Breakeven)."""
-        found: set[Triple] = set()
+    async def _signal_context(self, signal_id: str) -> set[tuple[str, ...]]:
+        """The contexts the Storage rows of this signal id name (Storage is imported before everything that asks)."""
+        found: set[tuple[str, ...]] = set()
         repo = self._store.repository(StorageItem)
         match = {"backtest": {"$in": [False, True]}, "signalId": signal_id}
         async for doc in repo.iterate(match, {"payload": 1, "_id": 0}):
@@ -182,40 +275,60 @@ class Hints:
                 found.add(triple)
         return found
 
-    async def resolve(self, dirname: str, *, symbol: str | None = None, extra: Iterable[Triple] = (),
-                      signal_id: str | None = None) -> Triple:
-        """The one (symbol, strategy, exchange) whose `_`-join is `dirname`; raises Skip when it is not unique."""
-        extra = set(extra)
-        cache_key = (dirname, symbol or "", signal_id)
-        if not extra and cache_key in self._resolved:
-            found = self._resolved[cache_key]
-            if found is None:
-                raise Skip(f"ambiguous directory name {dirname!r}: cannot tell symbol, strategy and exchange apart")
-            return found
-        if symbol is not None:
-            if not dirname.startswith(symbol + "_"):
-                raise Skip(f"directory {dirname!r} does not start with the symbol {symbol!r} its file names")
-            candidates = [(symbol, *rest) for rest in splits(dirname[len(symbol) + 1:], 2)]
-        else:
-            candidates = list(splits(dirname, 3))
-        result: Triple | None = None
+    async def resolve(self, shape: tuple[str, ...], name: str, *, fixed: tuple[str, ...] = (),
+                      local: Callable[[tuple[str, ...]], bool] | None = None,
+                      signal_id: str | None = None) -> tuple[str, ...]:
+        """The one context of `shape` whose `_`-join, after the parts in `fixed`, is `name`; else Defer or Skip."""
+        candidates = _candidates(shape, name, fixed)
+        if len(candidates) > MAX_CANDIDATES:
+            raise Skip(f"ambiguous name {name!r}: it splits too many ways to be resolved")
         if len(candidates) == 1:
-            result = candidates[0]  # type: ignore[assignment]
-        elif candidates:
-            confirmed = {c for c in candidates if c in self.triples or c in extra}
-            if not confirmed and signal_id is not None:
-                confirmed = set(candidates) & await self._signal_context(signal_id)
-            if not confirmed and len(candidates) <= MAX_DB_CANDIDATES:
-                confirmed = {c for c in candidates if await self._in_database(c)}  # type: ignore[arg-type]
-            if len(confirmed) == 1:
-                result = next(iter(confirmed))  # type: ignore[assignment]
-        if len(self._resolved) > MAX_HINTS:
-            self._resolved.clear()
-        if not extra:
-            self._resolved[cache_key] = result
-        if result is None:
-            raise Skip(f"ambiguous directory name {dirname!r}: cannot tell symbol, strategy and exchange apart")
-        return result
+            return candidates[0]
+        if not candidates:
+            raise Skip(f"{name!r} cannot be split into {', '.join(shape[len(fixed):])}")
+        left = candidates
+        if local is not None:
+            left = _narrow(left, [c for c in left if local(c)])
+            if len(left) == 1:
+                return left[0]
+        if not self.final:
+            raise Defer()
+        if signal_id is not None and shape == TRIPLE:
+            context = await self._signal_context(signal_id)
+            left = _narrow(left, [c for c in left if c in context])
+            if len(left) == 1:
+                return left[0]
+        cache_key = (shape, name, fixed)
+        cacheable = left is candidates
+        if cacheable and cache_key in self._resolved:
+            found, count, shown = self._resolved[cache_key]
+        else:
+            left = await self._from_data(shape, left)
+            found, count = (left[0] if len(left) == 1 else None), len(left)
+            shown = ", ".join("/".join(c[len(fixed):]) for c in left[:3]) + (", ..." if count > 3 else "")
+            if cacheable:
+                if len(self._resolved) >= MAX_HINTS:
+                    self._resolved.clear()
+                self._resolved[cache_key] = found, count, shown
+        if found is None:
+            what = " and ".join(shape[len(fixed):])
+            why = "" if self.knowledge.complete else "; the dump names too many contexts to keep them all in memory"
+            raise Skip(f"ambiguous name {name!r}: cannot tell {what} apart ({count} splits left: {shown}){why}")
+        return found
+
+    async def _from_data(self, shape: tuple[str, ...], left: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+        if self.knowledge.complete:
+            left = _narrow(left, [c for c in left if c in self.knowledge.contexts[shape]])
+            if len(left) > 1:
+                left = _narrow(left, [c for c in left if self.knowledge.named(shape, c)])
+        if len(left) > 1 and len(left) <= MAX_DB_CANDIDATES:
+            left = _narrow(left, [c for c in left if await self._in_database(shape, c)])
+        return left
+
+
+def _narrow(left: list[tuple[str, ...]], hits: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """A source that names none of the splits left says nothing; one that names some rules the others out."""
+    return hits or left
 
 
 # -- the layouts -------------------------------------------------------------------------------------------------
@@ -228,9 +341,15 @@ class Layout:
     depths: ClassVar[frozenset[int]]
     # Candles and log entries are first-write-wins: an existing key is unchanged by definition.
     insert_only: ClassVar[bool] = False
+    # The framework writes a literal null to clear the record (Signal, Schedule, Strategy), or reads one as empty
+    # (Risk): such a file is a stored null, not a skip. Elsewhere a null file is reported.
+    nullable: ClassVar[bool] = False
+    # The context fields whose `_`-join names the directory: two contexts can share a path (export collisions).
+    joined: ClassVar[tuple[str, ...]] = ()
 
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
-        """`parts` are the path components below `root`, the last without `.json`; `value` is not None."""
+        """`parts` are the path components below `root`, the last without `.json`; `value` is None only where
+        `nullable`. Raises Skip, or Defer when the name needs the whole dump (see `Hints`)."""
         raise NotImplementedError
 
     def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
@@ -255,6 +374,11 @@ class Layout:
         for field, value in key.items():
             if type(value) is str and not (field == "frameName" and value == ""):
                 _context_str(field, value)
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    # A file name that is not UTF-8 reaches us with surrogate escapes; MongoDB stores UTF-8 only.
+                    raise Skip(f"{field} {value!r:.80} is not UTF-8 text") from None
         return Record(key, {k: v for k, v in fields.items() if v is not None or k == self.model.value_field})
 
 
@@ -289,28 +413,36 @@ class CandleLayout(Layout):
 
 
 class PendingLayout(Layout):
-    """Signal and Schedule: `<symbol>_<strategy>_<exchange>/<symbol>.json`; the row carries its context."""
+    """Signal and Schedule: `<symbol>_<strategy>_<exchange>/<symbol>.json`; the row carries its context, a cleared
+    record is a literal null and does not."""
 
-    depths = frozenset({2})
+    depths, nullable, joined = frozenset({2}), True, TRIPLE
 
     async def parse(self, parts, value, hints):
         dirname, symbol = parts
-        row = _dict(value, "the row")
+        row = None if value is None else _dict(value, "the row")
         triple = _triple_of(row)
-        if triple is None or joined(*triple) != dirname or triple[0] != symbol:
-            # The row names another context than its path (or none): the path decides, if it can.
-            triple = await hints.resolve(dirname, symbol=symbol)
-        else:
+        if triple is not None and joined(*triple) == dirname and triple[0] == symbol:
             hints.learn(row)
-        return self._record(dict(zip(("symbol", "strategyName", "exchangeName"), triple)), payload=_payload(row))
+        else:
+            # A null, or a row naming another context than its path (or none): the path decides, if it can.
+            triple = await hints.resolve(TRIPLE, _after(dirname, symbol), fixed=(symbol,))
+        return self._record(dict(zip(TRIPLE, triple)), payload=_payload(row))
 
     def path(self, doc):
         return _strategy_dir(doc), file_name(_context(doc, "symbol")[0], "symbol")
 
 
+def _after(dirname: str, symbol: str) -> str:
+    """What follows `<symbol>_` in a directory whose file names the symbol."""
+    if not dirname.startswith(symbol + "_"):
+        raise Skip(f"directory {dirname!r} does not start with {symbol + '_'!r} (the symbol its file names)")
+    return dirname[len(symbol) + 1:]
+
+
 def _strategy_dir(doc) -> str:
     """`<symbol>_<strategy>_<exchange>`: the directory of Signal, Schedule, Strategy, Partial and Breakeven."""
-    symbol, strategy, exchange = _context(doc, "symbol", "strategyName", "exchangeName")
+    symbol, strategy, exchange = _context(doc, *TRIPLE)
     return joined(safe_name(symbol, "symbol"), safe_name(strategy, "strategyName"), safe_name(exchange, "exchangeName"))
 
 
@@ -323,17 +455,24 @@ class ScheduleLayout(PendingLayout):
 
 
 class StrategyLayout(Layout):
-    """`<symbol>_<strategy>_<exchange>/strategy.json`: the snapshot has no context, its inner rows may."""
+    """`<symbol>_<strategy>_<exchange>/strategy.json`: the snapshot has no context, its inner rows may; a cleared
+    snapshot is a literal null."""
 
-    name, model, root, depths = "strategy", StrategyItem, ("data", "strategy"), frozenset({2})
+    name, model, root, depths, nullable, joined = "strategy", StrategyItem, ("data", "strategy"), frozenset({2}), \
+        True, TRIPLE
     FILE = "strategy"
 
     async def parse(self, parts, value, hints):
         dirname = self._fixed_file_dir(parts, self.FILE)
-        data = _dict(value, "the strategy snapshot")
-        inner = {t for t in map(_triple_of, data.values()) if t is not None}
-        triple = await hints.resolve(dirname, extra=inner)
-        return self._record(dict(zip(("symbol", "strategyName", "exchangeName"), triple)), payload=_payload(data))
+        data = None if value is None else _dict(value, "the strategy snapshot")
+        fields = data or {}
+        inner = {t for t in map(_triple_of, fields.values()) if t is not None}
+        for triple in inner:
+            hints.learn(dict(zip(TRIPLE, triple)))
+        signal_id = next((fields[f] for f in ("pendingSignalId", "lastPendingId")
+                          if type(fields.get(f)) is str and fields[f]), None)
+        triple = await hints.resolve(TRIPLE, dirname, local=inner.__contains__, signal_id=signal_id)
+        return self._record(dict(zip(TRIPLE, triple)), payload=_payload(data))
 
     def path(self, doc):
         return _strategy_dir(doc), self.FILE + SUFFIX
@@ -342,14 +481,13 @@ class StrategyLayout(Layout):
 class LevelsLayout(Layout):
     """Partial and Breakeven: `<symbol>_<strategy>_<exchange>/<signalId>.json`, payload `{signalId: ...}`."""
 
-    depths = frozenset({2})
+    depths, joined = frozenset({2}), TRIPLE
 
     async def parse(self, parts, value, hints):
         dirname, signal_id = parts
         data = _dict(value, "the levels record")
-        triple = await hints.resolve(dirname, signal_id=signal_id)
-        key = {**dict(zip(("symbol", "strategyName", "exchangeName"), triple)), "signalId": signal_id}
-        return self._record(key, payload=_payload(data))
+        triple = await hints.resolve(TRIPLE, dirname, signal_id=signal_id)
+        return self._record({**dict(zip(TRIPLE, triple)), "signalId": signal_id}, payload=_payload(data))
 
     def path(self, doc):
         return _strategy_dir(doc), file_name(_context(doc, "signalId")[0], "signalId")
@@ -364,28 +502,23 @@ class BreakevenLayout(LevelsLayout):
 
 
 class RiskLayout(Layout):
-    """`<riskName>_<exchange>/positions.json`; each position names its exchange, which is the suffix."""
+    """`<riskName>_<exchange>/positions.json`; each position names its exchange, which is the suffix. A literal
+    null reads as no positions."""
 
-    name, model, root, depths = "risk", RiskItem, ("data", "risk"), frozenset({2})
+    name, model, root, depths, nullable, joined = "risk", RiskItem, ("data", "risk"), frozenset({2}), True, RISK
     FILE = "positions"
 
     async def parse(self, parts, value, hints):
         dirname = self._fixed_file_dir(parts, self.FILE)
-        if type(value) is not list:
+        if value is not None and type(value) is not list:
             raise Skip(f"positions must be a JSON array of [key, position] pairs, got {type(value).__name__}")
         exchanges = set()
-        for pair in value:
+        for pair in value or ():
             if type(pair) is list and len(pair) == 2:
                 hints.learn(pair[1])
                 if type(pair[1]) is dict and type(pair[1].get("exchangeName")) is str:
                     exchanges.add(pair[1]["exchangeName"])
-        candidates = list(splits(dirname, 2))
-        if len(candidates) > 1:
-            candidates = [c for c in candidates if c[1] in exchanges] or [
-                c for c in candidates if await hints._exists(RiskItem, {"riskName": c[0], "exchangeName": c[1]})]
-        if len(candidates) != 1:
-            raise Skip(f"ambiguous directory name {dirname!r}: cannot tell the risk name and exchange apart")
-        risk_name, exchange = candidates[0]
+        risk_name, exchange = await hints.resolve(RISK, dirname, local=lambda c: c[1] in exchanges)
         return self._record({"riskName": risk_name, "exchangeName": exchange}, positions=_payload(value))
 
     def path(self, doc):
@@ -430,6 +563,10 @@ class LogLayout(Layout):
     async def parse(self, parts, value, hints):
         (stem,) = parts
         row = _dict(value, "the log entry")
+        method, execution = row.get("methodContext"), row.get("executionContext")
+        if type(method) is dict and type(execution) is dict:
+            # The strategy, exchange and frame of the call, and the symbol it ran for.
+            hints.learn({**execution, **method})
         return self._record({"entryId": _context_str("id", row.get("id", stem))}, payload=_payload(row))
 
     def path(self, doc):
@@ -498,7 +635,7 @@ class MemoryLayout(SoftDeleteLayout):
 class RecentLayout(Layout):
     """`<symbol>_<strategy>_<exchange>[_<frame>]_<mode>/<symbol>.json`; the row carries the context."""
 
-    name, model, root, depths = "recent", RecentItem, ("data", "recent"), frozenset({2})
+    name, model, root, depths, joined = "recent", RecentItem, ("data", "recent"), frozenset({2}), (*FRAMED, "backtest")
 
     @staticmethod
     def dirname(symbol: str, strategy: str, exchange: str, frame: str, backtest: bool) -> str:
@@ -507,14 +644,19 @@ class RecentLayout(Layout):
     async def parse(self, parts, value, hints):
         dirname, symbol = parts
         row = _dict(value, "the row")
-        mode = dirname.rsplit("_", 1)[-1]
+        head, _, mode = dirname.rpartition("_")
+        if mode not in MODES:
+            raise Skip(f"directory {dirname!r} does not end with _backtest or _live")
         triple, frame = _triple_of(row), row.get("frameName", "")
-        if mode not in MODES or triple is None or type(frame) is not str or triple[0] != symbol \
-                or self.dirname(*triple, frame, MODES[mode]) != dirname:
-            raise Skip("the row's symbol/strategyName/exchangeName/frameName do not match its directory")
-        hints.learn(row)
-        key = {**dict(zip(("symbol", "strategyName", "exchangeName"), triple)), "frameName": frame,
-               "backtest": MODES[mode]}
+        if triple is None:
+            # A row without its context: the path decides, if it can.
+            context = await hints.resolve(FRAMED, _after(head, symbol), fixed=(symbol,))
+        else:
+            if type(frame) is not str or triple[0] != symbol or self.dirname(*triple, frame, MODES[mode]) != dirname:
+                raise Skip("the row's symbol/strategyName/exchangeName/frameName do not match its directory")
+            hints.learn(row)
+            context = (*triple, frame)
+        key = {**dict(zip(FRAMED, context)), "backtest": MODES[mode]}
         return self._record(key, payload=_payload(row), when=_ms(row.get("timestamp")))
 
     def path(self, doc):
@@ -571,8 +713,9 @@ class SessionLayout(Layout):
                 file_name(joined(safe_name(symbol, "symbol"), mode_name(backtest)), "symbol"))
 
 
-# Import order matters: Storage, Signal, Schedule, Recent and Risk come before the adapters whose directory
-# names they help resolve (Strategy, Partial, Breakeven).
+# Import order: the adapters whose files name contexts plainly (candle folders, Storage/Notification/Log rows,
+# Session paths, Signal/Schedule/Recent rows, Risk positions) come before those that only have a `_`-joined
+# directory name (Strategy, Partial, Breakeven); what still splits several ways is looked at again at the end.
 LAYOUTS: tuple[Layout, ...] = (
     CandleLayout(), StorageLayout(), NotificationLayout(), LogLayout(), MeasureLayout(), IntervalLayout(),
     MemoryLayout(), StateLayout(), SessionLayout(), SignalLayout(), ScheduleLayout(), RecentLayout(), RiskLayout(),
