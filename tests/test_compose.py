@@ -15,6 +15,7 @@ import copy
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -490,6 +491,104 @@ def mongo_problems(model: dict) -> list[str]:
     return problems
 
 
+# --- Start scripts, run offline --------------------------------------------------------------
+#
+# The servers' and the app's start commands are `sh -c` scripts. They are run here with plain `sh`,
+# exactly as written (after Compose's `$$` → `$`), in the environment Compose would give the
+# container, with the commands they hand over to (the images' docker-entrypoint.sh, backtest-store,
+# chown) replaced by stubs on PATH that only log their arguments. Paths the script writes inside the
+# container (MongoDB's keyfile tmpfs) are redirected to a temporary folder.
+
+STUBS = ("docker-entrypoint.sh", "backtest-store", "chown")
+REAL_PASSWORD = "s3cret-Pass_word.9~"
+OTHER_PASSWORD = "an0ther-Pass_word"
+# Stands in for a password while the environment is resolved, so that values Compose itself would
+# refuse (an empty password) can still be handed to the container's script.
+_SENTINEL = "SENTINEL-2f9c41"
+# Which .env password each start script checks, and which argv holds the script.
+GUARDS = (
+    ("mongodb", "MONGO_ROOT_PASSWORD"),
+    ("redis", "REDIS_PASSWORD"),
+    ("app", "MONGO_ROOT_PASSWORD"),
+    ("app", "REDIS_PASSWORD"),
+)
+KEYFILE_DIR = "/run/mongodb"
+
+
+def start_argv(service: dict) -> list[str]:
+    """What the container runs: entrypoint + command when the file sets an entrypoint, else the command
+    (which the image's own entrypoint then receives)."""
+    def words(value: object) -> list[str]:
+        return [interpolate(a, {}, required_placeholder="x") for a in _argv(value)] \
+            if not isinstance(value, str) else _argv(interpolate(value, {}, required_placeholder="x"))
+    entrypoint = words(service.get("entrypoint"))
+    return entrypoint + words(service.get("command")) if entrypoint else words(service.get("command"))
+
+
+def container_env(service: dict, values: dict[str, str], variable: str, value: str) -> dict[str, str]:
+    """The service's environment as Compose resolves it from `values`, with `variable` set to `value`
+    (even to one Compose itself would refuse, such as an empty string)."""
+    env = resolve(service.get("environment") or {}, {**values, variable: _SENTINEL})
+    return {k: str(v).replace(_SENTINEL, value) for k, v in env.items()}
+
+
+def run_start(argv: list[str], env: dict[str, str], workdir: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run a container's `sh -c` start command offline; returns the result and what the stubs logged."""
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = workdir / "stub.log"
+    log.write_text("")
+    for name in STUBS:
+        stub = bin_dir / name
+        stub.write_text('#!/bin/sh\nprintf "%s\\n" "$(basename "$0") $*" >> "$STUB_LOG"\n')
+        stub.chmod(0o755)
+    keyfile_dir = workdir / "run-mongodb"
+    keyfile_dir.mkdir(exist_ok=True)
+    argv = [a.replace(KEYFILE_DIR, str(keyfile_dir)) for a in argv]
+    result = subprocess.run(argv, env={**env, "PATH": f"{bin_dir}:/usr/bin:/bin", "STUB_LOG": str(log)},
+                            capture_output=True, text=True, timeout=30, cwd=workdir)
+    return result, log.read_text()
+
+
+def guard_problems(model: dict, values: dict[str, str]) -> list[str]:
+    """Each start script refuses an empty password and the .env.example placeholder before it starts
+    anything, with a message naming the .env variable and what to do, never the value; and starts
+    normally with a real password, without printing it."""
+    problems: list[str] = []
+    services = model.get("services") or {}
+    for name, variable in GUARDS:
+        service = services.get(name)
+        if service is None:
+            continue
+        argv = start_argv(service)
+        if argv[:2] != ["sh", "-c"] or len(argv) < 3:
+            problems.append(f"{name}: the start command is not a `sh -c` script, so nothing checks {variable}")
+            continue
+        others = {**values, "MONGO_ROOT_PASSWORD": OTHER_PASSWORD, "REDIS_PASSWORD": OTHER_PASSWORD}
+        with tempfile.TemporaryDirectory() as tmp:
+            for value, what in ((PLACEHOLDER, "the placeholder"), ("", "empty")):
+                result, started = run_start(argv, container_env(service, others, variable, value), Path(tmp))
+                said = result.stdout + result.stderr
+                if result.returncode == 0 or started:
+                    problems.append(f"{name}: starts with {variable} {what} (ran: {started.strip()!r})")
+                    continue
+                if variable not in said or ".env" not in said:
+                    problems.append(f"{name}: refusing {variable} {what}, says {said.strip()!r}: "
+                                    f"name {variable} and say to set it in .env")
+                if value and value in said:
+                    problems.append(f"{name}: prints the password when refusing {variable}")
+            result, started = run_start(argv, container_env(service, others, variable, REAL_PASSWORD), Path(tmp))
+            said = result.stdout + result.stderr
+            if result.returncode != 0 or not started:
+                problems.append(f"{name}: does not start with a real {variable}: {said.strip()!r}")
+            if REAL_PASSWORD in said:
+                problems.append(f"{name}: prints {variable}")
+            # Redis takes its password as an argument (it rewrites its process title); the others never.
+            if name != "redis" and REAL_PASSWORD in started:
+                problems.append(f"{name}: puts {variable} on a command line: {started.strip()!r}")
+    return problems
+
+
 # --- Tests -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -625,6 +724,32 @@ def test_servers_persist_and_check_health_without_credentials_on_command_lines(s
     broken["services"]["mongodb"]["healthcheck"]["test"] = "mongosh -u root -p ${MONGO_ROOT_PASSWORD:?x} --eval 1"
     assert len(redis_problems(broken)) == 3
     assert len(mongo_problems(broken)) == 3
+
+
+def test_start_scripts_refuse_empty_and_placeholder_passwords(stack: dict) -> None:
+    assert guard_problems(stack, env_example()) == []
+
+
+def test_password_guard_check_catches_missing_and_leaky_guards(stack: dict) -> None:
+    broken = copy.deepcopy(stack)
+    # No guard at all: starts with the placeholder.
+    broken["services"]["redis"]["command"] = [
+        "sh", "-c", 'exec docker-entrypoint.sh redis-server --appendonly yes --requirepass "$$REDISCLI_AUTH"']
+    # A guard that prints the value it refuses.
+    broken["services"]["mongodb"]["command"] = [
+        "sh", "-c", '[ "$$MONGO_INITDB_ROOT_PASSWORD" != change-me ] || { echo "MONGO_ROOT_PASSWORD=$$MONGO_INITDB_ROOT_PASSWORD,'
+        ' fix .env" >&2; exit 1; }; exec docker-entrypoint.sh mongod']
+    # Checks Redis but forgets the MongoDB password in the URL.
+    broken["services"]["app"]["entrypoint"] = [
+        "sh", "-c", '[ -n "$$CC_REDIS_PASSWORD" ] && [ "$$CC_REDIS_PASSWORD" != change-me ] || '
+        '{ echo "REDIS_PASSWORD: set it in .env" >&2; exit 1; }; backtest-store migrate apply --yes && exec "$$@"', "app"]
+    joined = "\n".join(guard_problems(broken, env_example()))
+    assert "redis: starts with REDIS_PASSWORD the placeholder" in joined
+    assert "redis: starts with REDIS_PASSWORD empty" in joined
+    assert "mongodb: prints the password when refusing MONGO_ROOT_PASSWORD" in joined
+    assert "mongodb: starts with MONGO_ROOT_PASSWORD empty" in joined
+    assert "app: starts with MONGO_ROOT_PASSWORD the placeholder" in joined
+    assert "app: starts with REDIS_PASSWORD" not in joined
 
 
 def test_app_migrates_then_runs_its_command_after_healthy_servers(stack: dict) -> None:
