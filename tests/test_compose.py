@@ -153,9 +153,20 @@ def resolve(node: object, env: dict[str, str], placeholder: str | None = None) -
 
 # --- Loading ---------------------------------------------------------------------------------
 
+def _unshared(node: object) -> object:
+    if isinstance(node, dict):
+        return {k: _unshared(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_unshared(v) for v in node]
+    return node
+
+
 def load(path: Path) -> dict:
+    """The file as a tree in which no two places share an object. YAML anchors (`<<: *app`) give
+    aliased dicts, and deepcopy keeps the aliasing: a test breaking one service would break the
+    other too. Compose itself treats merged values as independent copies."""
     with path.open() as fh:
-        return yaml.safe_load(fh)
+        return _unshared(yaml.safe_load(fh))
 
 
 def include_paths(model: dict, base: Path) -> list[Path]:
@@ -330,8 +341,9 @@ def app_problems(model: dict) -> list[str]:
     entrypoint = [interpolate(a, {}) for a in _argv(app.get("entrypoint"))]
     command = _argv(interpolate(app["command"], {})) if isinstance(app.get("command"), str) \
         else [interpolate(a, {}) for a in _argv(app.get("command"))]
-    if command != ["backtest-store", "demo"]:
-        problems.append(f"the app command defaults to {command}, not backtest-store demo")
+    # `demo` writes synthetic data: into a production database only when asked for (APP_COMMAND).
+    if command != ["backtest-store", "inspect"]:
+        problems.append(f"the app command defaults to {command}, not the read-only backtest-store inspect")
     if entrypoint[:2] != ["sh", "-c"] or len(entrypoint) < 3:
         problems.append(f"app entrypoint {entrypoint} is not a `sh -c` script")
     else:
@@ -344,6 +356,56 @@ def app_problems(model: dict) -> list[str]:
             problems.append("app entrypoint must not prune indexes")
     if "${APP_COMMAND" not in str(app.get("command")):
         problems.append("the app command is not configurable through APP_COMMAND")
+    return problems
+
+
+def _host_mounts(service: dict) -> list[object]:
+    """The service's mounts of host paths (bind mounts), in either syntax."""
+    mounts = []
+    for mount in service.get("volumes") or []:
+        if isinstance(mount, dict):
+            if mount.get("type") == "bind":
+                mounts.append(mount)
+        elif str(mount).split(":")[0].startswith((".", "/", "~", "$")):
+            mounts.append(mount)
+    return mounts
+
+
+def dump_problems(model: dict) -> list[str]:
+    """`import-dump` reads one host folder, DUMP_DIR (default ./dump), read-only at /dump, and only when
+    asked for (a profile keeps it out of `docker compose up`); no other service mounts a host path.
+    It runs like the app: same settings, migration first, healthy servers."""
+    problems: list[str] = []
+    services = model.get("services") or {}
+    for name, service in services.items():
+        if name != "import-dump" and _host_mounts(service):
+            problems.append(f"{name} mounts a host path: {_host_mounts(service)}")
+    dump = services.get("import-dump")
+    if dump is None:
+        return problems + ["no import-dump service"]
+    if not dump.get("profiles"):
+        problems.append("import-dump has no profile, so `docker compose up` would run an import")
+    mounts = dump.get("volumes") or []
+    if len(mounts) != 1 or not isinstance(mounts[0], dict):
+        return problems + [f"import-dump must mount exactly one folder, in the long syntax: {mounts}"]
+    mount = mounts[0]
+    if mount.get("type") != "bind" or not str(mount.get("source", "")).startswith("${DUMP_DIR"):
+        problems.append(f"import-dump must bind-mount ${{DUMP_DIR}}: {mount}")
+    elif interpolate(mount["source"], {}) != "./dump":
+        problems.append(f"DUMP_DIR must default to ./dump, not {interpolate(mount['source'], {})!r}")
+    if mount.get("target") != "/dump":
+        problems.append(f"import-dump mounts the dump at {mount.get('target')!r}, not /dump")
+    if mount.get("read_only") is not True:
+        problems.append("import-dump must mount the dump read-only")
+    if (mount.get("bind") or {}).get("create_host_path") is not False:
+        # Otherwise a mistyped DUMP_DIR becomes a new, empty, root-owned folder and imports nothing.
+        problems.append("import-dump must not create a missing DUMP_DIR (bind.create_host_path: false)")
+    if _argv(interpolate(str(dump.get("command", "")), {})) != ["backtest-store", "import-dump", "/dump"]:
+        problems.append(f"import-dump runs {dump.get('command')!r}, not backtest-store import-dump /dump")
+    app = services.get("app") or {}
+    for key in ("build", "image", "environment", "entrypoint", "depends_on", "init"):
+        if dump.get(key) != app.get(key):
+            problems.append(f"import-dump.{key} differs from the app's")
     return problems
 
 
@@ -651,7 +713,9 @@ def test_reference_check_catches_undefined_names(stack: dict) -> None:
     broken["services"]["mongodb"]["volumes"] = ["mongo-data:/data/db"]
     del broken["services"]["redis"]["healthcheck"]
     problems = reference_problems(broken, "broken")
-    assert len(problems) == 5, problems
+    # Both the app and import-dump wait for a healthy redis: the missing healthcheck counts twice.
+    assert len(problems) == 6, problems
+    assert "broken: import-dump waits for redis to be healthy, but redis has no healthcheck" in problems
     _, conflicts = project(ROOT_COMPOSE)
     assert conflicts == []
 
@@ -758,8 +822,26 @@ def test_app_migrates_then_runs_its_command_after_healthy_servers(stack: dict) -
     app = broken["services"]["app"]
     app["depends_on"] = ["mongodb", "redis"]
     app["entrypoint"] = ["sh", "-c", 'exec "$$@" && backtest-store migrate apply --yes', "app"]
-    app["command"] = "backtest-store inspect"
+    app["command"] = "backtest-store demo"
     assert len(app_problems(broken)) == 5
+    # demo stays one setting away.
+    command = interpolate(stack["services"]["app"]["command"], {"APP_COMMAND": "backtest-store demo --symbols 1"})
+    assert command.split() == ["backtest-store", "demo", "--symbols", "1"]
+
+
+def test_import_dump_reads_only_the_folder_the_user_names(stack: dict) -> None:
+    assert dump_problems(stack) == []
+    with_dir = resolve(stack["services"]["import-dump"]["volumes"][0], {"DUMP_DIR": "/srv/backtest/dump"})
+    assert with_dir["source"] == "/srv/backtest/dump"
+    broken = copy.deepcopy(stack)
+    dump = broken["services"]["import-dump"]
+    del dump["profiles"]
+    dump["volumes"][0].update(read_only=False, target="/data", bind={})
+    dump["command"] = "backtest-store import-dump /data"
+    dump["environment"] = {}
+    broken["services"]["app"]["volumes"] = ["./dump:/dump"]
+    broken["services"]["redis"]["volumes"].append({"type": "bind", "source": "/var/lib", "target": "/x"})
+    assert len(dump_problems(broken)) == 8, dump_problems(broken)
 
 
 def test_app_environment_gives_the_settings_the_servers_expect(stack: dict) -> None:
