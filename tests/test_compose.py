@@ -4,6 +4,8 @@ Each compose file is validated against the Compose specification's JSON schema (
 check-jsonschema), and then parsed for what the schema cannot see: references to undefined
 services and volumes, variables missing from .env.example, secrets with defaults, ports open to
 the network, unpinned images, the app's start-up order, and the Dockerfile's extras and user.
+The containers' `sh -c` start scripts (password guards, MongoDB's keyfile) are run with `sh` against
+stubs, and MongoDB's healthcheck script with Node.js against stand-ins for mongosh's db and rs.
 
 Every rule is a function returning a list of problems; the tests assert the real files give none,
 and feed each rule a broken copy to prove it can fail.
@@ -12,7 +14,9 @@ and feed each rule a broken copy to prove it can fail.
 from __future__ import annotations
 
 import copy
+import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -537,11 +541,11 @@ def mongo_problems(model: dict) -> list[str]:
     problems: list[str] = []
     mongo = (model.get("services") or {}).get("mongodb") or {}
     test = " ".join(_argv((mongo.get("healthcheck") or {}).get("test")))
-    if "mongosh" not in test or "ping" not in test:
-        problems.append(f"mongodb healthcheck is not a mongosh ping: {test!r}")
+    if "mongosh" not in test or not re.search(r"\.isWritablePrimary\b", test):
+        problems.append(f"mongodb healthcheck does not ask mongosh whether the node is the primary: {test!r}")
     if "--host" not in test or re.search(r"127\.0\.0\.1|localhost", test):
         # On first start the image creates the root user with a temporary, loopback-only mongod.
-        problems.append(f"mongodb healthcheck must ping the container's own address, not loopback: {test!r}")
+        problems.append(f"mongodb healthcheck must reach the container by name, not loopback: {test!r}")
     if re.search(r"(^|\s)(-p|--password|-u|--username)(\s|=)", test) or "${" in test:
         problems.append(f"mongodb healthcheck puts credentials on its command line: {test!r}")
     env = mongo.get("environment") or {}
@@ -648,6 +652,91 @@ def guard_problems(model: dict, values: dict[str, str]) -> list[str]:
             # Redis takes its password as an argument (it rewrites its process title); the others never.
             if name != "redis" and REAL_PASSWORD in started:
                 problems.append(f"{name}: puts {variable} on a command line: {started.strip()!r}")
+    return problems
+
+
+# --- MongoDB as a single-node replica set -----------------------------------------------------
+
+REPLICA_SET = "rs0"
+# The member's address in the replica-set config: the one other containers (the app) connect to.
+MEMBER_HOST = "mongodb:27017"
+# What the app's connection string must say: the set, majority writes, reads from the primary
+# (read-after-write), retryable writes, and the root user's database.
+APP_URL_OPTIONS = {"replicaSet": [REPLICA_SET], "w": ["majority"], "readPreference": ["primary"],
+                   "retryWrites": ["true"], "authSource": ["admin"]}
+KEYFILE_RE = re.compile(r"[A-Za-z0-9+/=\s]{6,1024}")
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.partition("=")[2]
+    return None
+
+
+def replica_set_problems(model: dict) -> list[str]:
+    """mongod runs as replica set rs0 with a keyfile generated at start (mode 400, owned by mongodb,
+    in a tmpfs); the healthcheck initiates the set once with the member host the app uses and is
+    healthy only on the primary; the app's URL names the set and its write/read guarantees."""
+    problems: list[str] = []
+    services = model.get("services") or {}
+    mongo = services.get("mongodb") or {}
+    argv = start_argv(mongo)
+    if argv[:2] != ["sh", "-c"]:
+        return [f"mongodb does not start through a script that can write a keyfile: {argv}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = container_env(mongo, env_example(), "MONGO_ROOT_PASSWORD", REAL_PASSWORD)
+        result, started = run_start(argv, env, Path(tmp))
+        lines = [line.split() for line in started.splitlines()]
+        mongod = next((line for line in lines if line[:2] == ["docker-entrypoint.sh", "mongod"]), None)
+        if result.returncode != 0 or mongod is None:
+            return problems + [f"mongodb does not exec docker-entrypoint.sh mongod: {result.stderr.strip()!r}"]
+        if _option(mongod, "--replSet") != REPLICA_SET:
+            problems.append(f"mongod must run with --replSet {REPLICA_SET}: {mongod}")
+        keyfile = _option(mongod, "--keyFile")
+        if keyfile is None:
+            problems.append(f"mongod must run with --keyFile (a replica set with auth needs one): {mongod}")
+        else:
+            inside = keyfile.replace(str(Path(tmp) / "run-mongodb"), KEYFILE_DIR)
+            tmpfs = _argv(mongo.get("tmpfs")) + [m.get("target") for m in mongo.get("volumes") or []
+                                                 if isinstance(m, dict) and m.get("type") == "tmpfs"]
+            if str(Path(inside).parent) not in tmpfs:
+                problems.append(f"the keyfile {inside} is not in a tmpfs of the mongodb service ({tmpfs})")
+            path = Path(keyfile)
+            if not path.is_file():
+                problems.append(f"the start script does not write the keyfile {inside}")
+            else:
+                if path.stat().st_mode & 0o777 != 0o400:
+                    problems.append(f"the keyfile has mode {path.stat().st_mode & 0o777:o}, not 400")
+                if not KEYFILE_RE.fullmatch(path.read_text()) or len(path.read_text().split()) != 1:
+                    problems.append("the keyfile is not 6 to 1024 base64 characters")
+            if ["chown", "mongodb:mongodb", keyfile] not in lines:
+                problems.append(f"the keyfile is not chowned to mongodb:mongodb before mongod starts: {lines}")
+    test = " ".join(_argv((mongo.get("healthcheck") or {}).get("test")))
+    if f"setName === '{REPLICA_SET}'" not in test or "isWritablePrimary" not in test:
+        problems.append(f"the mongodb healthcheck must pass only on the primary of {REPLICA_SET}")
+    initiate = re.search(r"rs\.initiate\((.*?)\);", test, re.S)
+    if initiate is None:
+        problems.append("the mongodb healthcheck never initiates the replica set")
+    else:
+        config = re.sub(r"\s+", "", initiate.group(1))
+        wanted = f"{{_id:'{REPLICA_SET}',members:[{{_id:0,host:'{MEMBER_HOST}'}}]}}"
+        if config != wanted:
+            problems.append(f"rs.initiate({initiate.group(1)}) is not rs.initiate({wanted})")
+        if "NotYetInitialized" not in test:
+            problems.append("the healthcheck must initiate only a set that rs.status() says is not yet initialised")
+    if "process.env.MONGO_INITDB_ROOT_PASSWORD" not in test:
+        problems.append("the healthcheck must read the root password from its environment to initiate the set")
+    url = str(((services.get("app") or {}).get("environment") or {}).get("CC_MONGO_CONNECTION_STRING", ""))
+    parts = urlsplit(interpolate(url, {}, required_placeholder="x"))
+    if parts.netloc.rpartition("@")[2] != MEMBER_HOST:
+        problems.append(f"the app connects to {parts.netloc.rpartition('@')[2]!r}, not the member {MEMBER_HOST}")
+    options = parse_qs(parts.query)
+    for name, value in APP_URL_OPTIONS.items():
+        if options.get(name) != value:
+            problems.append(f"the app's MongoDB URL must say {name}={value[0]}, not {options.get(name)}")
     return problems
 
 
@@ -844,6 +933,78 @@ def test_import_dump_reads_only_the_folder_the_user_names(stack: dict) -> None:
     assert len(dump_problems(broken)) == 8, dump_problems(broken)
 
 
+def test_mongodb_is_a_single_node_replica_set(stack: dict, models: dict[str, dict]) -> None:
+    assert replica_set_problems(stack) == []
+    # The MongoDB file alone runs the same set (it has no app, so only the URL checks complain).
+    alone = replica_set_problems(models["docker/mongodb/docker-compose.yaml"])
+    assert alone and all(p.startswith(("the app connects", "the app's MongoDB URL")) for p in alone), alone
+
+
+def test_replica_set_check_catches_what_breaks_it(stack: dict) -> None:
+    broken = copy.deepcopy(stack)
+    mongo = broken["services"]["mongodb"]
+    mongo["command"][2] = mongo["command"][2].replace("--replSet rs0", "--replSet rs1").replace("chmod 400", "chmod 644")
+    mongo["tmpfs"] = []
+    test = mongo["healthcheck"]["test"]
+    test[-1] = test[-1].replace("host: 'mongodb:27017'", "host: 'localhost:27017'")
+    env = broken["services"]["app"]["environment"]
+    env["CC_MONGO_CONNECTION_STRING"] = env["CC_MONGO_CONNECTION_STRING"].replace("&w=majority", "")
+    joined = "\n".join(replica_set_problems(broken))
+    for expected in ("--replSet rs0", "not in a tmpfs", "mode 644", "host:'mongodb:27017'", "w=majority"):
+        assert expected in joined, (expected, joined)
+    mongo["command"] = ["sh", "-c", "exec docker-entrypoint.sh mongod --replSet rs0"]
+    assert "must run with --keyFile" in "\n".join(replica_set_problems(broken))
+
+
+HEALTHCHECK_HARNESS = r"""
+// Runs the healthcheck's mongosh script against stand-ins for db, rs and quit; prints what it did.
+const script = require('fs').readFileSync(0, 'utf8');
+const scenarios = {
+  uninitialised: { hello: { isWritablePrimary: false, isreplicaset: true }, status: { codeName: 'NotYetInitialized', code: 94 } },
+  primary: { hello: { setName: 'rs0', isWritablePrimary: true }, status: { myState: 1 } },
+  secondary: { hello: { setName: 'rs0', isWritablePrimary: false, secondary: true }, status: { myState: 2 } },
+  standalone: { hello: { isWritablePrimary: true }, status: { codeName: 'NoReplicationEnabled', code: 76 } },
+  unauthorized: { hello: { isWritablePrimary: false, isreplicaset: true }, status: { codeName: 'Unauthorized', code: 13 } },
+};
+const out = {};
+for (const [name, s] of Object.entries(scenarios)) {
+  const calls = [];
+  const db = {
+    hello: () => s.hello,
+    getSiblingDB: (d) => ({ auth: (u, p) => calls.push(['auth', d, u, p]) }),
+  };
+  const rs = {
+    status: () => { if (s.status.codeName) { const e = new Error(s.status.codeName); Object.assign(e, s.status); throw e; } return s.status; },
+    initiate: (config) => calls.push(['initiate', config]),
+  };
+  const quit = (code) => { throw { quit: code }; };
+  const env = { MONGO_INITDB_ROOT_USERNAME: 'root', MONGO_INITDB_ROOT_PASSWORD: 'pw' };
+  let exit = 'no quit';
+  try { new Function('db', 'rs', 'quit', 'process', script)(db, rs, quit, { env }); }
+  catch (e) { exit = e && 'quit' in e ? e.quit : 'throws ' + e.message; }
+  out[name] = { exit, calls };
+}
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the mongosh script")
+def test_mongodb_healthcheck_initiates_once_and_passes_only_on_the_primary(stack: dict) -> None:
+    test = stack["services"]["mongodb"]["healthcheck"]["test"]
+    script = interpolate(test[test.index("--eval") + 1], {})
+    result = subprocess.run(["node", "-e", HEALTHCHECK_HARNESS], input=script, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    auth = ["auth", "admin", "root", "pw"]
+    initiate = ["initiate", {"_id": REPLICA_SET, "members": [{"_id": 0, "host": MEMBER_HOST}]}]
+    assert seen["uninitialised"] == {"exit": 1, "calls": [auth, initiate]}
+    assert seen["primary"] == {"exit": 0, "calls": []}      # no login on the hot path
+    assert seen["secondary"] == {"exit": 1, "calls": []}
+    assert seen["standalone"] == {"exit": "throws NoReplicationEnabled", "calls": [auth]}
+    assert seen["unauthorized"] == {"exit": "throws Unauthorized", "calls": [auth]}
+
+
 def test_app_environment_gives_the_settings_the_servers_expect(stack: dict) -> None:
     example = env_example()
     env = resolve(stack["services"]["app"]["environment"], example)
@@ -852,7 +1013,7 @@ def test_app_environment_gives_the_settings_the_servers_expect(stack: dict) -> N
     assert mongo.hostname == "mongodb" and mongo.port == 27017
     assert (mongo.username, mongo.password) == (example["MONGO_ROOT_USERNAME"], example["MONGO_ROOT_PASSWORD"])
     assert mongo.path == f"/{example['MONGO_DATABASE']}"
-    assert parse_qs(mongo.query) == {"authSource": ["admin"]}
+    assert parse_qs(mongo.query) == APP_URL_OPTIONS
     redis = urlsplit(settings.redis_url)
     assert redis.hostname == "redis" and redis.port == 6379
     assert redis.password == example["REDIS_PASSWORD"]
