@@ -4,6 +4,8 @@ Each compose file is validated against the Compose specification's JSON schema (
 check-jsonschema), and then parsed for what the schema cannot see: references to undefined
 services and volumes, variables missing from .env.example, secrets with defaults, ports open to
 the network, unpinned images, the app's start-up order, and the Dockerfile's extras and user.
+The containers' `sh -c` start scripts (password guards, MongoDB's keyfile) are run with `sh` against
+stubs, and MongoDB's healthcheck script with Node.js against stand-ins for mongosh's db and rs.
 
 Every rule is a function returning a list of problems; the tests assert the real files give none,
 and feed each rule a broken copy to prove it can fail.
@@ -12,9 +14,12 @@ and feed each rule a broken copy to prove it can fail.
 from __future__ import annotations
 
 import copy
+import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -152,9 +157,20 @@ def resolve(node: object, env: dict[str, str], placeholder: str | None = None) -
 
 # --- Loading ---------------------------------------------------------------------------------
 
+def _unshared(node: object) -> object:
+    if isinstance(node, dict):
+        return {k: _unshared(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_unshared(v) for v in node]
+    return node
+
+
 def load(path: Path) -> dict:
+    """The file as a tree in which no two places share an object. YAML anchors (`<<: *app`) give
+    aliased dicts, and deepcopy keeps the aliasing: a test breaking one service would break the
+    other too. Compose itself treats merged values as independent copies."""
     with path.open() as fh:
-        return yaml.safe_load(fh)
+        return _unshared(yaml.safe_load(fh))
 
 
 def include_paths(model: dict, base: Path) -> list[Path]:
@@ -329,8 +345,9 @@ def app_problems(model: dict) -> list[str]:
     entrypoint = [interpolate(a, {}) for a in _argv(app.get("entrypoint"))]
     command = _argv(interpolate(app["command"], {})) if isinstance(app.get("command"), str) \
         else [interpolate(a, {}) for a in _argv(app.get("command"))]
-    if command != ["backtest-store", "demo"]:
-        problems.append(f"the app command defaults to {command}, not backtest-store demo")
+    # `demo` writes synthetic data: into a production database only when asked for (APP_COMMAND).
+    if command != ["backtest-store", "inspect"]:
+        problems.append(f"the app command defaults to {command}, not the read-only backtest-store inspect")
     if entrypoint[:2] != ["sh", "-c"] or len(entrypoint) < 3:
         problems.append(f"app entrypoint {entrypoint} is not a `sh -c` script")
     else:
@@ -343,6 +360,56 @@ def app_problems(model: dict) -> list[str]:
             problems.append("app entrypoint must not prune indexes")
     if "${APP_COMMAND" not in str(app.get("command")):
         problems.append("the app command is not configurable through APP_COMMAND")
+    return problems
+
+
+def _host_mounts(service: dict) -> list[object]:
+    """The service's mounts of host paths (bind mounts), in either syntax."""
+    mounts = []
+    for mount in service.get("volumes") or []:
+        if isinstance(mount, dict):
+            if mount.get("type") == "bind":
+                mounts.append(mount)
+        elif str(mount).split(":")[0].startswith((".", "/", "~", "$")):
+            mounts.append(mount)
+    return mounts
+
+
+def dump_problems(model: dict) -> list[str]:
+    """`import-dump` reads one host folder, DUMP_DIR (default ./dump), read-only at /dump, and only when
+    asked for (a profile keeps it out of `docker compose up`); no other service mounts a host path.
+    It runs like the app: same settings, migration first, healthy servers."""
+    problems: list[str] = []
+    services = model.get("services") or {}
+    for name, service in services.items():
+        if name != "import-dump" and _host_mounts(service):
+            problems.append(f"{name} mounts a host path: {_host_mounts(service)}")
+    dump = services.get("import-dump")
+    if dump is None:
+        return problems + ["no import-dump service"]
+    if not dump.get("profiles"):
+        problems.append("import-dump has no profile, so `docker compose up` would run an import")
+    mounts = dump.get("volumes") or []
+    if len(mounts) != 1 or not isinstance(mounts[0], dict):
+        return problems + [f"import-dump must mount exactly one folder, in the long syntax: {mounts}"]
+    mount = mounts[0]
+    if mount.get("type") != "bind" or not str(mount.get("source", "")).startswith("${DUMP_DIR"):
+        problems.append(f"import-dump must bind-mount ${{DUMP_DIR}}: {mount}")
+    elif interpolate(mount["source"], {}) != "./dump":
+        problems.append(f"DUMP_DIR must default to ./dump, not {interpolate(mount['source'], {})!r}")
+    if mount.get("target") != "/dump":
+        problems.append(f"import-dump mounts the dump at {mount.get('target')!r}, not /dump")
+    if mount.get("read_only") is not True:
+        problems.append("import-dump must mount the dump read-only")
+    if (mount.get("bind") or {}).get("create_host_path") is not False:
+        # Otherwise a mistyped DUMP_DIR becomes a new, empty, root-owned folder and imports nothing.
+        problems.append("import-dump must not create a missing DUMP_DIR (bind.create_host_path: false)")
+    if _argv(interpolate(str(dump.get("command", "")), {})) != ["backtest-store", "import-dump", "/dump"]:
+        problems.append(f"import-dump runs {dump.get('command')!r}, not backtest-store import-dump /dump")
+    app = services.get("app") or {}
+    for key in ("build", "image", "environment", "entrypoint", "depends_on", "init"):
+        if dump.get(key) != app.get(key):
+            problems.append(f"import-dump.{key} differs from the app's")
     return problems
 
 
@@ -474,11 +541,11 @@ def mongo_problems(model: dict) -> list[str]:
     problems: list[str] = []
     mongo = (model.get("services") or {}).get("mongodb") or {}
     test = " ".join(_argv((mongo.get("healthcheck") or {}).get("test")))
-    if "mongosh" not in test or "ping" not in test:
-        problems.append(f"mongodb healthcheck is not a mongosh ping: {test!r}")
+    if "mongosh" not in test or not re.search(r"\.isWritablePrimary\b", test):
+        problems.append(f"mongodb healthcheck does not ask mongosh whether the node is the primary: {test!r}")
     if "--host" not in test or re.search(r"127\.0\.0\.1|localhost", test):
         # On first start the image creates the root user with a temporary, loopback-only mongod.
-        problems.append(f"mongodb healthcheck must ping the container's own address, not loopback: {test!r}")
+        problems.append(f"mongodb healthcheck must reach the container by name, not loopback: {test!r}")
     if re.search(r"(^|\s)(-p|--password|-u|--username)(\s|=)", test) or "${" in test:
         problems.append(f"mongodb healthcheck puts credentials on its command line: {test!r}")
     env = mongo.get("environment") or {}
@@ -487,6 +554,189 @@ def mongo_problems(model: dict) -> list[str]:
             problems.append(f"mongodb does not set {key}")
     if not any(str(v).endswith(":/data/db") for v in mongo.get("volumes") or []):
         problems.append("mongodb has no volume on /data/db")
+    return problems
+
+
+# --- Start scripts, run offline --------------------------------------------------------------
+#
+# The servers' and the app's start commands are `sh -c` scripts. They are run here with plain `sh`,
+# exactly as written (after Compose's `$$` → `$`), in the environment Compose would give the
+# container, with the commands they hand over to (the images' docker-entrypoint.sh, backtest-store,
+# chown) replaced by stubs on PATH that only log their arguments. Paths the script writes inside the
+# container (MongoDB's keyfile tmpfs) are redirected to a temporary folder.
+
+STUBS = ("docker-entrypoint.sh", "backtest-store", "chown")
+REAL_PASSWORD = "s3cret-Pass_word.9~"
+OTHER_PASSWORD = "an0ther-Pass_word"
+# Stands in for a password while the environment is resolved, so that values Compose itself would
+# refuse (an empty password) can still be handed to the container's script.
+_SENTINEL = "SENTINEL-2f9c41"
+# Which .env password each start script checks, and which argv holds the script.
+GUARDS = (
+    ("mongodb", "MONGO_ROOT_PASSWORD"),
+    ("redis", "REDIS_PASSWORD"),
+    ("app", "MONGO_ROOT_PASSWORD"),
+    ("app", "REDIS_PASSWORD"),
+)
+KEYFILE_DIR = "/run/mongodb"
+
+
+def start_argv(service: dict) -> list[str]:
+    """What the container runs: entrypoint + command when the file sets an entrypoint, else the command
+    (which the image's own entrypoint then receives)."""
+    def words(value: object) -> list[str]:
+        return [interpolate(a, {}, required_placeholder="x") for a in _argv(value)] \
+            if not isinstance(value, str) else _argv(interpolate(value, {}, required_placeholder="x"))
+    entrypoint = words(service.get("entrypoint"))
+    return entrypoint + words(service.get("command")) if entrypoint else words(service.get("command"))
+
+
+def container_env(service: dict, values: dict[str, str], variable: str, value: str) -> dict[str, str]:
+    """The service's environment as Compose resolves it from `values`, with `variable` set to `value`
+    (even to one Compose itself would refuse, such as an empty string)."""
+    env = resolve(service.get("environment") or {}, {**values, variable: _SENTINEL})
+    return {k: str(v).replace(_SENTINEL, value) for k, v in env.items()}
+
+
+def run_start(argv: list[str], env: dict[str, str], workdir: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run a container's `sh -c` start command offline; returns the result and what the stubs logged."""
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = workdir / "stub.log"
+    log.write_text("")
+    for name in STUBS:
+        stub = bin_dir / name
+        stub.write_text('#!/bin/sh\nprintf "%s\\n" "$(basename "$0") $*" >> "$STUB_LOG"\n')
+        stub.chmod(0o755)
+    keyfile_dir = workdir / "run-mongodb"
+    keyfile_dir.mkdir(exist_ok=True)
+    argv = [a.replace(KEYFILE_DIR, str(keyfile_dir)) for a in argv]
+    result = subprocess.run(argv, env={**env, "PATH": f"{bin_dir}:/usr/bin:/bin", "STUB_LOG": str(log)},
+                            capture_output=True, text=True, timeout=30, cwd=workdir)
+    return result, log.read_text()
+
+
+def guard_problems(model: dict, values: dict[str, str]) -> list[str]:
+    """Each start script refuses an empty password and the .env.example placeholder before it starts
+    anything, with a message naming the .env variable and what to do, never the value; and starts
+    normally with a real password, without printing it."""
+    problems: list[str] = []
+    services = model.get("services") or {}
+    for name, variable in GUARDS:
+        service = services.get(name)
+        if service is None:
+            continue
+        argv = start_argv(service)
+        if argv[:2] != ["sh", "-c"] or len(argv) < 3:
+            problems.append(f"{name}: the start command is not a `sh -c` script, so nothing checks {variable}")
+            continue
+        others = {**values, "MONGO_ROOT_PASSWORD": OTHER_PASSWORD, "REDIS_PASSWORD": OTHER_PASSWORD}
+        with tempfile.TemporaryDirectory() as tmp:
+            for value, what in ((PLACEHOLDER, "the placeholder"), ("", "empty")):
+                result, started = run_start(argv, container_env(service, others, variable, value), Path(tmp))
+                said = result.stdout + result.stderr
+                if result.returncode == 0 or started:
+                    problems.append(f"{name}: starts with {variable} {what} (ran: {started.strip()!r})")
+                    continue
+                if variable not in said or ".env" not in said:
+                    problems.append(f"{name}: refusing {variable} {what}, says {said.strip()!r}: "
+                                    f"name {variable} and say to set it in .env")
+                if value and value in said:
+                    problems.append(f"{name}: prints the password when refusing {variable}")
+            result, started = run_start(argv, container_env(service, others, variable, REAL_PASSWORD), Path(tmp))
+            said = result.stdout + result.stderr
+            if result.returncode != 0 or not started:
+                problems.append(f"{name}: does not start with a real {variable}: {said.strip()!r}")
+            if REAL_PASSWORD in said:
+                problems.append(f"{name}: prints {variable}")
+            # Redis takes its password as an argument (it rewrites its process title); the others never.
+            if name != "redis" and REAL_PASSWORD in started:
+                problems.append(f"{name}: puts {variable} on a command line: {started.strip()!r}")
+    return problems
+
+
+# --- MongoDB as a single-node replica set -----------------------------------------------------
+
+REPLICA_SET = "rs0"
+# The member's address in the replica-set config: the one other containers (the app) connect to.
+MEMBER_HOST = "mongodb:27017"
+# What the app's connection string must say: the set, majority writes, reads from the primary
+# (read-after-write), retryable writes, and the root user's database.
+APP_URL_OPTIONS = {"replicaSet": [REPLICA_SET], "w": ["majority"], "readPreference": ["primary"],
+                   "retryWrites": ["true"], "authSource": ["admin"]}
+KEYFILE_RE = re.compile(r"[A-Za-z0-9+/=\s]{6,1024}")
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.partition("=")[2]
+    return None
+
+
+def replica_set_problems(model: dict) -> list[str]:
+    """mongod runs as replica set rs0 with a keyfile generated at start (mode 400, owned by mongodb,
+    in a tmpfs); the healthcheck initiates the set once with the member host the app uses and is
+    healthy only on the primary; the app's URL names the set and its write/read guarantees."""
+    problems: list[str] = []
+    services = model.get("services") or {}
+    mongo = services.get("mongodb") or {}
+    argv = start_argv(mongo)
+    if argv[:2] != ["sh", "-c"]:
+        return [f"mongodb does not start through a script that can write a keyfile: {argv}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = container_env(mongo, env_example(), "MONGO_ROOT_PASSWORD", REAL_PASSWORD)
+        result, started = run_start(argv, env, Path(tmp))
+        lines = [line.split() for line in started.splitlines()]
+        mongod = next((line for line in lines if line[:2] == ["docker-entrypoint.sh", "mongod"]), None)
+        if result.returncode != 0 or mongod is None:
+            return problems + [f"mongodb does not exec docker-entrypoint.sh mongod: {result.stderr.strip()!r}"]
+        if _option(mongod, "--replSet") != REPLICA_SET:
+            problems.append(f"mongod must run with --replSet {REPLICA_SET}: {mongod}")
+        keyfile = _option(mongod, "--keyFile")
+        if keyfile is None:
+            problems.append(f"mongod must run with --keyFile (a replica set with auth needs one): {mongod}")
+        else:
+            inside = keyfile.replace(str(Path(tmp) / "run-mongodb"), KEYFILE_DIR)
+            tmpfs = _argv(mongo.get("tmpfs")) + [m.get("target") for m in mongo.get("volumes") or []
+                                                 if isinstance(m, dict) and m.get("type") == "tmpfs"]
+            if str(Path(inside).parent) not in tmpfs:
+                problems.append(f"the keyfile {inside} is not in a tmpfs of the mongodb service ({tmpfs})")
+            path = Path(keyfile)
+            if not path.is_file():
+                problems.append(f"the start script does not write the keyfile {inside}")
+            else:
+                if path.stat().st_mode & 0o777 != 0o400:
+                    problems.append(f"the keyfile has mode {path.stat().st_mode & 0o777:o}, not 400")
+                if not KEYFILE_RE.fullmatch(path.read_text()) or len(path.read_text().split()) != 1:
+                    problems.append("the keyfile is not 6 to 1024 base64 characters")
+            if ["chown", "mongodb:mongodb", keyfile] not in lines:
+                problems.append(f"the keyfile is not chowned to mongodb:mongodb before mongod starts: {lines}")
+    test = " ".join(_argv((mongo.get("healthcheck") or {}).get("test")))
+    if f"setName === '{REPLICA_SET}'" not in test or "isWritablePrimary" not in test:
+        problems.append(f"the mongodb healthcheck must pass only on the primary of {REPLICA_SET}")
+    initiate = re.search(r"rs\.initiate\((.*?)\);", test, re.S)
+    if initiate is None:
+        problems.append("the mongodb healthcheck never initiates the replica set")
+    else:
+        config = re.sub(r"\s+", "", initiate.group(1))
+        wanted = f"{{_id:'{REPLICA_SET}',members:[{{_id:0,host:'{MEMBER_HOST}'}}]}}"
+        if config != wanted:
+            problems.append(f"rs.initiate({initiate.group(1)}) is not rs.initiate({wanted})")
+        if "NotYetInitialized" not in test:
+            problems.append("the healthcheck must initiate only a set that rs.status() says is not yet initialised")
+    if "process.env.MONGO_INITDB_ROOT_PASSWORD" not in test:
+        problems.append("the healthcheck must read the root password from its environment to initiate the set")
+    url = str(((services.get("app") or {}).get("environment") or {}).get("CC_MONGO_CONNECTION_STRING", ""))
+    parts = urlsplit(interpolate(url, {}, required_placeholder="x"))
+    if parts.netloc.rpartition("@")[2] != MEMBER_HOST:
+        problems.append(f"the app connects to {parts.netloc.rpartition('@')[2]!r}, not the member {MEMBER_HOST}")
+    options = parse_qs(parts.query)
+    for name, value in APP_URL_OPTIONS.items():
+        if options.get(name) != value:
+            problems.append(f"the app's MongoDB URL must say {name}={value[0]}, not {options.get(name)}")
     return problems
 
 
@@ -552,7 +802,9 @@ def test_reference_check_catches_undefined_names(stack: dict) -> None:
     broken["services"]["mongodb"]["volumes"] = ["mongo-data:/data/db"]
     del broken["services"]["redis"]["healthcheck"]
     problems = reference_problems(broken, "broken")
-    assert len(problems) == 5, problems
+    # Both the app and import-dump wait for a healthy redis: the missing healthcheck counts twice.
+    assert len(problems) == 6, problems
+    assert "broken: import-dump waits for redis to be healthy, but redis has no healthcheck" in problems
     _, conflicts = project(ROOT_COMPOSE)
     assert conflicts == []
 
@@ -627,14 +879,129 @@ def test_servers_persist_and_check_health_without_credentials_on_command_lines(s
     assert len(mongo_problems(broken)) == 3
 
 
+def test_start_scripts_refuse_empty_and_placeholder_passwords(stack: dict) -> None:
+    assert guard_problems(stack, env_example()) == []
+
+
+def test_password_guard_check_catches_missing_and_leaky_guards(stack: dict) -> None:
+    broken = copy.deepcopy(stack)
+    # No guard at all: starts with the placeholder.
+    broken["services"]["redis"]["command"] = [
+        "sh", "-c", 'exec docker-entrypoint.sh redis-server --appendonly yes --requirepass "$$REDISCLI_AUTH"']
+    # A guard that prints the value it refuses.
+    broken["services"]["mongodb"]["command"] = [
+        "sh", "-c", '[ "$$MONGO_INITDB_ROOT_PASSWORD" != change-me ] || { echo "MONGO_ROOT_PASSWORD=$$MONGO_INITDB_ROOT_PASSWORD,'
+        ' fix .env" >&2; exit 1; }; exec docker-entrypoint.sh mongod']
+    # Checks Redis but forgets the MongoDB password in the URL.
+    broken["services"]["app"]["entrypoint"] = [
+        "sh", "-c", '[ -n "$$CC_REDIS_PASSWORD" ] && [ "$$CC_REDIS_PASSWORD" != change-me ] || '
+        '{ echo "REDIS_PASSWORD: set it in .env" >&2; exit 1; }; backtest-store migrate apply --yes && exec "$$@"', "app"]
+    joined = "\n".join(guard_problems(broken, env_example()))
+    assert "redis: starts with REDIS_PASSWORD the placeholder" in joined
+    assert "redis: starts with REDIS_PASSWORD empty" in joined
+    assert "mongodb: prints the password when refusing MONGO_ROOT_PASSWORD" in joined
+    assert "mongodb: starts with MONGO_ROOT_PASSWORD empty" in joined
+    assert "app: starts with MONGO_ROOT_PASSWORD the placeholder" in joined
+    assert "app: starts with REDIS_PASSWORD" not in joined
+
+
 def test_app_migrates_then_runs_its_command_after_healthy_servers(stack: dict) -> None:
     assert app_problems(stack) == []
     broken = copy.deepcopy(stack)
     app = broken["services"]["app"]
     app["depends_on"] = ["mongodb", "redis"]
     app["entrypoint"] = ["sh", "-c", 'exec "$$@" && backtest-store migrate apply --yes', "app"]
-    app["command"] = "backtest-store inspect"
+    app["command"] = "backtest-store demo"
     assert len(app_problems(broken)) == 5
+    # demo stays one setting away.
+    command = interpolate(stack["services"]["app"]["command"], {"APP_COMMAND": "backtest-store demo --symbols 1"})
+    assert command.split() == ["backtest-store", "demo", "--symbols", "1"]
+
+
+def test_import_dump_reads_only_the_folder_the_user_names(stack: dict) -> None:
+    assert dump_problems(stack) == []
+    with_dir = resolve(stack["services"]["import-dump"]["volumes"][0], {"DUMP_DIR": "/srv/backtest/dump"})
+    assert with_dir["source"] == "/srv/backtest/dump"
+    broken = copy.deepcopy(stack)
+    dump = broken["services"]["import-dump"]
+    del dump["profiles"]
+    dump["volumes"][0].update(read_only=False, target="/data", bind={})
+    dump["command"] = "backtest-store import-dump /data"
+    dump["environment"] = {}
+    broken["services"]["app"]["volumes"] = ["./dump:/dump"]
+    broken["services"]["redis"]["volumes"].append({"type": "bind", "source": "/var/lib", "target": "/x"})
+    assert len(dump_problems(broken)) == 8, dump_problems(broken)
+
+
+def test_mongodb_is_a_single_node_replica_set(stack: dict, models: dict[str, dict]) -> None:
+    assert replica_set_problems(stack) == []
+    # The MongoDB file alone runs the same set (it has no app, so only the URL checks complain).
+    alone = replica_set_problems(models["docker/mongodb/docker-compose.yaml"])
+    assert alone and all(p.startswith(("the app connects", "the app's MongoDB URL")) for p in alone), alone
+
+
+def test_replica_set_check_catches_what_breaks_it(stack: dict) -> None:
+    broken = copy.deepcopy(stack)
+    mongo = broken["services"]["mongodb"]
+    mongo["command"][2] = mongo["command"][2].replace("--replSet rs0", "--replSet rs1").replace("chmod 400", "chmod 644")
+    mongo["tmpfs"] = []
+    test = mongo["healthcheck"]["test"]
+    test[-1] = test[-1].replace("host: 'mongodb:27017'", "host: 'localhost:27017'")
+    env = broken["services"]["app"]["environment"]
+    env["CC_MONGO_CONNECTION_STRING"] = env["CC_MONGO_CONNECTION_STRING"].replace("&w=majority", "")
+    joined = "\n".join(replica_set_problems(broken))
+    for expected in ("--replSet rs0", "not in a tmpfs", "mode 644", "host:'mongodb:27017'", "w=majority"):
+        assert expected in joined, (expected, joined)
+    mongo["command"] = ["sh", "-c", "exec docker-entrypoint.sh mongod --replSet rs0"]
+    assert "must run with --keyFile" in "\n".join(replica_set_problems(broken))
+
+
+HEALTHCHECK_HARNESS = r"""
+// Runs the healthcheck's mongosh script against stand-ins for db, rs and quit; prints what it did.
+const script = require('fs').readFileSync(0, 'utf8');
+const scenarios = {
+  uninitialised: { hello: { isWritablePrimary: false, isreplicaset: true }, status: { codeName: 'NotYetInitialized', code: 94 } },
+  primary: { hello: { setName: 'rs0', isWritablePrimary: true }, status: { myState: 1 } },
+  secondary: { hello: { setName: 'rs0', isWritablePrimary: false, secondary: true }, status: { myState: 2 } },
+  standalone: { hello: { isWritablePrimary: true }, status: { codeName: 'NoReplicationEnabled', code: 76 } },
+  unauthorized: { hello: { isWritablePrimary: false, isreplicaset: true }, status: { codeName: 'Unauthorized', code: 13 } },
+};
+const out = {};
+for (const [name, s] of Object.entries(scenarios)) {
+  const calls = [];
+  const db = {
+    hello: () => s.hello,
+    getSiblingDB: (d) => ({ auth: (u, p) => calls.push(['auth', d, u, p]) }),
+  };
+  const rs = {
+    status: () => { if (s.status.codeName) { const e = new Error(s.status.codeName); Object.assign(e, s.status); throw e; } return s.status; },
+    initiate: (config) => calls.push(['initiate', config]),
+  };
+  const quit = (code) => { throw { quit: code }; };
+  const env = { MONGO_INITDB_ROOT_USERNAME: 'root', MONGO_INITDB_ROOT_PASSWORD: 'pw' };
+  let exit = 'no quit';
+  try { new Function('db', 'rs', 'quit', 'process', script)(db, rs, quit, { env }); }
+  catch (e) { exit = e && 'quit' in e ? e.quit : 'throws ' + e.message; }
+  out[name] = { exit, calls };
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def test_mongodb_healthcheck_initiates_once_and_passes_only_on_the_primary(stack: dict) -> None:
+    test = stack["services"]["mongodb"]["healthcheck"]["test"]
+    script = interpolate(test[test.index("--eval") + 1], {})
+    result = subprocess.run(["node", "-e", HEALTHCHECK_HARNESS], input=script, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    auth = ["auth", "admin", "root", "pw"]
+    initiate = ["initiate", {"_id": REPLICA_SET, "members": [{"_id": 0, "host": MEMBER_HOST}]}]
+    assert seen["uninitialised"] == {"exit": 1, "calls": [auth, initiate]}
+    assert seen["primary"] == {"exit": 0, "calls": []}      # no login on the hot path
+    assert seen["secondary"] == {"exit": 1, "calls": []}
+    assert seen["standalone"] == {"exit": "throws NoReplicationEnabled", "calls": [auth]}
+    assert seen["unauthorized"] == {"exit": "throws Unauthorized", "calls": [auth]}
 
 
 def test_app_environment_gives_the_settings_the_servers_expect(stack: dict) -> None:
@@ -645,7 +1012,7 @@ def test_app_environment_gives_the_settings_the_servers_expect(stack: dict) -> N
     assert mongo.hostname == "mongodb" and mongo.port == 27017
     assert (mongo.username, mongo.password) == (example["MONGO_ROOT_USERNAME"], example["MONGO_ROOT_PASSWORD"])
     assert mongo.path == f"/{example['MONGO_DATABASE']}"
-    assert parse_qs(mongo.query) == {"authSource": ["admin"]}
+    assert parse_qs(mongo.query) == APP_URL_OPTIONS
     redis = urlsplit(settings.redis_url)
     assert redis.hostname == "redis" and redis.port == 6379
     assert redis.password == example["REDIS_PASSWORD"]
