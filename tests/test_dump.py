@@ -672,12 +672,13 @@ async def test_typescript_written_documents_export_as_json_stringify_writes_them
     """The TypeScript original stores every number as a double: each exported file is exactly the bytes
     JSON.stringify gives for it (checked by node: `JSON.stringify(JSON.parse(text)) === text`)."""
     node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
+    assert node is not None, "these tests need Node.js (node) on PATH"
     await load_ts_original(store.database, "current", indexes=False)
     out = tmp_path / "out"
     report = await export_dump(store, out)
-    assert all(report.adapters[n].written for n in ADAPTER_NAMES if n != "candle"), report.as_dict()
+    # Candles too: their timestamps are whole-number doubles there.
+    assert all(report.adapters[n].written for n in ADAPTER_NAMES), report.as_dict()
+    assert report.adapters["candle"].written == 10 and report.skipped == 0, report.as_dict()
     files = sorted(str(p) for p in out.rglob("*.json"))
     assert len(files) == report.written
     check = ("const fs = require('fs'); const bad = [];"
@@ -708,3 +709,28 @@ async def test_what_mongodb_cannot_store_is_reported_not_fatal(store, tmp_path):
     assert "UTF-8" in skipped["data/storage/live/lone.json"]
     assert "data/measure/bucket\\udcff/k.json" in skipped
     json.dumps(report.as_dict(), ensure_ascii=False).encode("utf-8")  # the CLI prints it
+
+
+async def test_extra_candle_fields_and_odd_payload_keys_round_trip_byte_for_byte(store, tmp_path):
+    """What the framework's files hold beyond OHLCV, and payload keys MongoDB reads as operators or paths."""
+    src = tmp_path / "dump"
+    files = {
+        f"data/candle/binance/BTCUSDT/1m/{T0}.json":
+            f'{{"timestamp":{T0},"open":1.5,"high":2,"low":1,"close":1.75,"volume":10,"quoteVolume":17.5,"trades":42}}',
+        f"data/candle/binance/BTCUSDT/1m/{T0 + MINUTE}.json":
+            f'{{"open":1.75,"close":1.5,"high":2.5,"low":1.25,"volume":0.0000124,"timestamp":{T0 + MINUTE}}}',
+        "memory/sig-1/notes/m1.json":
+            '{"priority":1,"data":{"$gt":1,"a.b":{"$in":["$x"]},".":null},"removed":false,"index":"","when":1}',
+        "data/log/log/l1.json": '{"id":"l1","priority":1,"args":[{"$set":{"x.y":1}}]}',
+        "session/s/e/BTCUSDT_live.json": '{"id":"BTCUSDT:s:e:live","data":{"$where":"1","k.v":[1e+21,1.5e-7]},"when":1}',
+    }
+    for rel, text in files.items():
+        write(src, rel, raw=text.encode())
+    report = await import_dump(store, src)
+    assert report.skipped == 0 and report.imported == len(files), report.as_dict()
+    out = tmp_path / "out"
+    await export_dump(store, out)
+    for rel, text in files.items():
+        assert (out / rel).read_bytes() == text.encode(), rel
+    again = await import_dump(store, out)
+    assert again.imported == 0 and again.unchanged == len(files), again.as_dict()

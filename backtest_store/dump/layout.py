@@ -22,6 +22,7 @@ from ..models import (
     BreakevenItem, CandleItem, IntervalItem, Item, LogItem, MeasureItem, MemoryItem, NotificationItem, PartialItem,
     RecentItem, RiskItem, ScheduleItem, SessionItem, SignalItem, StateItem, StorageItem, StrategyItem,
 )
+from ..models.candle import candle_of
 from .jsonfile import MAX_NAME_BYTES, SUFFIX, TMP_OVERHEAD, TMP_PREFIX
 
 if TYPE_CHECKING:
@@ -399,17 +400,21 @@ class CandleLayout(Layout):
 
     def path(self, doc):
         exchange, symbol, interval, ts = _context(doc, "exchangeName", "symbol", "interval", "timestamp")
-        if not isinstance(ts, int) or isinstance(ts, bool):  # bson.Int64 is an int
+        # bson.Int64 is an int; the Node driver stores epoch ms past int32 as a whole-number double.
+        if type(ts) is float and ts.is_integer():
+            ts = int(ts)
+        if not isinstance(ts, int) or isinstance(ts, bool):
             raise Skip(f"timestamp {ts!r} is not an integer")
         return (safe_name(exchange, "exchangeName"), safe_name(symbol, "symbol"), safe_name(interval, "interval"),
                 f"{int(ts)}{SUFFIX}")
 
     def value(self, doc):
-        return {f: doc.get(f) for f in validation.CANDLE_FIELDS}
+        return candle_of(doc)
 
     @property
     def projection(self):
-        return {"_id": 0, "exchangeName": 1, "symbol": 1, "interval": 1, **{f: 1 for f in validation.CANDLE_FIELDS}}
+        return {"_id": 0, "exchangeName": 1, "symbol": 1, "interval": 1, **{f: 1 for f in validation.CANDLE_FIELDS},
+                validation.EXTRA: 1, validation.KEY_ORDER: 1}
 
 
 class PendingLayout(Layout):
