@@ -3,7 +3,7 @@
 `await run_demo(store, symbols=3, minutes=2000, seed=42)` replays `minutes` one-minute ticks for each symbol,
 starting at a fixed historical instant (`START`), and returns a summary dict (see `run_demo`).
 
-What is simulated (spec §3 "Framework usage", §6):
+What is simulated:
 - a synthetic exchange: a seeded random walk per symbol, so two runs with the same seed fetch the same candles;
 - per tick and symbol, the VWAP read of 5 one-minute candles; on a miss the exchange client fetches a chunk of
   up to 1000 candles, writes the whole array and reads again;
@@ -235,7 +235,7 @@ class SyntheticExchange:
 
 
 
-# -- payloads (spec §5) -------------------------------------------------------------------------------------------
+# -- payloads -------------------------------------------------------------------------------------------
 
 
 def _pnl(row: dict[str, Any], price: float) -> dict[str, float]:
@@ -246,7 +246,7 @@ def _pnl(row: dict[str, Any], price: float) -> dict[str, float]:
 
 
 def _public(row: dict[str, Any], price: float, origin: dict[str, float], partials: int) -> dict[str, Any]:
-    """IPublicSignalRow (spec §5.3)."""
+    """IPublicSignalRow."""
     return {
         **row,
         "originalPriceOpen": origin["priceOpen"],
@@ -262,7 +262,7 @@ def _public(row: dict[str, Any], price: float, origin: dict[str, float], partial
 
 
 def _strategy_data(**slots: Any) -> dict[str, Any]:
-    """StrategyData (spec §5.6), every slot empty unless given."""
+    """StrategyData, every slot empty unless given."""
     data: dict[str, Any] = {
         "pendingSignalId": None, "lastPendingId": None, "createdSignal": None, "commitQueue": [],
         "closedSignal": None, "cancelledSignal": None, "activatedSignal": None, "takeProfitSignal": None,

@@ -32,7 +32,7 @@ from .repositories import Repository
 log = logging.getLogger("backtest_store")
 
 # Row sets are only ever listed and candles are read by range: a per-row Redis key would only cost memory
-# (spec §7.4 D4), so these collections have no id cache.
+#, so these collections have no id cache.
 UNCACHED: frozenset[type[Item]] = frozenset({CandleItem, StorageItem, NotificationItem, LogItem})
 
 

@@ -11,7 +11,7 @@ import bson
 from .errors import InvalidInput
 from .models.candle import OHLCV as CANDLE_FIELDS
 
-# Spec §5.1: the candle intervals and their length in minutes.
+# backtest-kit's candle intervals and their length in minutes.
 INTERVAL_MINUTES: dict[str, int] = {
     "1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30,
     "1h": 60, "2h": 120, "4h": 240, "6h": 360, "8h": 480, "1d": 1440,
@@ -178,7 +178,7 @@ def _describe(key: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}={str(v)[:40]!r}" for k, v in key.items()) + "}"
 
 
-# The file backend keeps the whole object an exchange returned (spec §3.1); what is not OHLCV goes under EXTRA.
+# The file backend keeps the whole object an exchange returned; what is not OHLCV goes under EXTRA.
 EXTRA = "extra"
 KEY_ORDER = "keyOrder"
 

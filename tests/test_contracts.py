@@ -179,7 +179,7 @@ async def test_memory(store: Store) -> None:
     assert await memory.read_memory_data("m1") == entry
     await memory.remove_memory_data("m1")
     assert await memory.read_memory_data("m1") is None
-    assert await memory.has_memory_data("m1") is True  # has ignores `removed` (spec §3.13)
+    assert await memory.has_memory_data("m1") is True  # has ignores `removed`
     assert [pair async for pair in memory.list_memory_data()] == [("m2", {**entry, "index": "two"})]
     doc = await stored(store, MemoryItem, signalId="sig-1", bucketName="notes", memoryId="m1")
     assert doc["removed"] is True and doc["when"] == T0_MS

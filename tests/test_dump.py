@@ -49,7 +49,7 @@ def pnl(price_open: float, price_close: float) -> dict[str, Any]:
 
 def signal_row(signal_id: str, symbol: str, strategy: str, exchange: str, *, frame: str = "",
                estimated: float | None = 240, **extra: Any) -> dict[str, Any]:
-    """An `ISignalRow` (spec §5.2); `minuteEstimatedTime: null` is Infinity on disk."""
+    """An `ISignalRow`; `minuteEstimatedTime: null` is Infinity on disk."""
     return {
         "id": signal_id, "position": "long", "note": "breakout — ретест", "priceOpen": 42000.5,
         "priceTakeProfit": 43500, "priceStopLoss": 41000.25, "minuteEstimatedTime": estimated, "cost": 100,
@@ -63,7 +63,7 @@ def signal_row(signal_id: str, symbol: str, strategy: str, exchange: str, *, fra
 
 
 def public_row(signal_id: str, symbol: str, strategy: str, exchange: str, **extra: Any) -> dict[str, Any]:
-    """An `IPublicSignalRow` (spec §5.3)."""
+    """An `IPublicSignalRow`."""
     return {**signal_row(signal_id, symbol, strategy, exchange, **extra), "originalPriceStopLoss": 41000.25,
             "originalPriceTakeProfit": 43500, "originalPriceOpen": 42000.5, "partialExecuted": 0, "totalEntries": 1,
             "totalPartials": 0, "pnl": pnl(42000.5, 42300), "peakProfit": pnl(42000.5, 42800),
@@ -86,7 +86,7 @@ EXPECTED_SKIPS = {
 
 
 def build_dump(root: Path) -> dict[str, int]:
-    """A dump covering all 16 adapters (spec §4.2, payloads per §5). Returns the files each adapter must import."""
+    """A dump covering all 16 adapters. Returns the files each adapter must import."""
     expected = dict.fromkeys(ADAPTER_NAMES, 0)
     # Candle: 30 one-minute candles and 3 hourly ones.
     for i in range(CANDLES_1M):

@@ -1,10 +1,10 @@
-"""Reading what the TypeScript original (theonetrade/backtest-kit-redis-mongo-docker, spec §7.2) wrote.
+"""Reading what the TypeScript original (theonetrade/backtest-kit-redis-mongo-docker) wrote.
 
 The documents are inserted directly with PyMongo, shaped as mongoose and the Node driver store them:
 `createDate`/`updatedDate` Dates, `__v: 0`, the value in `payload` (`positions` for Risk), `when` in epoch ms,
-`removed` on the soft-deleted collections, candles stamped `exchangeName: "ccxt_binance"` (spec §7.4 D1). The
+`removed` on the soft-deleted collections, candles stamped `exchangeName: "ccxt_binance"`. The
 Node driver writes a JavaScript number as an int32 when it is an integer that fits, else as a double, so epoch
-milliseconds arrive as doubles; Infinity is a BSON double too (spec §7.4 D13).
+milliseconds arrive as doubles; Infinity is a BSON double too.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ async def test_candles_stamped_ccxt_binance_are_read_by_that_exchange(store):
     assert candles is not None and [c["timestamp"] for c in candles] == [T0 + i * MINUTE for i in range(5)]
     assert candles[0] == {"timestamp": T0, "open": 42000, "high": 42010.5, "low": 41990, "close": 42005,
                           "volume": 12.5}
-    # Another exchange's name does not see them (the original's index ignored the exchange, spec §7.4 D1).
+    # Another exchange's name does not see them (the original's index ignored the exchange).
     assert await store.adapters.candle("BTCUSDT", "1m", "binance").read_candles_data(5, T0, 0) is None
     # First write wins over the original's candle: nothing is added or changed.
     adapter = store.adapters.candle("BTCUSDT", "1m", "ccxt_binance")
@@ -119,7 +119,7 @@ async def test_rows(store):
     assert [r["id"] for r in await a.storage(True).read_storage_data()] == ["sig-2"]
     assert (await a.notification(False).read_notification_data())[0]["message"] == "boom"
     log = await a.log().read_log_data()
-    assert log[0]["executionContext"]["when"] == CREATED  # a Date in BSON (spec §7.4 D13)
+    assert log[0]["executionContext"]["when"] == CREATED  # a Date in BSON
     # Append-only: the original's entry is not rewritten.
     assert await a.log().write_log_data([{"id": "log-1", "topic": "other"}, {"id": "log-2"}]) == 1
 
@@ -152,7 +152,7 @@ async def test_soft_deleted_entries_and_when(store):
 
 
 async def test_session_without_symbol_and_mode(store, tmp_path):
-    """The original keys Session by (strategy, exchange, frame) only (14.1.0 contract, spec §7.4 D10).
+    """The original keys Session by (strategy, exchange, frame) only (the 14.1.0 contract).
 
     Our Session key adds symbol and mode (HEAD contract), so such a document is invisible to the adapter and
     the export refuses it rather than inventing a symbol; the data stays in the collection untouched.

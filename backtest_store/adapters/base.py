@@ -47,7 +47,7 @@ class RecordAdapter(Adapter):
     async def _read(self, default: Any, **extra: Any) -> Any:
         field = self.model.value_field
         doc = await self._repo.find({**self._context, **extra}, {field: 1})
-        # A stored literal null reads as the default, as the file backend does (spec §0.2).
+        # A stored literal null reads as the default, as the file backend does.
         if doc is None or doc.get(field) is None:
             return default
         return doc[field]
@@ -131,7 +131,7 @@ class SignalLevels(StrategyScoped):
 
     async def _read_levels(self, signal_id: Any, when: datetime) -> Any:
         signal_id = validation.context_str("signal_id", signal_id)
-        validation.when_ms(when)  # live-only reads pass `when`; it never filters (spec §1.4)
+        validation.when_ms(when)  # live-only reads pass `when`; it never filters
         return await self._read({}, signalId=signal_id)
 
     async def _write_levels(self, data: Any, signal_id: Any, when: datetime) -> None:

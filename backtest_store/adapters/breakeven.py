@@ -1,4 +1,4 @@
-"""Breakeven (spec §3.7): `{signalId: {reached}}` per signal; `{}` when none."""
+"""Breakeven: `{signalId: {reached}}` per signal; `{}` when none."""
 
 from datetime import datetime
 from typing import Any

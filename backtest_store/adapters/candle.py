@@ -1,4 +1,4 @@
-"""Candle (spec §3.1): insert-only, read as one range query, `None` unless every candle is there."""
+"""Candle: insert-only, read as one range query, `None` unless every candle is there."""
 
 from __future__ import annotations
 

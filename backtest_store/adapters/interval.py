@@ -1,4 +1,4 @@
-"""Interval (spec §3.12): "already fired" markers per bucket and key, soft-deleted; read-after-write is critical."""
+"""Interval: "already fired" markers per bucket and key, soft-deleted; read-after-write is critical."""
 
 from collections.abc import AsyncIterator
 from datetime import datetime

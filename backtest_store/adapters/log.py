@@ -1,4 +1,4 @@
-"""Log (spec §3.10): one global log; only entries whose ids are new are written."""
+"""Log: one global log; only entries whose ids are new are written."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Measure (spec §3.11): `Cache.file` results per bucket and key, soft-deleted."""
+"""Measure: `Cache.file` results per bucket and key, soft-deleted."""
 
 from collections.abc import AsyncIterator
 from datetime import datetime

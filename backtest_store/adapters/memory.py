@@ -1,4 +1,4 @@
-"""Memory (spec §3.13): per-signal memory entries, soft-deleted; `has` sees removed entries too."""
+"""Memory: per-signal memory entries, soft-deleted; `has` sees removed entries too."""
 
 from __future__ import annotations
 

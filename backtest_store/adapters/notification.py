@@ -1,4 +1,4 @@
-"""Notification (spec §3.9): notification rows, upserted by `row["id"]`; reads return every row."""
+"""Notification: notification rows, upserted by `row["id"]`; reads return every row."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""Partial (spec §3.6): `{signalId: {profitLevels, lossLevels}}` per signal; `{}` when none."""
+"""Partial: `{signalId: {profitLevels, lossLevels}}` per signal; `{}` when none."""
 
 from datetime import datetime
 from typing import Any

@@ -1,4 +1,4 @@
-"""Recent (spec §3.14): the latest active signal snapshot per context, overwritten on every ping."""
+"""Recent: the latest active signal snapshot per context, overwritten on every ping."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Risk (spec §3.5): the active positions map, stored whole as `[key, position]` pairs."""
+"""Risk: the active positions map, stored whole as `[key, position]` pairs."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class RiskAdapter(RecordAdapter):
                          exchangeName=validation.context_str("exchange_name", exchange_name))
 
     async def read_position_data(self, when: datetime) -> list[Any]:
-        validation.when_ms(when)  # passed by the framework, never used to filter (spec §1.4)
+        validation.when_ms(when)  # passed by the framework, never used to filter
         return await self._read([])
 
     async def write_position_data(self, rows: list[Any], when: datetime) -> None:

@@ -1,4 +1,4 @@
-"""Schedule (spec §3.3): the scheduled signal awaiting activation; `None` clears it."""
+"""Schedule: the scheduled signal awaiting activation; `None` clears it."""
 
 from typing import Any
 

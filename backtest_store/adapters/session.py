@@ -1,4 +1,4 @@
-"""Session (spec §3.16): keyed by strategy, exchange, frame, symbol and mode (HEAD contract)."""
+"""Session: keyed by strategy, exchange, frame, symbol and mode (HEAD contract)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Signal (spec §3.2): the live open position; `None` clears it."""
+"""Signal: the live open position; `None` clears it."""
 
 from typing import Any
 

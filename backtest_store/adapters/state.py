@@ -1,4 +1,4 @@
-"""State (spec §3.15): per-signal state buckets; an older `when` still overwrites (spec §1.4)."""
+"""State: per-signal state buckets; an older `when` still overwrites."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Storage (spec §3.8): signal history rows, upserted by `row["id"]`; reads return every row."""
+"""Storage: signal history rows, upserted by `row["id"]`; reads return every row."""
 
 from typing import Any
 

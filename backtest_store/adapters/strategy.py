@@ -1,4 +1,4 @@
-"""Strategy (spec §3.4): the deferred-operations snapshot, written before the Signal/Schedule it guards."""
+"""Strategy: the deferred-operations snapshot, written before the Signal/Schedule it guards."""
 
 from typing import Any
 

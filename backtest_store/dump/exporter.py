@@ -1,4 +1,4 @@
-"""Export the store as a backtest-kit `./dump` that the JavaScript framework reads back (spec §2.1, §4.2, §4.3).
+"""Export the store as a backtest-kit `./dump` that the JavaScript framework reads back.
 
 Every collection is streamed from a cursor; files are written in a worker thread, one chunk at a time, while the
 next chunk is read. Each file is compact UTF-8 JSON without NaN/Infinity tokens, written atomically through a

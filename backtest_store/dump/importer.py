@@ -1,4 +1,4 @@
-"""Import a backtest-kit `./dump` into the store: streaming, batched, idempotent (spec §4.2).
+"""Import a backtest-kit `./dump` into the store: streaming, batched, idempotent.
 
 Memory stays bounded whatever the dump holds: directories are walked with `os.scandir` (never listed whole),
 files are read one batch at a time in a worker thread while the previous batch is written, and each batch is

@@ -1,4 +1,4 @@
-"""JSON the way backtest-kit's file backend reads and writes it (spec §2.1, §4.3).
+"""JSON the way backtest-kit's file backend reads and writes it.
 
 - Reading accepts exactly what JavaScript's `JSON.parse` accepts: no `NaN`/`Infinity` tokens, no BOM. Every
   number is what JavaScript would hold: an integer beyond 2**53 is read as the double JavaScript reads.

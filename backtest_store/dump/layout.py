@@ -1,4 +1,4 @@
-"""Where each of the 16 adapters keeps its files in a backtest-kit `./dump` (spec §4.2), in both directions.
+"""Where each of the 16 adapters keeps its files in a backtest-kit `./dump`, in both directions.
 
 One `Layout` per adapter holds every rule for that adapter: the directory, how a path and its JSON become a
 document (`parse`, for the importer) and how a document becomes a path and JSON (`path`/`value`, for the

@@ -1,4 +1,4 @@
-"""One Beanie Document per collection; collection and field names are the TypeScript original's (spec §7.2)."""
+"""One Beanie Document per collection; collection and field names are the TypeScript original's."""
 
 from .base import Item, PayloadItem, SoftDeleteItem, StrategyScopedItem
 from .breakeven import BreakevenItem

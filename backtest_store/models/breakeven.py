@@ -1,4 +1,4 @@
-"""Breakeven: whether breakeven was reached, per signal (spec §3.7)."""
+"""Breakeven: whether breakeven was reached, per signal."""
 
 from .base import StrategyScopedItem, context_index, field_index
 

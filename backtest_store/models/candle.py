@@ -1,4 +1,4 @@
-"""Candle: OHLCV keyed by exchange, symbol, interval and open time (spec §3.1). Insert-only."""
+"""Candle: OHLCV keyed by exchange, symbol, interval and open time. Insert-only."""
 
 from typing import Any, Literal
 
@@ -25,7 +25,7 @@ class CandleItem(Item):
 
     class Settings:
         name = "candle-items"
-        # The original omits exchangeName and collides across exchanges (spec §7.4 D1).
+        # The original omits exchangeName and collides across exchanges.
         indexes = [context_index("candle", "exchangeName", "symbol", "interval", "timestamp")]
 
 

@@ -1,4 +1,4 @@
-"""Interval: "already fired this interval" markers per bucket and key, soft-deleted (spec §3.12)."""
+"""Interval: "already fired this interval" markers per bucket and key, soft-deleted."""
 
 from .base import SoftDeleteItem, context_index, field_index
 

@@ -1,4 +1,4 @@
-"""Log: append-only entries; an id already stored is never rewritten (spec §3.10)."""
+"""Log: append-only entries; an id already stored is never rewritten."""
 
 from .base import PayloadItem, context_index
 

@@ -1,4 +1,4 @@
-"""Measure: `Cache.file` results per bucket and key, soft-deleted (spec §3.11)."""
+"""Measure: `Cache.file` results per bucket and key, soft-deleted."""
 
 from .base import SoftDeleteItem, context_index, field_index
 
@@ -6,7 +6,7 @@ from .base import SoftDeleteItem, context_index, field_index
 class MeasureItem(SoftDeleteItem):
     bucket: str
     entryKey: str
-    # The original drops Measure's `when` (spec §7.4 D9); we keep it for look-ahead audits.
+    # The original drops Measure's `when`; we keep it for look-ahead audits.
     when: int | None = None
 
     class Settings:

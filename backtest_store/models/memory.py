@@ -1,4 +1,4 @@
-"""Memory: per-signal memory entries with their BM25 text, soft-deleted (spec §3.13)."""
+"""Memory: per-signal memory entries with their BM25 text, soft-deleted."""
 
 from .base import SoftDeleteItem, context_index, field_index
 

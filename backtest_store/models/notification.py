@@ -1,4 +1,4 @@
-"""Notification: the 31-variant notification rows, upserted by id (spec §3.9)."""
+"""Notification: the 31-variant notification rows, upserted by id."""
 
 from .base import PayloadItem, context_index
 

@@ -1,4 +1,4 @@
-"""Partial: profit/loss levels reached, per signal (spec §3.6)."""
+"""Partial: profit/loss levels reached, per signal."""
 
 from .base import StrategyScopedItem, context_index, field_index
 

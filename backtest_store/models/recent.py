@@ -1,4 +1,4 @@
-"""Recent: the latest active signal snapshot per context (spec §3.14)."""
+"""Recent: the latest active signal snapshot per context."""
 
 from .base import StrategyScopedItem, context_index, field_index
 

@@ -1,4 +1,4 @@
-"""Risk: the active positions map as `[key, position]` pairs (spec §3.5)."""
+"""Risk: the active positions map as `[key, position]` pairs."""
 
 from typing import Any, ClassVar
 

@@ -1,4 +1,4 @@
-"""Schedule: the scheduled, not yet active signal, or null (spec §3.3)."""
+"""Schedule: the scheduled, not yet active signal, or null."""
 
 from .base import StrategyScopedItem, context_index
 

@@ -1,4 +1,4 @@
-"""Session: per-run session data, keyed by symbol and mode too (spec §3.16; fixes §7.4 D10)."""
+"""Session: per-run session data, keyed by symbol and mode too."""
 
 from .base import PayloadItem, context_index, field_index
 

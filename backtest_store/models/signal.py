@@ -1,4 +1,4 @@
-"""Signal: the live open position, or null (spec §3.2)."""
+"""Signal: the live open position, or null."""
 
 from .base import StrategyScopedItem, context_index
 

@@ -1,4 +1,4 @@
-"""State: per-signal state buckets (spec §3.15)."""
+"""State: per-signal state buckets."""
 
 from .base import PayloadItem, context_index, field_index
 

@@ -1,4 +1,4 @@
-"""Storage: closed/active signal history rows, upserted by row id (spec §3.8)."""
+"""Storage: closed/active signal history rows, upserted by row id."""
 
 from .base import PayloadItem, context_index
 

@@ -1,4 +1,4 @@
-"""Strategy: the deferred-operations snapshot, written ahead of Signal/Schedule (spec §3.4)."""
+"""Strategy: the deferred-operations snapshot, written ahead of Signal/Schedule."""
 
 from .base import StrategyScopedItem, context_index
 
