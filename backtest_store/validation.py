@@ -25,6 +25,12 @@ _INT64 = (-(2**63), 2**63 - 1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def forming(timestamp: int, interval: str, now_ms: int) -> bool:
+    """A candle still forming: its close time is after `now_ms`. backtest-kit never caches one (it would freeze a
+    candle that is not final), and neither do the adapter and the dump import."""
+    return timestamp + INTERVAL_MINUTES[interval] * 60_000 > now_ms
+
+
 def context_str(name: str, value: Any, *, allow_empty: bool = False) -> str:
     """A context field: a plain string, never a dict or any other operator-shaped value."""
     if type(value) is not str:

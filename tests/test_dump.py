@@ -734,3 +734,71 @@ async def test_extra_candle_fields_and_odd_payload_keys_round_trip_byte_for_byte
         assert (out / rel).read_bytes() == text.encode(), rel
     again = await import_dump(store, out)
     assert again.imported == 0 and again.unchanged == len(files), again.as_dict()
+
+
+# -- hostile dumps: every bad file is reported and skipped, none stops the import ------------------------------------
+
+async def test_links_are_never_followed(store, tmp_path):
+    outside = tmp_path / "outside"
+    write(outside, "secret.json", {"id": "stolen", "priority": 1})
+    write(outside, "folder/k.json", {"id": "k", "data": 1, "removed": False})
+    src = tmp_path / "dump"
+    write(src, "data/log/log/ok.json", {"id": "ok", "priority": 1})
+    (src / "data/log/log/stolen.json").symlink_to(outside / "secret.json")
+    (src / "data/measure").mkdir(parents=True)
+    (src / "data/measure/bucket_1m_0").symlink_to(outside / "folder", target_is_directory=True)
+    report = await import_dump(store, src)
+    reasons = {path: reason for path, reason in report.skipped_files}
+    assert "symbolic link" in reasons["data/log/log/stolen.json"]
+    assert "symbolic link" in reasons["data/measure/bucket_1m_0"]
+    assert [r["id"] for r in await store.adapters.log().read_log_data()] == ["ok"]
+    assert await store.database["measure-items"].count_documents({}) == 0
+
+
+async def test_files_that_cannot_be_documents_are_refused_unread(store, tmp_path):
+    src = tmp_path / "dump"
+    write(src, "data/log/log/big.json", raw=b'{"id":"big","blob":"' + b"x" * (17 * 1024 * 1024) + b'"}')
+    write(src, "data/log/log/ok.json", {"id": "ok", "priority": 1})
+    report = await import_dump(store, src)
+    assert report.adapters["log"].imported == 1 and report.adapters["log"].skipped == 1
+    assert "16 MiB" in dict(report.skipped_files)["data/log/log/big.json"]
+
+
+async def test_deep_nesting_and_huge_numbers_never_stop_the_import(store, tmp_path):
+    src = tmp_path / "dump"
+    write(src, "data/log/log/deep.json", raw=b'{"id":"deep","a":' + b"[" * 1000 + b"]" * 1000 + b"}")
+    write(src, "data/log/log/deeper.json", raw=b'{"id":"deeper","a":' + b"[" * 200_000 + b"]" * 200_000 + b"}")
+    write(src, "data/log/log/nested.json", raw=b'{"id":"nested","a":' + b"[" * 120 + b"]" * 120 + b"}")
+    write(src, "data/log/log/huge.json", raw=b'{"id":"huge","n":1e400,"i":' + b"9" * 400 + b"}")
+    write(src, "data/log/log/ok.json", {"id": "ok", "priority": 1})
+    for _ in range(2):  # a rerun never stops on the same file either
+        report = await import_dump(store, src)
+        reasons = dict(report.skipped_files)
+        assert set(reasons) == {"data/log/log/deep.json", "data/log/log/deeper.json", "data/log/log/nested.json"}
+        assert all("nested" in reason for reason in reasons.values()), reasons
+    stored = {r["id"]: r for r in await store.adapters.log().read_log_data()}
+    assert set(stored) == {"huge", "ok"} and stored["huge"]["n"] == float("inf")  # as JSON.parse reads it
+
+
+async def test_a_document_the_server_refuses_is_split_out_of_its_batch(store, tmp_path):
+    # An index of the operator's own: the second row with the same payload.key is refused by the server.
+    await store.database["notification-items"].create_index("payload.key", unique=True, name="operator_unique")
+    src = tmp_path / "dump"
+    for i in range(10):
+        write(src, f"data/notification/live/n{i}.json", {"id": f"n{i}", "key": "same" if i in (3, 7) else f"k{i}"})
+    report = await import_dump(store, src)
+    assert report.adapters["notification"].imported == 9 and report.adapters["notification"].skipped == 1
+    (path, reason), = report.skipped_files
+    assert path in ("data/notification/live/n3.json", "data/notification/live/n7.json") and "refused" in reason
+    assert await store.database["notification-items"].count_documents({}) == 9
+
+
+async def test_candles_still_forming_are_skipped(store, tmp_path):
+    src = tmp_path / "dump"
+    future = 4102444800000  # 2100-01-01
+    candle = {"timestamp": T0, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}
+    write(src, f"data/candle/binance/BTCUSDT/1m/{T0}.json", candle)
+    write(src, f"data/candle/binance/BTCUSDT/1m/{future}.json", {**candle, "timestamp": future})
+    report = await import_dump(store, src)
+    assert report.adapters["candle"].imported == 1
+    assert "still forming" in dict(report.skipped_files)[f"data/candle/binance/BTCUSDT/1m/{future}.json"]

@@ -55,6 +55,6 @@ class CandleAdapter(Adapter):
         items = []
         for row in rows:
             ts = row.pop("timestamp")  # the key travels in the filter, the rest is set on insert only
-            if ts + self._step <= now_ms:
+            if not validation.forming(ts, self._context["interval"], now_ms):
                 items.append(({**self._context, "timestamp": ts}, row))
         return (await self._repo.insert_missing(items)).inserted

@@ -25,13 +25,19 @@ Counts, per adapter:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import errno
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BacktestStoreError
+from pymongo.errors import BulkWriteError
+
+from .. import validation
+from ..errors import BacktestStoreError, InvalidInput, StorageError
+from ..repositories import BulkCounts
 from .jsonfile import SUFFIX, TMP_PREFIX, CorruptJson, json_equal, loads, to_json
 from .layout import DATA_DIRS, DATA_ROOTS, LAYOUTS, MAX_HINTS, Defer, Hints, Layout, Record, Skip
 
@@ -41,6 +47,8 @@ if TYPE_CHECKING:
 
 BATCH_SIZE = 1000
 MAX_LISTED = 100
+# A file larger than this cannot become a MongoDB document: it is refused before it is read.
+MAX_FILE_BYTES = 16 * 1024 * 1024
 IN_CHUNK = 100
 RANGE_FACTOR = 10
 
@@ -111,8 +119,14 @@ class _File:
     error: str | None = None
 
 
-def _walk(directory: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
-    """Every regular file below `directory`, depth first, one open directory handle per level."""
+LINK = "a symbolic link: never followed (it could lead outside the dump)"
+
+
+def _walk(directory: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str, str | None]]:
+    """Every file below `directory` as (parts, path, error), depth first, one open directory handle per level.
+
+    Symbolic links, to files or folders, are reported and never followed: nothing outside the dump is read.
+    """
     try:
         it = os.scandir(directory)
     except FileNotFoundError:
@@ -120,19 +134,49 @@ def _walk(directory: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[tuple[s
     with it:
         for entry in it:
             try:
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_symlink():
+                    yield (*parts, entry.name), entry.path, LINK
+                elif entry.is_dir(follow_symlinks=False):
                     yield from _walk(entry.path, (*parts, entry.name))
-                elif entry.is_file():
-                    yield (*parts, entry.name), entry.path
+                elif entry.is_file(follow_symlinks=False):
+                    yield (*parts, entry.name), entry.path, None
             except OSError:
-                yield (*parts, entry.name), entry.path  # unreadable: reported when read
+                yield (*parts, entry.name), entry.path, None  # unreadable: reported when read
+
+
+def _inside(root: str, path: str) -> bool:
+    real_root = os.path.realpath(root)
+    return os.path.realpath(path) == real_root or os.path.realpath(path).startswith(real_root + os.sep)
+
+
+def _read(path: str) -> bytes:
+    """The file's bytes, refusing a link swapped in since the walk and anything larger than a document can be."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_FILE_BYTES:
+            raise TooLarge(f"{size:,} bytes: more than a MongoDB document can hold (16 MiB), not read")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
+class TooLarge(Exception):
+    """A file that cannot become a document, refused before it is read."""
 
 
 def _files(root: str, layout: Layout, under: tuple[str, ...] = ()) -> Iterator[_File]:
     base = os.path.join(root, *layout.root, *under)
-    for parts, path in _walk(base, under):
+    if os.path.lexists(base) and not _inside(root, base):  # e.g. `dump/data` itself a link to elsewhere
+        yield _File("/".join((*layout.root, *under)), under, error=LINK)
+        return
+    for parts, path, error in _walk(base, under):
         name = parts[-1]
         rel = "/".join((*layout.root, *parts))
+        if error is not None:
+            yield _File(rel, parts, error=error)
+            continue
         if name.startswith(TMP_PREFIX):
             yield _File(rel, parts, error="temporary file of an interrupted write")
             continue
@@ -143,19 +187,29 @@ def _files(root: str, layout: Layout, under: tuple[str, ...] = ()) -> Iterator[_
             yield _File(rel, parts, error="unexpected location (a name containing '/'?)")
             continue
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-            value = loads(data)
+            value = loads(_read(path))
         except CorruptJson as exc:
             yield _File(rel, parts, error=f"corrupt JSON: {exc}")
             continue
+        except TooLarge as exc:
+            yield _File(rel, parts, error=str(exc))
+            continue
         except OSError as exc:
-            yield _File(rel, parts, error=f"unreadable: {exc.strerror or exc}")
+            yield _File(rel, parts, error=LINK if exc.errno == errno.ELOOP else f"unreadable: {exc.strerror or exc}")
             continue
         if value is None and not layout.nullable:
             yield _File(rel, parts, error=f"literal null: backtest-kit never writes one for {layout.name}")
             continue
         yield _File(rel, parts, value)
+
+
+def _unstorable(record: Record) -> str | None:
+    """Why MongoDB could not store this record's document (over 16 MiB with its context), or None."""
+    try:
+        validation.document(record.key, record.fields)
+    except InvalidInput as exc:
+        return str(exc)
+    return None
 
 
 def _take(files: Iterator[_File], n: int) -> list[_File]:
@@ -253,9 +307,12 @@ class Importer:
             except Defer:
                 self._defer(layout, f)
                 continue
+            if (refused := _unstorable(record)) is not None:
+                self.report.skip(layout.name, f.rel, refused)
+                continue
             # Every key the first pass settles is a fact the dump states: it names its context.
             self.hints.learn(record.key)
-            records.append(record)
+            records.append(dataclasses.replace(record, source=f.rel))
         return records
 
     def _defer(self, layout: Layout, f: _File) -> None:
@@ -283,9 +340,14 @@ class Importer:
             except Defer:
                 pass
             try:
-                records.append(await layout.parse(f.parts, f.value, final))
+                record = await layout.parse(f.parts, f.value, final)
             except Skip as exc:
                 self.report.skip(layout.name, f.rel, str(exc))
+                continue
+            if (refused := _unstorable(record)) is not None:
+                self.report.skip(layout.name, f.rel, refused)
+                continue
+            records.append(dataclasses.replace(record, source=f.rel))
         return records
 
     async def _write(self, layout: Layout, records: list[Record]) -> None:
@@ -297,7 +359,7 @@ class Importer:
             # Looking first costs one query per batch and spares the server an upsert per existing key.
             existing = await self._stored(layout, records, {f: 1 for f in layout.model.context_key()})
             missing = [r for r in records if self._id(layout, r.key) not in existing]
-            inserted = (await repo.insert_missing([(r.key, r.fields) for r in missing])).inserted if missing else 0
+            inserted = (await self._bulk(layout, missing, repo.insert_missing)).inserted if missing else 0
             counts.inserted += inserted
             counts.imported += inserted
             counts.unchanged += len(records) - inserted
@@ -311,10 +373,26 @@ class Importer:
                 counts.unchanged += 1
             else:
                 changed.append(record)
-        result = await repo.upsert_many([(r.key, r.fields) for r in changed])
+        result = await self._bulk(layout, changed, repo.upsert_many)
         counts.inserted += result.inserted
-        counts.updated += len(changed) - result.inserted
-        counts.imported += len(changed)
+        counts.updated += result.matched
+        counts.imported += result.inserted + result.matched
+
+    async def _bulk(self, layout: Layout, records: list[Record], write: Any) -> BulkCounts:
+        """One bulk write; a batch the server refuses is halved until only the refused documents are left out
+        (and reported with their files). A server that fails as a whole still stops the import."""
+        if not records:
+            return BulkCounts()
+        try:
+            return await write([(r.key, r.fields) for r in records])
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, BulkWriteError):
+                raise
+            if len(records) == 1:
+                self.report.skip(layout.name, records[0].source, f"refused by the server: {exc}")
+                return BulkCounts()
+        middle = len(records) // 2
+        return await self._bulk(layout, records[:middle], write) + await self._bulk(layout, records[middle:], write)
 
     @staticmethod
     def _id(layout: Layout, key: dict[str, Any]) -> tuple[Any, ...]:

@@ -56,6 +56,8 @@ def loads(data: bytes) -> Any:
         return json.loads(text, parse_constant=_reject_constant, parse_int=_js_int)
     except json.JSONDecodeError as exc:
         raise CorruptJson(str(exc)) from exc
+    except RecursionError:
+        raise CorruptJson("nested too deeply to read (MongoDB stores 100 levels at most)") from None
 
 
 def to_json(value: Any) -> Any:

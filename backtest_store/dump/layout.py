@@ -11,6 +11,7 @@ are refused (`Layout.joined`).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,10 +45,11 @@ class Skip(Exception):
 
 @dataclass(frozen=True)
 class Record:
-    """One document to write: its context key and the fields to set."""
+    """One document to write: its context key, the fields to set, and the file it came from (for reports)."""
 
     key: dict[str, Any]
     fields: dict[str, Any]
+    source: str = ""
 
 
 def mode_name(backtest: bool) -> str:
@@ -396,6 +398,9 @@ class CandleLayout(Layout):
         ts = row.pop("timestamp")
         if stem != str(ts):
             raise Skip(f"file name {stem!r} is not the candle's timestamp {ts}")
+        if validation.forming(ts, interval, int(time.time() * 1000)):
+            raise Skip("a candle still forming (its close time is in the future): never cached, as the adapter "
+                       "and backtest-kit skip it")
         return self._record({"exchangeName": exchange, "symbol": symbol, "interval": interval, "timestamp": ts}, **row)
 
     def path(self, doc):
