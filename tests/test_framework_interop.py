@@ -21,8 +21,8 @@ import subprocess
 import tarfile
 import time
 import uuid
-from collections.abc import Callable
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,7 +173,7 @@ def read_tree(root: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 async def round_trip(servers, node: str, framework: Path, tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
     a, b = tmp_path_factory.mktemp("run-a"), tmp_path_factory.mktemp("run-b")
-    seconds = {}
+    seconds: dict[str, float] = {}
     started = time.perf_counter()
     first = await run_framework(node, framework, a)
     seconds["run 1"] = time.perf_counter() - started
