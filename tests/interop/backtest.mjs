@@ -9,16 +9,16 @@
 // random walk, signal ids are derived from symbol, strategy and time, and the frame lies in the past.
 
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [workDir, nodeModules] = process.argv.slice(2);
-if (!workDir || !nodeModules) {
+if (process.argv.length !== 4) {
   console.error("usage: node backtest.mjs WORKDIR NODE_MODULES");
   process.exit(2);
 }
+const nodeModules = resolve(process.argv[3]);
 // Before the framework is loaded: some of its file paths are resolved from the cwd at construction.
-process.chdir(workDir);
+process.chdir(process.argv[2]);
 
 const pkgDir = join(nodeModules, "backtest-kit");
 const pkg = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));
