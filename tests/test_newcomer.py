@@ -90,3 +90,24 @@ def test_cli_speaks_to_users(capsys, tmp_path: Path) -> None:
     err = capsys.readouterr().err
     assert err.startswith("backtest-store: error: --limit applies to the audit only") and len(err.splitlines()) == 1
     assert not (tmp_path / "mongo").exists()  # refused before starting anything
+
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_ci_runs_the_readme_test_command_as_written() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line and not line.startswith("#")]
+    assert len(commands) == 2 and commands[0].endswith("backtest-store demo") and commands[1].endswith("pytest")
+    assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_install_stays_as_light_as_the_readme_says() -> None:
+    """The README states what `pip install .` costs; a new dependency must change this test and that text."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = sorted(d.split(">")[0].split("<")[0].split("=")[0].strip() for d in project["dependencies"])
+    assert names == ["beanie", "pydantic", "pymongo", "redis", "redis-om", "rich"]
+    assert "34 packages besides itself, 174 MB" in (ROOT / "README.md").read_text()
