@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
+from .base import Backend
 from .breakeven import BreakevenAdapter
 from .candle import CandleAdapter
 from .interval import IntervalAdapter
@@ -21,65 +21,62 @@ from .state import StateAdapter
 from .storage import StorageAdapter
 from .strategy import StrategyAdapter
 
-if TYPE_CHECKING:
-    from ..store import Store
-
 
 class Adapters:
     """Factories taking the contract's constructor fields in the contract's order. No I/O happens here."""
 
-    def __init__(self, store: "Store") -> None:
-        self._store = store
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
 
     def candle(self, symbol: str, interval: str, exchange_name: str) -> CandleAdapter:
-        return CandleAdapter(self._store, symbol, interval, exchange_name)
+        return CandleAdapter(self._backend, symbol, interval, exchange_name)
 
     def signal(self, symbol: str, strategy_name: str, exchange_name: str) -> SignalAdapter:
-        return SignalAdapter(self._store, symbol, strategy_name, exchange_name)
+        return SignalAdapter(self._backend, symbol, strategy_name, exchange_name)
 
     def schedule(self, symbol: str, strategy_name: str, exchange_name: str) -> ScheduleAdapter:
-        return ScheduleAdapter(self._store, symbol, strategy_name, exchange_name)
+        return ScheduleAdapter(self._backend, symbol, strategy_name, exchange_name)
 
     def strategy(self, symbol: str, strategy_name: str, exchange_name: str) -> StrategyAdapter:
-        return StrategyAdapter(self._store, symbol, strategy_name, exchange_name)
+        return StrategyAdapter(self._backend, symbol, strategy_name, exchange_name)
 
     def risk(self, risk_name: str, exchange_name: str) -> RiskAdapter:
-        return RiskAdapter(self._store, risk_name, exchange_name)
+        return RiskAdapter(self._backend, risk_name, exchange_name)
 
     def partial(self, symbol: str, strategy_name: str, exchange_name: str) -> PartialAdapter:
-        return PartialAdapter(self._store, symbol, strategy_name, exchange_name)
+        return PartialAdapter(self._backend, symbol, strategy_name, exchange_name)
 
     def breakeven(self, symbol: str, strategy_name: str, exchange_name: str) -> BreakevenAdapter:
-        return BreakevenAdapter(self._store, symbol, strategy_name, exchange_name)
+        return BreakevenAdapter(self._backend, symbol, strategy_name, exchange_name)
 
     def storage(self, backtest: bool) -> StorageAdapter:
-        return StorageAdapter(self._store, backtest)
+        return StorageAdapter(self._backend, backtest)
 
     def notification(self, backtest: bool) -> NotificationAdapter:
-        return NotificationAdapter(self._store, backtest)
+        return NotificationAdapter(self._backend, backtest)
 
     def log(self) -> LogAdapter:
-        return LogAdapter(self._store)
+        return LogAdapter(self._backend)
 
     def measure(self, bucket: str) -> MeasureAdapter:
-        return MeasureAdapter(self._store, bucket)
+        return MeasureAdapter(self._backend, bucket)
 
     def interval(self, bucket: str) -> IntervalAdapter:
-        return IntervalAdapter(self._store, bucket)
+        return IntervalAdapter(self._backend, bucket)
 
     def memory(self, signal_id: str, bucket_name: str) -> MemoryAdapter:
-        return MemoryAdapter(self._store, signal_id, bucket_name)
+        return MemoryAdapter(self._backend, signal_id, bucket_name)
 
     def state(self, signal_id: str, bucket_name: str) -> StateAdapter:
-        return StateAdapter(self._store, signal_id, bucket_name)
+        return StateAdapter(self._backend, signal_id, bucket_name)
 
     def recent(self, symbol: str, strategy_name: str, exchange_name: str, frame_name: str,
                backtest: bool) -> RecentAdapter:
-        return RecentAdapter(self._store, symbol, strategy_name, exchange_name, frame_name, backtest)
+        return RecentAdapter(self._backend, symbol, strategy_name, exchange_name, frame_name, backtest)
 
     def session(self, strategy_name: str, exchange_name: str, frame_name: str, symbol: str,
                 backtest: bool) -> SessionAdapter:
-        return SessionAdapter(self._store, strategy_name, exchange_name, frame_name, symbol, backtest)
+        return SessionAdapter(self._backend, strategy_name, exchange_name, frame_name, symbol, backtest)
 
 
 __all__ = [

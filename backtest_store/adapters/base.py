@@ -14,29 +14,35 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from .. import validation
 from ..errors import InvalidInput
 from ..models import Item
-from ..repositories import BulkCounts
+from ..repositories import BulkCounts, Repository
 
-if TYPE_CHECKING:
-    from ..store import Store
+
+class Backend(Protocol):
+    """What an adapter needs from the store: a repository per model, and readiness. `Store` is one; a test can
+    pass anything with these two methods."""
+
+    def repository(self, model: type[Item]) -> Repository: ...
+
+    async def wait_ready(self, timeout: float | None = None) -> None: ...
 
 
 class Adapter:
     model: ClassVar[type[Item]]
 
-    def __init__(self, store: "Store", **context: Any) -> None:
-        self._store = store
-        self._repo = store.repository(self.model)
+    def __init__(self, backend: Backend, **context: Any) -> None:
+        self._backend = backend
+        self._repo = backend.repository(self.model)
         self._context = context
 
     async def wait_for_init(self, initial: bool) -> None:
         """`initial=True` waits for both servers (shared by concurrent callers); `False` costs nothing."""
         if initial:
-            await self._store.wait_ready()
+            await self._backend.wait_ready()
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self._context.items())
@@ -120,8 +126,8 @@ class RowsAdapter(Adapter):
 class StrategyScoped(RecordAdapter):
     """Constructed from `(symbol, strategy_name, exchange_name)`: Signal, Schedule, Strategy, Partial, Breakeven."""
 
-    def __init__(self, store: "Store", symbol: str, strategy_name: str, exchange_name: str) -> None:
-        super().__init__(store, symbol=validation.context_str("symbol", symbol),
+    def __init__(self, backend: Backend, symbol: str, strategy_name: str, exchange_name: str) -> None:
+        super().__init__(backend, symbol=validation.context_str("symbol", symbol),
                          strategyName=validation.context_str("strategy_name", strategy_name),
                          exchangeName=validation.context_str("exchange_name", exchange_name))
 
@@ -144,8 +150,8 @@ class SignalLevels(StrategyScoped):
 class ModeRows(RowsAdapter):
     """Storage and Notification: constructed from `(backtest,)`."""
 
-    def __init__(self, store: "Store", backtest: bool) -> None:
-        super().__init__(store, backtest=validation.context_bool("backtest", backtest))
+    def __init__(self, backend: Backend, backtest: bool) -> None:
+        super().__init__(backend, backtest=validation.context_bool("backtest", backtest))
 
 
 class BucketEntries(EntryAdapter):
@@ -153,5 +159,5 @@ class BucketEntries(EntryAdapter):
 
     entry_field = "entryKey"
 
-    def __init__(self, store: "Store", bucket: str) -> None:
-        super().__init__(store, bucket=validation.context_str("bucket", bucket))
+    def __init__(self, backend: Backend, bucket: str) -> None:
+        super().__init__(backend, bucket=validation.context_str("bucket", bucket))

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import validation
 from ..models import CandleItem
 from ..models.candle import candle_of
-from .base import Adapter
+from .base import Adapter, Backend
 
-if TYPE_CHECKING:
-    from ..store import Store
 
 MAX_BATCH = 100_000
 _CANDLE = {"_id": 0, "timestamp": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "extra": 1,
@@ -21,8 +19,8 @@ _CANDLE = {"_id": 0, "timestamp": 1, "open": 1, "high": 1, "low": 1, "close": 1,
 class CandleAdapter(Adapter):
     model = CandleItem
 
-    def __init__(self, store: "Store", symbol: str, interval: str, exchange_name: str) -> None:
-        super().__init__(store, symbol=validation.context_str("symbol", symbol),
+    def __init__(self, backend: Backend, symbol: str, interval: str, exchange_name: str) -> None:
+        super().__init__(backend, symbol=validation.context_str("symbol", symbol),
                          interval=validation.interval(interval),
                          exchangeName=validation.context_str("exchange_name", exchange_name))
         self._step = validation.INTERVAL_MINUTES[interval] * 60_000

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..models import LogItem
-from .base import RowsAdapter
-
-if TYPE_CHECKING:
-    from ..store import Store
+from .base import Backend, RowsAdapter
 
 
 class LogAdapter(RowsAdapter):
@@ -16,8 +13,8 @@ class LogAdapter(RowsAdapter):
     row_field = "entryId"
     append_only = True
 
-    def __init__(self, store: "Store") -> None:
-        super().__init__(store)
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
 
     async def read_log_data(self) -> list[dict[str, Any]]:
         return await self._read_rows()

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import validation
 from ..models import MemoryItem
-from .base import EntryAdapter
-
-if TYPE_CHECKING:
-    from ..store import Store
+from .base import Backend, EntryAdapter
 
 
 class MemoryAdapter(EntryAdapter):
     model = MemoryItem
     entry_field = "memoryId"
 
-    def __init__(self, store: "Store", signal_id: str, bucket_name: str) -> None:
-        super().__init__(store, signalId=validation.context_str("signal_id", signal_id),
+    def __init__(self, backend: Backend, signal_id: str, bucket_name: str) -> None:
+        super().__init__(backend, signalId=validation.context_str("signal_id", signal_id),
                          bucketName=validation.context_str("bucket_name", bucket_name))
 
     async def read_memory_data(self, memory_id: str) -> dict[str, Any] | None:

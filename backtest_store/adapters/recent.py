@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import validation
 from ..models import RecentItem
-from .base import RecordAdapter
-
-if TYPE_CHECKING:
-    from ..store import Store
+from .base import Backend, RecordAdapter
 
 
 class RecentAdapter(RecordAdapter):
     model = RecentItem
 
-    def __init__(self, store: "Store", symbol: str, strategy_name: str, exchange_name: str, frame_name: str,
+    def __init__(self, backend: Backend, symbol: str, strategy_name: str, exchange_name: str, frame_name: str,
                  backtest: bool) -> None:
-        super().__init__(store, symbol=validation.context_str("symbol", symbol),
+        super().__init__(backend, symbol=validation.context_str("symbol", symbol),
                          strategyName=validation.context_str("strategy_name", strategy_name),
                          exchangeName=validation.context_str("exchange_name", exchange_name),
                          frameName=validation.context_str("frame_name", frame_name, allow_empty=True),

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import validation
 from ..models import RiskItem
-from .base import RecordAdapter
-
-if TYPE_CHECKING:
-    from ..store import Store
+from .base import Backend, RecordAdapter
 
 
 class RiskAdapter(RecordAdapter):
     model = RiskItem
 
-    def __init__(self, store: "Store", risk_name: str, exchange_name: str) -> None:
-        super().__init__(store, riskName=validation.context_str("risk_name", risk_name),
+    def __init__(self, backend: Backend, risk_name: str, exchange_name: str) -> None:
+        super().__init__(backend, riskName=validation.context_str("risk_name", risk_name),
                          exchangeName=validation.context_str("exchange_name", exchange_name))
 
     async def read_position_data(self, when: datetime) -> list[Any]:

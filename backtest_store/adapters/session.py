@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import validation
 from ..models import SessionItem
-from .base import RecordAdapter
-
-if TYPE_CHECKING:
-    from ..store import Store
+from .base import Backend, RecordAdapter
 
 
 class SessionAdapter(RecordAdapter):
     model = SessionItem
 
-    def __init__(self, store: "Store", strategy_name: str, exchange_name: str, frame_name: str, symbol: str,
+    def __init__(self, backend: Backend, strategy_name: str, exchange_name: str, frame_name: str, symbol: str,
                  backtest: bool) -> None:
-        super().__init__(store, strategyName=validation.context_str("strategy_name", strategy_name),
+        super().__init__(backend, strategyName=validation.context_str("strategy_name", strategy_name),
                          exchangeName=validation.context_str("exchange_name", exchange_name),
                          frameName=validation.context_str("frame_name", frame_name, allow_empty=True),
                          symbol=validation.context_str("symbol", symbol),

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import validation
 from ..models import StateItem
-from .base import RecordAdapter
-
-if TYPE_CHECKING:
-    from ..store import Store
+from .base import Backend, RecordAdapter
 
 
 class StateAdapter(RecordAdapter):
     model = StateItem
 
-    def __init__(self, store: "Store", signal_id: str, bucket_name: str) -> None:
-        super().__init__(store, signalId=validation.context_str("signal_id", signal_id),
+    def __init__(self, backend: Backend, signal_id: str, bucket_name: str) -> None:
+        super().__init__(backend, signalId=validation.context_str("signal_id", signal_id),
                          bucketName=validation.context_str("bucket_name", bucket_name))
 
     async def read_state_data(self) -> dict[str, Any] | None:
