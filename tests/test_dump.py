@@ -565,8 +565,8 @@ async def test_joined_names_resolved_from_what_the_dump_says(store, tmp_path):
 
 async def test_name_hints_are_bounded_and_never_guess_past_the_cap(store, tmp_path, monkeypatch):
     """Past the cap on remembered names, what is remembered can no longer rule a split out: reported, not guessed."""
-    from backtest_store.dump import layout
-    monkeypatch.setattr(layout, "MAX_HINTS", 2)
+    from backtest_store.dump import hints
+    monkeypatch.setattr(hints, "MAX_HINTS", 2)
     dump = tmp_path / "dump"
     for symbol in ("ADAUSDT", "BNBUSDT", "DOTUSDT"):
         candle_file(dump, "okx_spot", symbol)

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from .importer import MAX_LISTED, DumpError, Progress
 from .jsonfile import dumps, to_json, write_atomic
-from .layout import LAYOUTS, Layout, Skip
+from .layout import LAYOUTS, Layout
+from .names import Skip
 
 if TYPE_CHECKING:
     from ..store import Store

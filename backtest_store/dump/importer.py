@@ -39,7 +39,9 @@ from .. import validation
 from ..errors import BacktestStoreError, InvalidInput, StorageError
 from ..repositories import BulkCounts
 from .jsonfile import SUFFIX, TMP_PREFIX, CorruptJson, json_equal, loads, to_json
-from .layout import DATA_DIRS, DATA_ROOTS, LAYOUTS, MAX_HINTS, Defer, Hints, Layout, Record, Skip
+from .hints import Defer, Hints
+from .layout import DATA_DIRS, DATA_ROOTS, LAYOUTS, Layout
+from .names import MAX_HINTS, Record, Skip
 
 if TYPE_CHECKING:
     from ..repositories import Repository
