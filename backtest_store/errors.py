@@ -21,3 +21,7 @@ class NotReady(BacktestStoreError, TimeoutError):
 
 class StorageError(BacktestStoreError):
     """MongoDB refused or failed an operation; the original driver error is chained."""
+
+
+class DumpError(BacktestStoreError):
+    """The dump directory cannot be read or written at all (a single bad file is reported, never raised)."""

@@ -100,7 +100,7 @@ class Store:
                                      f"{redact(str(exc).split(', full error:')[0])}") from None
         try:
             database = mongo.get_default_database()
-        except MongoConfigurationError as exc:
+        except MongoConfigurationError:
             await mongo.close()
             raise ConfigurationError(
                 f"the MongoDB URL {redact(settings.mongo_url)} names no database; append /<database>") from None

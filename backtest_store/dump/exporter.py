@@ -18,10 +18,11 @@ import errno
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .importer import MAX_LISTED, DumpError, Progress
+from ..errors import DumpError
+from .importer import Progress
+from .reports import ExportReport
 from .jsonfile import dumps, to_json, write_atomic
 from .layout import LAYOUTS, Layout
 from .names import Skip
@@ -36,39 +37,6 @@ MAX_DIRS = 10_000
 MAX_CONTEXTS = 100_000
 # Failures that concern one file name only; anything else (disk full, read-only, permissions) stops the export.
 _NAME_ERRORS = {errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ}
-
-
-@dataclass
-class AdapterExport:
-    written: int = 0
-    skipped: int = 0
-
-
-@dataclass
-class ExportReport:
-    path: str
-    adapters: dict[str, AdapterExport] = field(default_factory=lambda: {l.name: AdapterExport() for l in LAYOUTS})
-    skipped_documents: list[tuple[str, str]] = field(default_factory=list)
-    skipped: int = 0
-    seconds: float = 0.0
-
-    @property
-    def written(self) -> int:
-        return sum(a.written for a in self.adapters.values())
-
-    def skip(self, adapter: str, what: str, reason: str) -> None:
-        self.adapters[adapter].skipped += 1
-        self.skipped += 1
-        if len(self.skipped_documents) < MAX_LISTED:
-            self.skipped_documents.append((what, reason))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path, "seconds": round(self.seconds, 3), "written": self.written, "skipped": self.skipped,
-            "adapters": {name: vars(a) for name, a in self.adapters.items()},
-            "skipped_documents": [{"document": d, "reason": r} for d, r in self.skipped_documents],
-            "skipped_documents_truncated": self.skipped > len(self.skipped_documents),
-        }
 
 
 def _key_text(layout: Layout, doc: dict[str, Any]) -> str:

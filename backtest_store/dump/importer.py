@@ -30,14 +30,15 @@ import errno
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import BulkWriteError
 
 from .. import validation
-from ..errors import BacktestStoreError, InvalidInput, StorageError
+from ..errors import DumpError, InvalidInput, StorageError
 from ..repositories import BulkCounts
+from .reports import MAX_LISTED, ImportReport, printable
 from .jsonfile import SUFFIX, TMP_PREFIX, CorruptJson, json_equal, loads, to_json
 from .hints import Defer, Hints
 from .layout import DATA_DIRS, DATA_ROOTS, LAYOUTS, Layout
@@ -48,69 +49,12 @@ if TYPE_CHECKING:
     from ..store import Store
 
 BATCH_SIZE = 1000
-MAX_LISTED = 100
 # A file larger than this cannot become a MongoDB document: it is refused before it is read.
 MAX_FILE_BYTES = 16 * 1024 * 1024
 IN_CHUNK = 100
 RANGE_FACTOR = 10
 
 Progress = Callable[[str, int], None]
-
-
-class DumpError(BacktestStoreError):
-    """The dump directory cannot be read or written at all (a single bad file is reported, never raised)."""
-
-
-@dataclass
-class AdapterImport:
-    imported: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-
-
-@dataclass
-class ImportReport:
-    path: str
-    adapters: dict[str, AdapterImport] = field(default_factory=lambda: {l.name: AdapterImport() for l in LAYOUTS})
-    # The first MAX_LISTED skipped files as (path relative to the dump, reason); `skipped` counts them all.
-    skipped_files: list[tuple[str, str]] = field(default_factory=list)
-    skipped: int = 0
-    # Entries of the dump that are not persistence data (reports, JSONL logs...), left alone.
-    ignored: list[str] = field(default_factory=list)
-    files: int = 0
-    seconds: float = 0.0
-
-    @property
-    def imported(self) -> int:
-        return sum(a.imported for a in self.adapters.values())
-
-    @property
-    def unchanged(self) -> int:
-        return sum(a.unchanged for a in self.adapters.values())
-
-    def skip(self, adapter: str, rel: str, reason: str) -> None:
-        self.adapters[adapter].skipped += 1
-        self.skipped += 1
-        if len(self.skipped_files) < MAX_LISTED:
-            self.skipped_files.append((_printable(rel), _printable(reason)))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path, "files": self.files, "seconds": round(self.seconds, 3),
-            "imported": self.imported, "unchanged": self.unchanged, "skipped": self.skipped,
-            "adapters": {name: vars(a) for name, a in self.adapters.items()},
-            "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped_files],
-            "skipped_files_truncated": self.skipped > len(self.skipped_files),
-            "ignored": self.ignored,
-        }
-
-
-def _printable(text: str) -> str:
-    """Text a report can print: a file name that is not UTF-8 reaches Python with surrogate escapes, shown as
-    `\\udcff`."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass
@@ -229,11 +173,11 @@ def _ignored(root: str) -> list[str]:
     with os.scandir(root) as it:
         for entry in it:
             if entry.name not in DATA_ROOTS:
-                ignored.append(_printable(entry.name))
+                ignored.append(printable(entry.name))
     data = os.path.join(root, "data")
     if os.path.isdir(data):
         with os.scandir(data) as it:
-            ignored.extend(_printable(f"data/{e.name}") for e in it if e.name not in DATA_DIRS)
+            ignored.extend(printable(f"data/{e.name}") for e in it if e.name not in DATA_DIRS)
     return sorted(ignored)[:MAX_LISTED]
 
 
