@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import errno
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import BulkWriteError
@@ -38,10 +36,12 @@ from pymongo.errors import BulkWriteError
 from .. import validation
 from ..errors import DumpError, InvalidInput, StorageError
 from ..repositories import BulkCounts
-from .reports import MAX_LISTED, ImportReport, printable
-from .jsonfile import SUFFIX, TMP_PREFIX, CorruptJson, json_equal, loads, to_json
+from . import reading
+from .reading import DumpFile
+from .reports import ImportReport
+from .jsonfile import json_equal, to_json
 from .hints import Defer, Hints
-from .layout import DATA_DIRS, DATA_ROOTS, LAYOUTS, Layout
+from .layout import DATA_ROOTS, LAYOUTS, Layout
 from .names import MAX_HINTS, Record, Skip
 
 if TYPE_CHECKING:
@@ -50,103 +50,11 @@ if TYPE_CHECKING:
 
 BATCH_SIZE = 1000
 # A file larger than this cannot become a MongoDB document: it is refused before it is read.
-MAX_FILE_BYTES = 16 * 1024 * 1024
 IN_CHUNK = 100
 RANGE_FACTOR = 10
 
 Progress = Callable[[str, int], None]
 
-
-@dataclass
-class _File:
-    rel: str
-    parts: tuple[str, ...]  # below the layout's root, the last one without `.json`
-    value: Any = None
-    error: str | None = None
-
-
-LINK = "a symbolic link: never followed (it could lead outside the dump)"
-
-
-def _walk(directory: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str, str | None]]:
-    """Every file below `directory` as (parts, path, error), depth first, one open directory handle per level.
-
-    Symbolic links, to files or folders, are reported and never followed: nothing outside the dump is read.
-    """
-    try:
-        it = os.scandir(directory)
-    except FileNotFoundError:
-        return
-    with it:
-        for entry in it:
-            try:
-                if entry.is_symlink():
-                    yield (*parts, entry.name), entry.path, LINK
-                elif entry.is_dir(follow_symlinks=False):
-                    yield from _walk(entry.path, (*parts, entry.name))
-                elif entry.is_file(follow_symlinks=False):
-                    yield (*parts, entry.name), entry.path, None
-            except OSError:
-                yield (*parts, entry.name), entry.path, None  # unreadable: reported when read
-
-
-def _inside(root: str, path: str) -> bool:
-    real_root = os.path.realpath(root)
-    return os.path.realpath(path) == real_root or os.path.realpath(path).startswith(real_root + os.sep)
-
-
-def _read(path: str) -> bytes:
-    """The file's bytes, refusing a link swapped in since the walk and anything larger than a document can be."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    try:
-        size = os.fstat(fd).st_size
-        if size > MAX_FILE_BYTES:
-            raise TooLarge(f"{size:,} bytes: more than a MongoDB document can hold (16 MiB), not read")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(MAX_FILE_BYTES + 1)
-    finally:
-        os.close(fd)
-
-
-class TooLarge(Exception):
-    """A file that cannot become a document, refused before it is read."""
-
-
-def _files(root: str, layout: Layout, under: tuple[str, ...] = ()) -> Iterator[_File]:
-    base = os.path.join(root, *layout.root, *under)
-    if os.path.lexists(base) and not _inside(root, base):  # e.g. `dump/data` itself a link to elsewhere
-        yield _File("/".join((*layout.root, *under)), under, error=LINK)
-        return
-    for parts, path, error in _walk(base, under):
-        name = parts[-1]
-        rel = "/".join((*layout.root, *parts))
-        if error is not None:
-            yield _File(rel, parts, error=error)
-            continue
-        if name.startswith(TMP_PREFIX):
-            yield _File(rel, parts, error="temporary file of an interrupted write")
-            continue
-        if not name.endswith(SUFFIX):
-            continue  # not an entity file: backtest-kit ignores it too
-        parts = (*parts[:-1], name[: -len(SUFFIX)])
-        if len(parts) not in layout.depths:
-            yield _File(rel, parts, error="unexpected location (a name containing '/'?)")
-            continue
-        try:
-            value = loads(_read(path))
-        except CorruptJson as exc:
-            yield _File(rel, parts, error=f"corrupt JSON: {exc}")
-            continue
-        except TooLarge as exc:
-            yield _File(rel, parts, error=str(exc))
-            continue
-        except OSError as exc:
-            yield _File(rel, parts, error=LINK if exc.errno == errno.ELOOP else f"unreadable: {exc.strerror or exc}")
-            continue
-        if value is None and not layout.nullable:
-            yield _File(rel, parts, error=f"literal null: backtest-kit never writes one for {layout.name}")
-            continue
-        yield _File(rel, parts, value)
 
 
 def _unstorable(record: Record) -> str | None:
@@ -156,29 +64,6 @@ def _unstorable(record: Record) -> str | None:
     except InvalidInput as exc:
         return str(exc)
     return None
-
-
-def _take(files: Iterator[_File], n: int) -> list[_File]:
-    out = []
-    for f in files:
-        out.append(f)
-        if len(out) >= n:
-            break
-    return out
-
-
-def _ignored(root: str) -> list[str]:
-    """Top-level entries (and `data/` entries) that are not persistence data."""
-    ignored = []
-    with os.scandir(root) as it:
-        for entry in it:
-            if entry.name not in DATA_ROOTS:
-                ignored.append(printable(entry.name))
-    data = os.path.join(root, "data")
-    if os.path.isdir(data):
-        with os.scandir(data) as it:
-            ignored.extend(printable(f"data/{e.name}") for e in it if e.name not in DATA_DIRS)
-    return sorted(ignored)[:MAX_LISTED]
 
 
 class Importer:
@@ -201,7 +86,7 @@ class Importer:
                 and os.path.isdir(os.path.join(self.root, "dump")):
             raise DumpError(f"{self.root} holds a dump/ directory: pass {os.path.join(self.root, 'dump')}")
         started = time.monotonic()
-        self.report.ignored = _ignored(self.root)
+        self.report.ignored = reading.ignored(self.root)
         for layout in LAYOUTS:
             await self._layout(layout)
         final = self.hints.finally_()
@@ -213,13 +98,13 @@ class Importer:
 
     async def _layout(self, layout: Layout, under: tuple[str, ...] = (), final: Hints | None = None) -> None:
         """Import the files of one adapter; with `final`, only those of a deferred directory that were deferred."""
-        files = _files(self.root, layout, under)
+        files = reading.files(self.root, layout, under)
         done = 0
         pending: asyncio.Task[None] | None = None
         try:
             while True:
                 # Read the next batch in a thread while the previous one is being written.
-                batch = await asyncio.to_thread(_take, files, self.batch_size)
+                batch = await asyncio.to_thread(reading.take, files, self.batch_size)
                 if not batch:
                     break
                 records = await (self._parse(layout, batch) if final is None else self._reparse(layout, batch, final))
@@ -239,7 +124,7 @@ class Importer:
                 pending.cancel()
             files.close()
 
-    async def _parse(self, layout: Layout, batch: list[_File]) -> list[Record]:
+    async def _parse(self, layout: Layout, batch: list[DumpFile]) -> list[Record]:
         records = []
         for f in batch:
             if f.error is not None:
@@ -261,7 +146,7 @@ class Importer:
             records.append(dataclasses.replace(record, source=f.rel))
         return records
 
-    def _defer(self, layout: Layout, f: _File) -> None:
+    def _defer(self, layout: Layout, f: DumpFile) -> None:
         directories = self.deferred.setdefault(layout.name, {})
         under = f.parts[:-1]
         if under not in directories:
@@ -271,7 +156,7 @@ class Importer:
             directories[under] = None
             self._deferred_count += 1
 
-    async def _reparse(self, layout: Layout, batch: list[_File], final: Hints) -> list[Record]:
+    async def _reparse(self, layout: Layout, batch: list[DumpFile], final: Hints) -> list[Record]:
         """The second pass: files the first pass imported or reported (their outcome does not depend on what the
         dump says elsewhere) are recognised by parsing them the first way again, and left alone."""
         records = []

@@ -6,6 +6,9 @@ exporter). Directory names built by joining context fields with `_` are ambiguou
 they are resolved from the file itself where it carries the context, else from what the rest of the dump says
 and then the database (`Hints`), else reported, never guessed. On export, contexts whose joins are one path
 are refused (`Layout.joined`).
+
+Longer than most files here on purpose: sixteen small classes, one per adapter, so that every rule of an adapter
+(where its files live, how they parse, how they are written back) is in one place next to the others.
 """
 
 from __future__ import annotations
