@@ -1,279 +1,64 @@
-"""A deterministic simulated backtest that drives the 16 adapters the way backtest-kit calls them.
+"""The simulated backtest itself: one `DemoRun` drives the adapters tick by tick and sums up what it did.
 
-`await run_demo(store, symbols=3, minutes=2000, seed=42)` replays `minutes` one-minute ticks for each symbol,
-starting at a fixed historical instant (`START`), and returns a summary dict (see `run_demo`).
-
-What is simulated:
-- a synthetic exchange: a seeded random walk per symbol, so two runs with the same seed fetch the same candles;
-- per tick and symbol, the VWAP read of 5 one-minute candles; on a miss the exchange client fetches a chunk of
-  up to 1000 candles, writes the whole array and reads again;
-- `Cache.file` (Measure) and `Interval.file` (Interval): read on every call, write on a miss;
-- a strategy whose signals go through schedule → activation → pending → close (or cancel on timeout), with
-  Strategy written ahead of every Signal/Schedule write, Risk rewritten on each open/close, Partial and Breakeven
-  levels, Memory and State per signal, Session per symbol, Recent on every active ping;
-- Storage (window of ≤50 rows), Notification (≤500) and Log (≤1000, append-only ids) written whole on every
-  signal event (partial-level notifications are left out: each notification rewrites the whole window).
-
-Every identifier and every timestamp inside a payload comes from the seed and the logical clock, never from the
-wall clock, so a second run over the same database rewrites the same keys with the same payloads. Each run
-replays the backtest from scratch: the init reads (storage, notifications, log, recent, session, risk, memory)
-are issued and timed as the framework does, but their results do not seed the simulation.
-
-Latency is measured here, around each adapter call, not inside the library.
+Longer than most files here on purpose: one simulation, kept whole so that its calls read in the order the
+framework makes them.
 """
+
 
 from __future__ import annotations
 
-import inspect
-import math
 import random
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import validation
-from .models import DOCUMENTS
+from ..models import DOCUMENTS
+from .constants import (
+    ATR_MINUTES,
+    BREAKEVEN_AT,
+    COOLDOWN_MINUTES,
+    COST,
+    DEFAULT_MINUTES,
+    DEFAULT_MODE,
+    DEFAULT_SEED,
+    DEFAULT_SYMBOLS,
+    ENTRY_OFFSET,
+    FETCH_CHUNK,
+    FRAME,
+    INTERVAL,
+    INTERVAL_BUCKET,
+    LIFETIMES,
+    MAX_LIFETIME,
+    MAX_LOG_LINES,
+    MAX_NOTIFICATIONS,
+    MAX_RISK_POSITIONS,
+    MAX_SIGNALS,
+    MEASURE_BUCKET,
+    MEMORY_BUCKET,
+    MINUTE,
+    MOMENTUM_LOOKBACK,
+    MOMENTUM_THRESHOLD,
+    PERSISTED,
+    RISK,
+    SCHEDULE_AWAIT_MINUTES,
+    START_MS,
+    STATE_BUCKET,
+    STOP_LOSS,
+    STRATEGY,
+    TAKE_PROFIT,
+    VWAP_CANDLES,
+    Progress,
+)
+from .market import SyntheticExchange, exchange_name, round_price, symbol_names
+from .payloads import iso, pnl_of, public_row, strategy_data, when_of
+from .timing import InMemory, LatencyRecorder
 
 if TYPE_CHECKING:
-    from .store import Store
-
-START = datetime(2024, 3, 1, tzinfo=timezone.utc)  # fixed, long closed: the runs are reproducible
-START_MS = validation.when_ms(START)
-MINUTE = 60_000
-ORIGIN_MS = START_MS - 60 * MINUTE  # the demo exchange's history starts an hour before the frame
-INTERVAL = "1m"
-
-STRATEGY = "demo-momentum"
-FRAME = "demo-frame"  # live runs have no frame: the framework passes frameName ""
-RISK = "demo-risk"
-
-# What backtest-kit persists in each mode. In a backtest it keeps the open position, the deferred-action
-# snapshot, risk and partial/breakeven levels in memory; only a live session writes them, so that a restart
-# can restore them. The rest is written in both modes (Storage, Notification, Log, Recent, Memory, State and
-# Session once their persistence is enabled, as the demo has it).
-BOTH = ("candle", "measure", "interval", "storage", "notification", "log", "recent", "memory", "state", "session")
-LIVE_ONLY = ("signal", "schedule", "strategy", "risk", "partial", "breakeven")
-PERSISTED = {"backtest": BOTH, "live": BOTH + LIVE_ONLY}
-DEFAULT_MODE = "backtest"
-
-DEFAULT_SYMBOLS = 3
-DEFAULT_MINUTES = 1440
-DEFAULT_SEED = 42
-
-# The framework's defaults (CC_AVG_PRICE_CANDLES_COUNT, CC_MAX_CANDLES_PER_REQUEST, CC_MAX_SIGNALS, ...).
-VWAP_CANDLES = 5
-FETCH_CHUNK = 1000
-MAX_SIGNALS = 50
-MAX_NOTIFICATIONS = 500
-MAX_LOG_LINES = 1000
-SCHEDULE_AWAIT_MINUTES = 30
-
-# The demo strategy.
-MOMENTUM_LOOKBACK = 10
-MOMENTUM_THRESHOLD = 0.003
-ENTRY_OFFSET = 0.0005
-TAKE_PROFIT = 0.005
-STOP_LOSS = 0.0035
-BREAKEVEN_AT = 40  # percent of the way to the take profit
-COOLDOWN_MINUTES = 120
-MAX_RISK_POSITIONS = 2  # across symbols, one shared risk profile
-ATR_MINUTES = 15
-COST = 100.0
-LIFETIMES = (60, 90, 120, 180)  # minuteEstimatedTime choices
-MAX_LIFETIME = max(LIFETIMES)
-
-MEASURE_BUCKET = "demo-atr_15m_0"  # Cache.file bucket: <name>_<interval>_<instanceIndex>
-INTERVAL_BUCKET = "demo-hourly_1h_1"  # Interval.file bucket
-MEMORY_BUCKET = "demo-journal"
-STATE_BUCKET = "demo-trade"
-
-SYMBOL_NAMES = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "AVAXUSDT",
-                "LINKUSDT", "DOTUSDT")
-START_PRICES = {"BTCUSDT": 61_500.0, "ETHUSDT": 3_400.0, "SOLUSDT": 128.0, "BNBUSDT": 410.0, "XRPUSDT": 0.62,
-                "ADAUSDT": 0.71, "DOGEUSDT": 0.12, "AVAXUSDT": 39.0, "LINKUSDT": 19.5, "DOTUSDT": 9.4}
-
-Progress = Callable[[int, int], None]
-
-
-def exchange_name(seed: int) -> str:
-    """Each seed is its own synthetic market, so candles (keyed by exchange) never mix across seeds."""
-    return f"demo-exchange-{seed}"
-
-
-def symbol_names(count: int) -> list[str]:
-    if count < 1:
-        raise ValueError("symbols must be at least 1")
-    return [SYMBOL_NAMES[i] if i < len(SYMBOL_NAMES) else f"DEMO{i}USDT" for i in range(count)]
-
-
-def _iso(ms: int) -> str:
-    return validation.js_iso(validation.ms_to_datetime(ms))
-
-
-_when = validation.ms_to_datetime
-
-
-def _round(price: float) -> float:
-    # Exchange-like precision: about 7 significant digits.
-    digits = max(2, 6 - int(math.floor(math.log10(abs(price)))) if price else 2)
-    return round(price, digits)
-
-
-# -- latency ------------------------------------------------------------------------------------------------------
-
-
-class LatencyRecorder:
-    """Wall time of each adapter call, by `<adapter>.<method>`."""
-
-    def __init__(self) -> None:
-        self.samples: dict[str, list[float]] = defaultdict(list)
-
-    def wrap(self, name: str, adapter: Any) -> Any:
-        return _Timed(name, adapter, self)
-
-    def summary(self) -> dict[str, dict[str, float | int]]:
-        out = {}
-        for name in sorted(self.samples):
-            values = sorted(self.samples[name])
-            out[name] = {
-                "calls": len(values),
-                "p50_ms": round(_percentile(values, 0.50) * 1000, 3),
-                "p99_ms": round(_percentile(values, 0.99) * 1000, 3),
-                "max_ms": round(values[-1] * 1000, 3),
-                "total_ms": round(sum(values) * 1000, 1),
-            }
-        return out
-
-
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest rank."""
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-class _InMemory:
-    """An adapter the framework does not persist in this mode: every call is accepted and nothing is stored."""
-
-    def __getattr__(self, attr: str) -> Any:
-        async def ignored(*args: Any, **kwargs: Any) -> None:
-            return None
-        return ignored
-
-
-class _Timed:
-    """A proxy timing every coroutine method, and every `list_*` iteration from first to last item."""
-
-    def __init__(self, name: str, adapter: Any, recorder: LatencyRecorder) -> None:
-        self._name, self._adapter, self._recorder = name, adapter, recorder
-
-    def __getattr__(self, attr: str) -> Any:
-        target = getattr(self._adapter, attr)
-        key = f"{self._name}.{attr}"
-        samples = self._recorder.samples[key]
-        if inspect.iscoroutinefunction(target):
-            async def timed(*args: Any, **kwargs: Any) -> Any:
-                started = time.perf_counter()
-                try:
-                    return await target(*args, **kwargs)
-                finally:
-                    samples.append(time.perf_counter() - started)
-            return timed
-        if attr.startswith("list_"):
-            async def listed(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-                started = time.perf_counter()
-                try:
-                    async for item in target(*args, **kwargs):
-                        yield item
-                finally:
-                    samples.append(time.perf_counter() - started)
-            return listed
-        return target
-
-
-# -- the synthetic exchange ---------------------------------------------------------------------------------------
-
-
-class SyntheticExchange:
-    """One-minute candles from a seeded random walk per symbol; candle N is the same whatever was fetched first."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-        self._series: dict[str, list[dict[str, Any]]] = {}
-        self._rng: dict[str, random.Random] = {}
-        self.fetches = 0
-        self.candles = 0
-
-    def _extend(self, symbol: str, index: int) -> None:
-        series = self._series.setdefault(symbol, [])
-        rng = self._rng.setdefault(symbol, random.Random(f"{self.seed}/{symbol}/candles"))
-        close = series[-1]["close"] if series else START_PRICES.get(symbol, 10.0 + len(symbol))
-        while len(series) <= index:
-            # Regimes of drift, so that the momentum strategy has something to find.
-            drift = 0.00025 * math.sin(len(series) / 97.0 + rng.random() * 0.3)
-            ret = rng.gauss(drift, 0.0012)
-            open_ = close
-            close = _round(open_ * math.exp(ret))
-            high = _round(max(open_, close) * (1 + abs(rng.gauss(0, 0.0004))))
-            low = _round(min(open_, close) * (1 - abs(rng.gauss(0, 0.0004))))
-            volume = round(rng.lognormvariate(3.0, 0.6) * 1000 / max(open_, 1e-9) ** 0.5, 4)
-            series.append({"timestamp": ORIGIN_MS + len(series) * MINUTE, "open": open_, "high": high,
-                           "low": low, "close": close, "volume": volume})
-
-    def fetch(self, symbol: str, since: int, limit: int) -> list[dict[str, Any]]:
-        """`limit` candles from `since` (aligned, ≥ ORIGIN), as an exchange's OHLCV endpoint would answer."""
-        first = (since - ORIGIN_MS) // MINUTE
-        if first < 0 or (since - ORIGIN_MS) % MINUTE:
-            raise ValueError(f"the demo exchange has no candle at {since}")
-        self._extend(symbol, first + limit - 1)
-        self.fetches += 1
-        self.candles += limit
-        return [dict(c) for c in self._series[symbol][first:first + limit]]
-
-
-
-# -- payloads -------------------------------------------------------------------------------------------
-
-
-def _pnl(row: dict[str, Any], price: float) -> dict[str, float]:
-    sign = 1 if row["position"] == "long" else -1
-    pct = sign * (price - row["priceOpen"]) / row["priceOpen"] * 100
-    return {"pnlPercentage": round(pct, 6), "priceOpen": row["priceOpen"], "priceClose": price,
-            "pnlCost": round(row["cost"] * pct / 100, 6), "pnlEntries": row["cost"]}
-
-
-def _public(row: dict[str, Any], price: float, origin: dict[str, float], partials: int) -> dict[str, Any]:
-    """IPublicSignalRow."""
-    return {
-        **row,
-        "originalPriceOpen": origin["priceOpen"],
-        "originalPriceTakeProfit": origin["priceTakeProfit"],
-        "originalPriceStopLoss": origin["priceStopLoss"],
-        "partialExecuted": 0,
-        "totalEntries": len(row.get("_entry", [])) or 1,
-        "totalPartials": partials,
-        "pnl": _pnl(row, price),
-        "peakProfit": {k: v for k, v in row["_peak"].items() if k not in ("price", "timestamp")},
-        "maxDrawdown": {k: v for k, v in row["_fall"].items() if k not in ("price", "timestamp")},
-    }
-
-
-def _strategy_data(**slots: Any) -> dict[str, Any]:
-    """StrategyData, every slot empty unless given."""
-    data: dict[str, Any] = {
-        "pendingSignalId": None, "lastPendingId": None, "createdSignal": None, "commitQueue": [],
-        "closedSignal": None, "cancelledSignal": None, "activatedSignal": None, "takeProfitSignal": None,
-        "stopLossSignal": None, "retryOpenSignal": None, "retryOpenCount": 0, "retryCloseCount": 0,
-        "isPaused": False,
-    }
-    data.update(slots)
-    return data
-
-
-# -- the run ------------------------------------------------------------------------------------------------------
+    from ..store import Store
 
 
 @dataclass
@@ -352,7 +137,7 @@ class DemoRun:
     # -- helpers ---------------------------------------------------------------------------------------------------
 
     def _wrap(self, name: str, adapter: Any) -> Any:
-        return self.timer.wrap(name, adapter) if name in PERSISTED[self.mode] else _InMemory()
+        return self.timer.wrap(name, adapter) if name in PERSISTED[self.mode] else InMemory()
 
     def _now(self, t: int) -> int:
         self.clock = max(t, self.clock + 1)
@@ -363,7 +148,7 @@ class DemoRun:
 
     async def _init(self) -> None:
         """What the framework does once per context: waitForInit(initial=True), then the init reads."""
-        when = _when(START_MS)
+        when = when_of(START_MS)
         for adapter in (self.storage, self.notification, self.log, self.risk, self.measure, self.interval):
             await adapter.wait_for_init(True)
         self.counts["restored_storage_rows"] = len(await self.storage.read_storage_data())
@@ -414,16 +199,16 @@ class DemoRun:
     async def _log(self, t: int, sym: _Symbol, topic: str, *args: Any) -> None:
         now = self._now(t)
         self.log_lines.append({
-            "id": self._id(), "type": "info", "priority": now, "createdAt": _iso(t), "timestamp": t,
+            "id": self._id(), "type": "info", "priority": now, "createdAt": iso(t), "timestamp": t,
             "methodContext": {"exchangeName": self.exchange_name, "strategyName": STRATEGY, "frameName": self.frame},
-            "executionContext": {"symbol": sym.name, "when": _iso(t), "backtest": self.backtest},
+            "executionContext": {"symbol": sym.name, "when": iso(t), "backtest": self.backtest},
             "topic": topic, "args": list(args),
         })
         # LogAdapter.usePersist(): the whole window on every line; only new ids are stored.
         await self.log.write_log_data(list(self.log_lines))
 
     async def _store_row(self, t: int, sig: _Signal, status: str, price: float | None, **extra: Any) -> None:
-        row = {**_public(sig.row, price if price is not None else sig.row["priceOpen"], sig.origin, sig.partials),
+        row = {**public_row(sig.row, price if price is not None else sig.row["priceOpen"], sig.origin, sig.partials),
                "createdAt": self.storage_rows.get(sig.row["id"], {}).get("createdAt", t), "updatedAt": t,
                "priority": self._now(t), "status": status, **extra}
         if price is not None:
@@ -436,7 +221,7 @@ class DemoRun:
         await self.storage.write_storage_data(list(self.storage_rows.values()))
 
     async def _write_risk(self, t: int) -> None:
-        await self.risk.write_position_data([[k, v] for k, v in self.positions.items()], _when(t))
+        await self.risk.write_position_data([[k, v] for k, v in self.positions.items()], when_of(t))
 
     # -- one tick --------------------------------------------------------------------------------------------------
 
@@ -444,7 +229,7 @@ class DemoRun:
         atr = await self._measured_atr(sym, t)
         candles = await self._candles(sym, VWAP_CANDLES, t - VWAP_CANDLES * MINUTE)
         volume = sum(c["volume"] for c in candles) or 1.0
-        vwap = _round(sum((c["high"] + c["low"] + c["close"]) / 3 * c["volume"] for c in candles) / volume)
+        vwap = round_price(sum((c["high"] + c["low"] + c["close"]) / 3 * c["volume"] for c in candles) / volume)
         last = candles[-1]
         sym.vwaps.append(vwap)
         await self._hourly(sym, t, vwap)
@@ -466,9 +251,9 @@ class DemoRun:
         if cached is not None:
             return cached["data"]["atr"]
         candles = await self._candles(sym, ATR_MINUTES, aligned - ATR_MINUTES * MINUTE)
-        atr = _round(sum(c["high"] - c["low"] for c in candles) / len(candles))
+        atr = round_price(sum(c["high"] - c["low"] for c in candles) / len(candles))
         await self.measure.write_measure_data({"id": key, "data": {"atr": atr, "close": candles[-1]["close"]},
-                                               "removed": False}, key, _when(t))
+                                               "removed": False}, key, when_of(t))
         return atr
 
     async def _hourly(self, sym: _Symbol, t: int, vwap: float) -> None:
@@ -479,12 +264,12 @@ class DemoRun:
             return
         session = {"id": ":".join([sym.name, STRATEGY, self.exchange_name, *([self.frame] if self.frame else []),
                                      self.mode]),
-                   "data": {"hour": _iso(aligned), "vwap": vwap, "trades": sym.trades, "wins": sym.wins,
+                   "data": {"hour": iso(aligned), "vwap": vwap, "trades": sym.trades, "wins": sym.wins,
                             "pnlPercentage": round(sym.pnl, 6)},
                    "when": t}
-        await sym.session.write_session_data(session, _when(t))
+        await sym.session.write_session_data(session, when_of(t))
         await self.interval.write_interval_data(
-            {"id": key, "data": {"vwap": vwap, "trades": sym.trades}, "when": _iso(t), "removed": False}, key, _when(t))
+            {"id": key, "data": {"vwap": vwap, "trades": sym.trades}, "when": iso(t), "removed": False}, key, when_of(t))
 
     async def _open_schedule(self, sym: _Symbol, t: int, vwap: float, momentum: float, atr: float) -> None:
         position = "long" if momentum > 0 else "short"
@@ -496,14 +281,14 @@ class DemoRun:
                                rejectionNote=f"at most {MAX_RISK_POSITIONS} open positions")
             sym.cooldown_until = t + COOLDOWN_MINUTES * MINUTE
             return
-        price_open = _round(vwap * (1 - sign * ENTRY_OFFSET))
+        price_open = round_price(vwap * (1 - sign * ENTRY_OFFSET))
         row = {
             "id": str(uuid.UUID(int=sym.rng.getrandbits(128), version=4)),
             "position": position,
             "note": f"momentum {momentum * 100:+.3f}% over {MOMENTUM_LOOKBACK}m, ATR {atr}",
             "priceOpen": price_open,
-            "priceTakeProfit": _round(price_open * (1 + sign * TAKE_PROFIT)),
-            "priceStopLoss": _round(price_open * (1 - sign * STOP_LOSS)),
+            "priceTakeProfit": round_price(price_open * (1 + sign * TAKE_PROFIT)),
+            "priceStopLoss": round_price(price_open * (1 - sign * STOP_LOSS)),
             "minuteEstimatedTime": sym.rng.choice(LIFETIMES),
             "cost": COST,
             "exchangeName": self.exchange_name, "strategyName": STRATEGY, "frameName": self.frame, "symbol": sym.name,
@@ -511,7 +296,7 @@ class DemoRun:
             "_entry": [{"price": price_open, "cost": COST, "timestamp": t}],
             "_partial": [],
         }
-        flat = {**_pnl(row, price_open), "price": price_open, "timestamp": t}
+        flat = {**pnl_of(row, price_open), "price": price_open, "timestamp": t}
         row["_peak"], row["_fall"] = dict(flat), dict(flat)
         sig = _Signal(row, {k: row[k] for k in ("priceOpen", "priceTakeProfit", "priceStopLoss")})
         sym.scheduled = sig
@@ -519,7 +304,7 @@ class DemoRun:
         dto = {k: row[k] for k in ("id", "symbol", "position", "note", "priceOpen", "priceTakeProfit",
                                    "priceStopLoss", "minuteEstimatedTime", "cost")}
         # Write-ahead: the intent goes to Strategy before the Schedule record.
-        await sym.strategy.write_strategy_data(_strategy_data(createdSignal=dto))
+        await sym.strategy.write_strategy_data(strategy_data(createdSignal=dto))
         await sym.schedule.write_schedule_data(row)
         await self._store_row(t, sig, "scheduled", vwap)
         await self._notify(t, "signal.scheduled", sym, row["id"], position=position, priceOpen=price_open,
@@ -543,7 +328,7 @@ class DemoRun:
         sym.cooldown_until = t + COOLDOWN_MINUTES * MINUTE
         self.counts["signals_cancelled"] += 1
         cancel_id = self._id()
-        await sym.strategy.write_strategy_data(_strategy_data(
+        await sym.strategy.write_strategy_data(strategy_data(
             cancelledSignal={**sig.row, "cancelId": cancel_id, "cancelNote": "schedule timeout"}))
         await sym.schedule.write_schedule_data(None)
         await self._store_row(t, sig, "cancelled", None)
@@ -557,8 +342,8 @@ class DemoRun:
         row = sig.row
         row["pendingAt"] = t
         signal_id = row["id"]
-        when = _when(t)
-        await sym.strategy.write_strategy_data(_strategy_data(
+        when = when_of(t)
+        await sym.strategy.write_strategy_data(strategy_data(
             pendingSignalId=signal_id, lastPendingId=signal_id,
             activatedSignal={**row, "activateId": self._id(), "activateNote": "price reached priceOpen"}))
         await sym.schedule.write_schedule_data(None)
@@ -612,8 +397,8 @@ class DemoRun:
         if t - row["pendingAt"] >= row["minuteEstimatedTime"] * MINUTE:
             return await self._close(sym, t, sig, vwap, "time_expired")
 
-        when = _when(t)
-        pnl = _pnl(row, vwap)
+        when = when_of(t)
+        pnl = pnl_of(row, vwap)
         if pnl["pnlPercentage"] > row["_peak"]["pnlPercentage"] or pnl["pnlPercentage"] < row["_fall"]["pnlPercentage"]:
             slot = "_peak" if pnl["pnlPercentage"] > row["_peak"]["pnlPercentage"] else "_fall"
             row[slot] = {**pnl, "price": vwap, "timestamp": t}
@@ -625,7 +410,7 @@ class DemoRun:
             await self._breakeven(sym, t, sig, vwap, when)
 
         # The active ping: Recent on every one.
-        public = _public(row, vwap, sig.origin, sig.partials)
+        public = public_row(row, vwap, sig.origin, sig.partials)
         await sym.recent.write_recent_data({**public, "timestamp": t}, when)
 
     @staticmethod
@@ -661,7 +446,7 @@ class DemoRun:
         await self._notify(t, "breakeven.available", sym, row["id"], currentPrice=vwap, priceOpen=row["priceOpen"],
                            position=row["position"])
         # The user commits the breakeven: queued in Strategy first, then the Signal with its stop moved.
-        await sym.strategy.write_strategy_data(_strategy_data(
+        await sym.strategy.write_strategy_data(strategy_data(
             pendingSignalId=row["id"], lastPendingId=row["id"],
             commitQueue=[{"action": "breakeven", "symbol": sym.name, "backtest": self.backtest,
                           "currentPrice": vwap}]))
@@ -677,8 +462,8 @@ class DemoRun:
         sym.cooldown_until = t + COOLDOWN_MINUTES * MINUTE
         row = sig.row
         signal_id = row["id"]
-        when = _when(t)
-        pnl = _pnl(row, price)
+        when = when_of(t)
+        pnl = pnl_of(row, price)
         sym.trades += 1
         sym.wins += pnl["pnlPercentage"] > 0
         sym.pnl += pnl["pnlPercentage"]
@@ -687,7 +472,7 @@ class DemoRun:
         close_row = {**row, "closeId": self._id(), "closeNote": reason}
         slot = {"take_profit": "takeProfitSignal", "stop_loss": "stopLossSignal"}.get(reason, "closedSignal")
         # Write-ahead: the close intent goes to Strategy, and only then is the Signal wiped with null.
-        await sym.strategy.write_strategy_data(_strategy_data(lastPendingId=signal_id, **{slot: close_row}))
+        await sym.strategy.write_strategy_data(strategy_data(lastPendingId=signal_id, **{slot: close_row}))
         await sym.signal.write_signal_data(None)
         del self.positions[f"{STRATEGY}_{self.exchange_name}_{sym.name}"]
         await self._write_risk(t)
@@ -742,7 +527,7 @@ class DemoRun:
             "run": {"symbols": [s.name for s in self.symbols], "minutes": self.minutes, "seed": self.seed,
                     "interval": INTERVAL, "exchange": self.exchange_name, "strategy": STRATEGY, "frame": self.frame,
                     "mode": self.mode, "persisted": sorted(PERSISTED[self.mode]),
-                    "start": _iso(START_MS), "end": _iso(START_MS + self.minutes * MINUTE),
+                    "start": iso(START_MS), "end": iso(START_MS + self.minutes * MINUTE),
                     "ticks": self.minutes * len(self.symbols), "elapsed_s": round(elapsed, 3)},
             "simulation": {
                 "signals_scheduled": counts.get("signals_scheduled", 0),
