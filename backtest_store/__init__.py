@@ -1,7 +1,13 @@
 """backtest-store: MongoDB + Redis persistence for the 16 backtest-kit contracts."""
 
 from .config import Settings
-from .errors import BacktestStoreError, ConfigurationError, InvalidInput, NotReady, StorageError
+from .errors import (
+    BacktestStoreError,
+    ConfigurationError,
+    InvalidInput,
+    NotReady,
+    StorageError,
+)
 from .store import Store
 
 __version__ = "0.1.0"

@@ -33,7 +33,8 @@ STATE_FILE = "servers.json"
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def valkey_binary() -> Path:
@@ -57,7 +58,7 @@ def secantus_command() -> str:
     return found
 
 
-async def wait_for_port(port: int, proc: subprocess.Popen, name: str, timeout: float, logfile: Path) -> None:
+async def wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float, logfile: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -76,7 +77,7 @@ async def wait_for_port(port: int, proc: subprocess.Popen, name: str, timeout: f
 class EmbeddedServer:
     def __init__(self, name: str, argv: list[str], port: int, logfile: Path) -> None:
         self.name, self.argv, self.port, self.logfile = name, argv, port, logfile
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self, timeout: float = 30.0) -> None:
         self.logfile.parent.mkdir(parents=True, exist_ok=True)

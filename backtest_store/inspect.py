@@ -19,15 +19,14 @@ from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 from bson import json_util
 from bson.json_util import RELAXED_JSON_OPTIONS
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
 from . import validation
+from .drivers import Collection, Database
 from .errors import ConfigurationError, InvalidInput
 from .migrations import IndexChange, plan
-from .wording import plural
 from .models import DOCUMENTS, Item
+from .wording import plural
 
 AUDIT_LIMIT = 20
 
@@ -265,7 +264,7 @@ class SchemaReport:
         return f"<div>{head}{_table(self.SUMMARY_HEADERS, self.summary_rows())}{details}</div>"
 
 
-async def _storage_size(database: AsyncDatabase, collection: AsyncCollection) -> int | None:
+async def _storage_size(database: Database, collection: Collection) -> int | None:
     # Servers lacking a command or stage answer OperationFailure; connection errors still propagate.
     try:
         cursor = await collection.aggregate([{"$collStats": {"storageStats": {}}}])
@@ -279,14 +278,14 @@ async def _storage_size(database: AsyncDatabase, collection: AsyncCollection) ->
         return None
 
 
-async def _database_size(database: AsyncDatabase) -> int | None:
+async def _database_size(database: Database) -> int | None:
     try:
         return int((await database.command("dbStats"))["storageSize"])
     except (OperationFailure, KeyError, TypeError, ValueError):
         return None
 
 
-async def _collection_schema(database: AsyncDatabase, model: type[Item], existing: set[str]) -> CollectionSchema:
+async def _collection_schema(database: Database, model: type[Item], existing: set[str]) -> CollectionSchema:
     name = model.collection_name()
     collection = database[name]
     exists = name in existing
@@ -300,7 +299,7 @@ async def _collection_schema(database: AsyncDatabase, model: type[Item], existin
                             sample, model.model_json_schema())
 
 
-async def schema(database: AsyncDatabase, collection: str | type[Item] | None = None) -> SchemaReport:
+async def schema(database: Database, collection: str | type[Item] | None = None) -> SchemaReport:
     """Every collection (or one, by name or Document class): fields, context key, indexes, count, size, sample."""
     models = find_documents(collection)
     existing = set(await database.list_collection_names())
@@ -408,7 +407,7 @@ class AuditReport:
         return "<div>" + "".join(parts) + "</div>"
 
 
-async def _audit_collection(database: AsyncDatabase, model: type[Item], when: int, limit: int) -> AuditFinding:
+async def _audit_collection(database: Database, model: type[Item], when: int, limit: int) -> AuditFinding:
     collection = database[model.collection_name()]
     key = model.context_key()
     later = {"when": {"$gt": when}}
@@ -421,7 +420,7 @@ async def _audit_collection(database: AsyncDatabase, model: type[Item], when: in
     return AuditFinding(model.collection_name(), key, total, tuple(documents))
 
 
-async def audit(database: AsyncDatabase, when: datetime | int, collection: str | type[Item] | None = None, *,
+async def audit(database: Database, when: datetime | int, collection: str | type[Item] | None = None, *,
                 limit: int = AUDIT_LIMIT) -> AuditReport:
     """Per collection with a stored `when`, the documents written for a time later than `when`.
 

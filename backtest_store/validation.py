@@ -9,7 +9,9 @@ from typing import Any
 import bson
 
 from .errors import InvalidInput
-from .models.candle import OHLCV as CANDLE_FIELDS
+from .models.candle import OHLCV
+
+CANDLE_FIELDS = OHLCV
 
 # backtest-kit's candle intervals and their length in minutes.
 INTERVAL_MINUTES: dict[str, int] = {
@@ -54,7 +56,7 @@ def interval(value: Any) -> str:
     context_str("interval", value)
     if value not in INTERVAL_MINUTES:
         raise InvalidInput(f"interval {value!r} is not one of {', '.join(INTERVAL_MINUTES)}")
-    return value
+    return str(value)
 
 
 def when_ms(value: Any) -> int:

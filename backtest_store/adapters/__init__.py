@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from .base import Backend
 from .breakeven import BreakevenAdapter
 from .candle import CandleAdapter

@@ -138,7 +138,8 @@ class SignalLevels(StrategyScoped):
     async def _read_levels(self, signal_id: Any, when: datetime) -> Any:
         signal_id = validation.context_str("signal_id", signal_id)
         validation.when_ms(when)  # live-only reads pass `when`; it never filters
-        return await self._read({}, signalId=signal_id)
+        value: Any = await self._read({}, signalId=signal_id)
+        return value
 
     async def _write_levels(self, data: Any, signal_id: Any, when: datetime) -> None:
         signal_id = validation.context_str("signal_id", signal_id)

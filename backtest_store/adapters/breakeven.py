@@ -11,7 +11,8 @@ class BreakevenAdapter(SignalLevels):
     model = BreakevenItem
 
     async def read_breakeven_data(self, signal_id: str, when: datetime) -> dict[str, Any]:
-        return await self._read_levels(signal_id, when)
+        value: dict[str, Any] = await self._read_levels(signal_id, when)
+        return value
 
     async def write_breakeven_data(self, data: dict[str, Any], signal_id: str, when: datetime) -> None:
         await self._write_levels(data, signal_id, when)

@@ -6,10 +6,10 @@ import time
 from typing import Any
 
 from .. import validation
+from ..errors import InvalidInput
 from ..models import CandleItem
 from ..models.candle import candle_of
 from .base import Adapter, Backend
-
 
 MAX_BATCH = 100_000
 _CANDLE = {"_id": 0, "timestamp": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "extra": 1,
@@ -47,7 +47,7 @@ class CandleAdapter(Adapter):
     async def write_candles_data(self, candles: list[dict[str, Any]]) -> int:
         """Returns how many candles were new. A candle still forming (close time after now) is skipped."""
         if type(candles) not in (list, tuple):
-            raise validation.InvalidInput(f"candles must be a list, got {type(candles).__name__}")
+            raise InvalidInput(f"candles must be a list, got {type(candles).__name__}")
         rows = [validation.candle(c, i) for i, c in enumerate(candles)]
         now_ms = int(time.time() * 1000)
         items = []

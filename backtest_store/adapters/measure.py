@@ -12,7 +12,8 @@ class MeasureAdapter(BucketEntries):
     model = MeasureItem
 
     async def read_measure_data(self, key: str) -> dict[str, Any] | None:
-        return await self._read_entry(key)
+        value: dict[str, Any] | None = await self._read_entry(key)
+        return value
 
     async def write_measure_data(self, data: dict[str, Any], key: str, when: datetime) -> None:
         await self._write_entry(data, key, when)

@@ -20,7 +20,8 @@ class MemoryAdapter(EntryAdapter):
                          bucketName=validation.context_str("bucket_name", bucket_name))
 
     async def read_memory_data(self, memory_id: str) -> dict[str, Any] | None:
-        return await self._read_entry(memory_id)
+        value: dict[str, Any] | None = await self._read_entry(memory_id)
+        return value
 
     async def has_memory_data(self, memory_id: str) -> bool:
         return await self._has_entry(memory_id)

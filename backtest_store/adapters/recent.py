@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import validation
+from ..errors import InvalidInput
 from ..models import RecentItem
 from .base import Backend, RecordAdapter
 
@@ -22,9 +23,10 @@ class RecentAdapter(RecordAdapter):
                          backtest=validation.context_bool("backtest", backtest))
 
     async def read_recent_data(self) -> dict[str, Any] | None:
-        return await self._read(None)
+        value: dict[str, Any] | None = await self._read(None)
+        return value
 
     async def write_recent_data(self, row: dict[str, Any], when: datetime) -> None:
         if type(row) is not dict:
-            raise validation.InvalidInput(f"row must be a dict, got {type(row).__name__}")
+            raise InvalidInput(f"row must be a dict, got {type(row).__name__}")
         await self._write(row, when)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import validation
+from ..errors import InvalidInput
 from ..models import RiskItem
 from .base import Backend, RecordAdapter
 
@@ -19,9 +20,10 @@ class RiskAdapter(RecordAdapter):
 
     async def read_position_data(self, when: datetime) -> list[Any]:
         validation.when_ms(when)  # passed by the framework, never used to filter
-        return await self._read([])
+        value: list[Any] = await self._read([])
+        return value
 
     async def write_position_data(self, rows: list[Any], when: datetime) -> None:
         if type(rows) not in (list, tuple):
-            raise validation.InvalidInput(f"rows must be a list of [key, position] pairs, got {type(rows).__name__}")
+            raise InvalidInput(f"rows must be a list of [key, position] pairs, got {type(rows).__name__}")
         await self._write(list(rows), when)

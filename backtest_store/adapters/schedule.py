@@ -10,7 +10,8 @@ class ScheduleAdapter(StrategyScoped):
     model = ScheduleItem
 
     async def read_schedule_data(self) -> dict[str, Any] | None:
-        return await self._read(None)
+        value: dict[str, Any] | None = await self._read(None)
+        return value
 
     async def write_schedule_data(self, row: dict[str, Any] | None) -> None:
         await self._write(row)

@@ -22,7 +22,8 @@ class SessionAdapter(RecordAdapter):
                          backtest=validation.context_bool("backtest", backtest))
 
     async def read_session_data(self) -> dict[str, Any] | None:
-        return await self._read(None)
+        value: dict[str, Any] | None = await self._read(None)
+        return value
 
     async def write_session_data(self, data: dict[str, Any], when: datetime) -> None:
         await self._write(data, when)

@@ -18,7 +18,8 @@ class StateAdapter(RecordAdapter):
                          bucketName=validation.context_str("bucket_name", bucket_name))
 
     async def read_state_data(self) -> dict[str, Any] | None:
-        return await self._read(None)
+        value: dict[str, Any] | None = await self._read(None)
+        return value
 
     async def write_state_data(self, data: dict[str, Any], when: datetime) -> None:
         await self._write(data, when)

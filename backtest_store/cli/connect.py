@@ -9,13 +9,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError as MongoConfigurationError
 from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
-
 from rich.console import Console
 
 from ..config import Settings, check_url, redact
+from ..drivers import Client, Database
 from ..errors import ConfigurationError, NotReady, StorageError
 from ..migrations import plan
 from ..store import Store
@@ -45,7 +44,7 @@ def configured_uri(args: argparse.Namespace, env: os._Environ[str] | dict[str, s
 
 @asynccontextmanager
 async def target_database(args: argparse.Namespace, appname: str,
-                          console: Console | None = None) -> AsyncIterator[tuple[AsyncDatabase, str]]:
+                          console: Console | None = None) -> AsyncIterator[tuple[Database, str]]:
     """The database a MongoDB-only command (inspect, migrate) works on, and how to name it to the user.
 
     With no URL configured it is the embedded one the demo and the dump commands use: the servers running on
@@ -82,12 +81,12 @@ def _short(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def mongo_database(uri: str, timeout: float, appname: str) -> AsyncIterator[AsyncDatabase]:
+async def mongo_database(uri: str, timeout: float, appname: str) -> AsyncIterator[Database]:
     """A database handle for MongoDB-only commands (migrate, inspect); driver errors leave here redacted."""
     check_url(uri, "MongoDB", f"--uri or {ENV_URI}")
     where = redact(uri)
     try:
-        client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True, appname=appname,
+        client: Client = AsyncMongoClient(uri, tz_aware=True, appname=appname,
                                                     serverSelectionTimeoutMS=max(1, int(timeout * 1000)))
     except (PyMongoError, ValueError, TypeError) as exc:
         # The driver's own words may quote pieces of the URL: only their redacted form is shown.

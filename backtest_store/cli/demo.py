@@ -15,16 +15,29 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from ..config import Settings, redact
-from ..demo import DEFAULT_MINUTES, DEFAULT_MODE, DEFAULT_SEED, DEFAULT_SYMBOLS, LIVE_ONLY, PERSISTED, run_demo
+from ..demo import (
+    DEFAULT_MINUTES,
+    DEFAULT_MODE,
+    DEFAULT_SEED,
+    DEFAULT_SYMBOLS,
+    LIVE_ONLY,
+    PERSISTED,
+    run_demo,
+)
 from ..store import Store
 from ..wording import plural
 from .connect import add_data_dir_option, open_store, warn_missing_indexes
-
-
 
 
 def _positive(text: str) -> int:
@@ -37,7 +50,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def register(sub: Any) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser(
         "demo", help="run a simulated backtest through the 16 adapters and print what it stored",
         description="Run a deterministic simulated backtest (seeded synthetic candles, fixed dates) through the 16 "

@@ -24,7 +24,7 @@ from ..store import Store
 from .connect import DEFAULT_DATA_DIR, open_store, warn_missing_indexes
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     imp = sub.add_parser("import-dump", help="import a backtest-kit dump/ directory into MongoDB",
                          description="Upsert every persistence file of a backtest-kit dump/ directory (idempotent).")
     imp.add_argument("path", metavar="PATH", help="the dump/ directory")

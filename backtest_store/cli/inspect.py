@@ -20,12 +20,21 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import InvalidInput
-from ..inspect import (AUDIT_LIMIT, AuditReport, SchemaReport, audit, find_documents, human_size, plural, schema,
-                       to_json)
+from ..inspect import (
+    AUDIT_LIMIT,
+    AuditReport,
+    SchemaReport,
+    audit,
+    find_documents,
+    human_size,
+    schema,
+    to_json,
+)
+from ..wording import plural
 from .connect import add_uri_options, target_database
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser(
         "inspect", help="show collections, fields, indexes and counts, or audit stored `when` for look-ahead",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

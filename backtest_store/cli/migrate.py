@@ -16,21 +16,29 @@ import asyncio
 import json
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from pymongo.asynchronous.database import AsyncDatabase
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .connect import add_uri_options, target_database
+from ..drivers import Database
 from ..migrations import (
-    ACTIONS, IndexChange, LegacyDocuments, MigrationRefused, Operation, apply, drift, keys_text, legacy_documents,
+    ACTIONS,
+    IndexChange,
+    LegacyDocuments,
+    MigrationRefused,
+    Operation,
+    apply,
+    drift,
+    keys_text,
+    legacy_documents,
     plan,
 )
 from ..migrations.apply import blocking_message
 from ..wording import plural
+from .connect import add_uri_options, target_database
 
 # The library's messages name its keyword arguments; a CLI user knows the options.
 _OPTIONS = {"replace_blocking=True": "--replace-blocking", "replace=True": "--replace", "prune=True": "--prune",
@@ -46,7 +54,7 @@ ACTION_STYLES = {"create": "green", "conflict": "bold magenta", "blocking": "bol
                  "unchanged": "dim"}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     common = argparse.ArgumentParser(add_help=False)
     add_uri_options(common)
     common.add_argument("--json", action="store_true", help="machine-readable output")
@@ -76,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # -- connection ----------------------------------------------------------------------------------------------
 
-async def _with_database(args: argparse.Namespace, work: Any) -> int:
+async def _with_database(args: argparse.Namespace, work: Callable[[Database, str], Awaitable[int]]) -> int:
     async with target_database(args, "backtest-store-migrate") as (database, where):
         return await work(database, where)
 
@@ -129,7 +137,7 @@ def _dump(data: Any) -> None:
 # -- commands ------------------------------------------------------------------------------------------------
 
 def run_plan(args: argparse.Namespace) -> int:
-    async def work(database: AsyncDatabase, where: str) -> int:
+    async def work(database: Database, where: str) -> int:
         changes, legacy = await plan(database), await legacy_documents(database)
         if args.json:
             _dump(_plan_json(changes, legacy, database.name, where))
@@ -141,7 +149,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    async def work(database: AsyncDatabase, where: str) -> int:
+    async def work(database: Database, where: str) -> int:
         changes, legacy = await plan(database), await legacy_documents(database)
         in_sync = not drift(changes, strict=args.strict)
         if args.json:
@@ -174,7 +182,7 @@ def _ask(operations: list[Operation], args: argparse.Namespace) -> bool:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    async def work(database: AsyncDatabase, where: str) -> int:
+    async def work(database: Database, where: str) -> int:
         try:
             report = await apply(database, prune=args.prune, hide=args.hide, replace=args.replace,
                                  replace_blocking=args.replace_blocking, confirm=lambda ops: _ask(ops, args))

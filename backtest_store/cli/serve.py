@@ -18,7 +18,7 @@ from ..embedded import STATE_FILE, EmbeddedServers, running
 from .connect import add_data_dir_option
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser("serve", help="keep the embedded servers running for notebooks, mongosh and redis-cli",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_dir_option(parser)

@@ -169,7 +169,7 @@ class DemoRun:
     async def _candles(self, sym: _Symbol, limit: int, since: int) -> list[dict[str, Any]]:
         """ClientExchange: cache first; on a miss fetch in chunks of ≤1000, write the whole array, read again."""
         until = since + limit * MINUTE
-        rows = await sym.candle.read_candles_data(limit, since, until)
+        rows: list[dict[str, Any]] | None = await sym.candle.read_candles_data(limit, since, until)
         if rows is not None:
             self.counts["candle_hits"] += 1
             return rows
@@ -249,7 +249,8 @@ class DemoRun:
         key = f"{sym.name}_{aligned}"
         cached = await self.measure.read_measure_data(key)
         if cached is not None:
-            return cached["data"]["atr"]
+            atr: float = cached["data"]["atr"]
+            return atr
         candles = await self._candles(sym, ATR_MINUTES, aligned - ATR_MINUTES * MINUTE)
         atr = round_price(sum(c["high"] - c["low"] for c in candles) / len(candles))
         await self.measure.write_measure_data({"id": key, "data": {"atr": atr, "close": candles[-1]["close"]},
@@ -282,7 +283,7 @@ class DemoRun:
             sym.cooldown_until = t + COOLDOWN_MINUTES * MINUTE
             return
         price_open = round_price(vwap * (1 - sign * ENTRY_OFFSET))
-        row = {
+        row: dict[str, Any] = {
             "id": str(uuid.UUID(int=sym.rng.getrandbits(128), version=4)),
             "position": position,
             "note": f"momentum {momentum * 100:+.3f}% over {MOMENTUM_LOOKBACK}m, ATR {atr}",
@@ -514,7 +515,7 @@ class DemoRun:
         mongo = {k: v - mongo_before.get(k, 0) for k, v in self.store.mongo_commands.counts.items()}
         mongo = {k: v for k, v in sorted(mongo.items()) if v}
         cache_after = self.store.cache_stats.as_dict()
-        cache = {k: cache_after[k] - cache_before.get(k, 0) for k in cache_after}
+        cache: dict[str, float] = {k: cache_after[k] - cache_before.get(k, 0) for k in cache_after}
         looked = cache["hits"] + cache["misses"] + cache["stale"]
         cache["hit_ratio"] = round(cache["hits"] / looked, 4) if looked else 0.0
         candle_reads = self.counts["candle_hits"] + self.counts["candle_misses"]

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DumpError
 from .importer import Progress
-from .reports import ExportReport
 from .jsonfile import dumps, to_json, write_atomic
 from .layout import LAYOUTS, Layout
 from .names import Skip
+from .reports import ExportReport
 
 if TYPE_CHECKING:
     from ..store import Store

@@ -28,7 +28,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import BulkWriteError
@@ -37,12 +37,12 @@ from .. import validation
 from ..errors import DumpError, InvalidInput, StorageError
 from ..repositories import BulkCounts
 from . import reading
-from .reading import DumpFile
-from .reports import ImportReport
-from .jsonfile import json_equal, to_json
 from .hints import Defer, Hints
+from .jsonfile import json_equal, to_json
 from .layout import DATA_ROOTS, LAYOUTS, Layout
 from .names import MAX_HINTS, Record, Skip
+from .reading import DumpFile
+from .reports import ImportReport
 
 if TYPE_CHECKING:
     from ..repositories import Repository
@@ -209,7 +209,8 @@ class Importer:
         counts.updated += result.matched
         counts.imported += result.inserted + result.matched
 
-    async def _bulk(self, layout: Layout, records: list[Record], write: Any) -> BulkCounts:
+    async def _bulk(self, layout: Layout, records: list[Record],
+                    write: Callable[[list[tuple[dict[str, Any], dict[str, Any]]]], Awaitable[BulkCounts]]) -> BulkCounts:
         """One bulk write; a batch the server refuses is halved until only the refused documents are left out
         (and reported with their files). A server that fails as a whole still stops the import."""
         if not records:

@@ -98,14 +98,14 @@ def json_equal(a: Any, b: Any) -> bool:
     if ta is bool or tb is bool:
         return ta is tb and a == b
     if ta in (int, float) and tb in (int, float):
-        return a == b
+        return bool(a == b)
     if ta is not tb:
         return False
     if ta is dict:
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if ta is list:
         return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
-    return a == b
+    return bool(a == b)
 
 
 def js_number(value: float) -> str:

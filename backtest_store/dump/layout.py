@@ -115,7 +115,7 @@ class Layout:
 class CandleLayout(Layout):
     name, model, root, depths, insert_only = "candle", CandleItem, ("data", "candle"), frozenset({4}), True
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         exchange, symbol, interval, stem = parts
         try:
             validation.interval(interval)
@@ -130,7 +130,7 @@ class CandleLayout(Layout):
                        "and backtest-kit skip it")
         return self._record({"exchangeName": exchange, "symbol": symbol, "interval": interval, "timestamp": ts}, **row)
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         exchange, symbol, interval, ts = _context(doc, "exchangeName", "symbol", "interval", "timestamp")
         # bson.Int64 is an int; the Node driver stores epoch ms past int32 as a whole-number double.
         if type(ts) is float and ts.is_integer():
@@ -140,11 +140,11 @@ class CandleLayout(Layout):
         return (safe_name(exchange, "exchangeName"), safe_name(symbol, "symbol"), safe_name(interval, "interval"),
                 f"{int(ts)}{SUFFIX}")
 
-    def value(self, doc):
+    def value(self, doc: dict[str, Any]) -> Any:
         return candle_of(doc)
 
     @property
-    def projection(self):
+    def projection(self) -> dict[str, int]:
         return {"_id": 0, "exchangeName": 1, "symbol": 1, "interval": 1, **{f: 1 for f in validation.CANDLE_FIELDS},
                 validation.EXTRA: 1, validation.KEY_ORDER: 1}
 
@@ -155,18 +155,20 @@ class PendingLayout(Layout):
 
     depths, nullable, joined = frozenset({2}), True, TRIPLE
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         dirname, symbol = parts
         row = None if value is None else _dict(value, "the row")
-        triple = _triple_of(row)
-        if triple is not None and joined(*triple) == dirname and triple[0] == symbol:
+        named = _triple_of(row)
+        context: tuple[str, ...]
+        if named is not None and joined(*named) == dirname and named[0] == symbol:
             hints.learn(row)
+            context = named
         else:
             # A null, or a row naming another context than its path (or none): the path decides, if it can.
-            triple = await hints.resolve(TRIPLE, _after(dirname, symbol), fixed=(symbol,))
-        return self._record(dict(zip(TRIPLE, triple)), payload=_payload(row))
+            context = await hints.resolve(TRIPLE, _after(dirname, symbol), fixed=(symbol,))
+        return self._record(dict(zip(TRIPLE, context)), payload=_payload(row))
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         return _strategy_dir(doc), file_name(_context(doc, "symbol")[0], "symbol")
 
 
@@ -177,7 +179,7 @@ def _after(dirname: str, symbol: str) -> str:
     return dirname[len(symbol) + 1:]
 
 
-def _strategy_dir(doc) -> str:
+def _strategy_dir(doc: dict[str, Any]) -> str:
     """`<symbol>_<strategy>_<exchange>`: the directory of Signal, Schedule, Strategy, Partial and Breakeven."""
     symbol, strategy, exchange = _context(doc, *TRIPLE)
     return joined(safe_name(symbol, "symbol"), safe_name(strategy, "strategyName"), safe_name(exchange, "exchangeName"))
@@ -199,7 +201,7 @@ class StrategyLayout(Layout):
         True, TRIPLE
     FILE = "strategy"
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         dirname = self._fixed_file_dir(parts, self.FILE)
         data = None if value is None else _dict(value, "the strategy snapshot")
         fields = data or {}
@@ -208,10 +210,10 @@ class StrategyLayout(Layout):
             hints.learn(dict(zip(TRIPLE, triple)))
         signal_id = next((fields[f] for f in ("pendingSignalId", "lastPendingId")
                           if type(fields.get(f)) is str and fields[f]), None)
-        triple = await hints.resolve(TRIPLE, dirname, local=inner.__contains__, signal_id=signal_id)
-        return self._record(dict(zip(TRIPLE, triple)), payload=_payload(data))
+        context = await hints.resolve(TRIPLE, dirname, local=inner.__contains__, signal_id=signal_id)
+        return self._record(dict(zip(TRIPLE, context)), payload=_payload(data))
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         return _strategy_dir(doc), self.FILE + SUFFIX
 
 
@@ -220,13 +222,13 @@ class LevelsLayout(Layout):
 
     depths, joined = frozenset({2}), TRIPLE
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         dirname, signal_id = parts
         data = _dict(value, "the levels record")
         triple = await hints.resolve(TRIPLE, dirname, signal_id=signal_id)
         return self._record({**dict(zip(TRIPLE, triple)), "signalId": signal_id}, payload=_payload(data))
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         return _strategy_dir(doc), file_name(_context(doc, "signalId")[0], "signalId")
 
 
@@ -245,7 +247,7 @@ class RiskLayout(Layout):
     name, model, root, depths, nullable, joined = "risk", RiskItem, ("data", "risk"), frozenset({2}), True, RISK
     FILE = "positions"
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         dirname = self._fixed_file_dir(parts, self.FILE)
         if value is not None and type(value) is not list:
             raise Skip(f"positions must be a JSON array of [key, position] pairs, got {type(value).__name__}")
@@ -258,7 +260,7 @@ class RiskLayout(Layout):
         risk_name, exchange = await hints.resolve(RISK, dirname, local=lambda c: c[1] in exchanges)
         return self._record({"riskName": risk_name, "exchangeName": exchange}, positions=_payload(value))
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         risk_name, exchange = _context(doc, "riskName", "exchangeName")
         return (joined(safe_name(risk_name, "riskName"), safe_name(exchange, "exchangeName")), self.FILE + SUFFIX)
 
@@ -269,7 +271,7 @@ class RowsLayout(Layout):
     depths = frozenset({2})
     row_field: ClassVar[str]
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         mode, stem = parts
         if mode not in MODES:
             raise Skip(f"{mode!r} is neither backtest nor live")
@@ -279,7 +281,7 @@ class RowsLayout(Layout):
         return self._record({"backtest": MODES[mode], self.row_field: _context_str("id", row_id)},
                             payload=_payload(row))
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         backtest, row_id = _context(doc, "backtest", self.row_field)
         if type(backtest) is not bool:
             raise Skip(f"backtest {backtest!r} is not a boolean")
@@ -297,7 +299,7 @@ class NotificationLayout(RowsLayout):
 class LogLayout(Layout):
     name, model, root, depths, insert_only = "log", LogItem, ("data", "log", "log"), frozenset({1}), True
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         (stem,) = parts
         row = _dict(value, "the log entry")
         method, execution = row.get("methodContext"), row.get("executionContext")
@@ -306,7 +308,7 @@ class LogLayout(Layout):
             hints.learn({**execution, **method})
         return self._record({"entryId": _context_str("id", row.get("id", stem))}, payload=_payload(row))
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         (entry_id,) = _context(doc, "entryId")
         return (file_name(entry_id, "entryId"),)
 
@@ -314,14 +316,14 @@ class LogLayout(Layout):
 class SoftDeleteLayout(Layout):
     """Measure, Interval, Memory: a stored `removed` is kept both on the column and in the payload."""
 
-    def value(self, doc):
+    def value(self, doc: dict[str, Any]) -> Any:
         payload = doc.get("payload")
         if doc.get("removed") is True and type(payload) is dict and payload.get("removed") is not True:
             payload = {**payload, "removed": True}
         return payload
 
     @property
-    def projection(self):
+    def projection(self) -> dict[str, int]:
         return {**super().projection, "removed": 1}
 
     def _entry(self, key: dict[str, Any], value: Any, when: int | None) -> Record:
@@ -334,7 +336,7 @@ class BucketLayout(SoftDeleteLayout):
 
     depths = frozenset({2})
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         bucket, key = _context(doc, "bucket", "entryKey")
         return (safe_name(bucket, "bucket"), file_name(key, "entryKey"))
 
@@ -342,7 +344,7 @@ class BucketLayout(SoftDeleteLayout):
 class MeasureLayout(BucketLayout):
     name, model, root = "measure", MeasureItem, ("data", "measure")
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         bucket, key = parts
         return self._entry({"bucket": bucket, "entryKey": key}, value, None)
 
@@ -350,7 +352,7 @@ class MeasureLayout(BucketLayout):
 class IntervalLayout(BucketLayout):
     name, model, root = "interval", IntervalItem, ("data", "interval")
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         bucket, key = parts
         when = _iso_ms(value.get("when")) if type(value) is dict else None
         return self._entry({"bucket": bucket, "entryKey": key}, value, when)
@@ -359,12 +361,12 @@ class IntervalLayout(BucketLayout):
 class MemoryLayout(SoftDeleteLayout):
     name, model, root, depths = "memory", MemoryItem, ("memory",), frozenset({3})
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         signal_id, bucket, memory_id = parts
         when = _ms(value.get("when")) if type(value) is dict else None
         return self._entry({"signalId": signal_id, "bucketName": bucket, "memoryId": memory_id}, value, when)
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         signal_id, bucket, memory_id = _context(doc, "signalId", "bucketName", "memoryId")
         return (safe_name(signal_id, "signalId"), safe_name(bucket, "bucketName"), file_name(memory_id, "memoryId"))
 
@@ -378,7 +380,7 @@ class RecentLayout(Layout):
     def dirname(symbol: str, strategy: str, exchange: str, frame: str, backtest: bool) -> str:
         return joined(symbol, strategy, exchange, *([frame] if frame else []), mode_name(backtest))
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         dirname, symbol = parts
         row = _dict(value, "the row")
         head, _, mode = dirname.rpartition("_")
@@ -396,7 +398,7 @@ class RecentLayout(Layout):
         key = {**dict(zip(FRAMED, context)), "backtest": MODES[mode]}
         return self._record(key, payload=_payload(row), when=_ms(row.get("timestamp")))
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         symbol, strategy, exchange, frame, backtest = _context(
             doc, "symbol", "strategyName", "exchangeName", "frameName", "backtest")
         if type(backtest) is not bool:
@@ -412,7 +414,7 @@ class StateLayout(Layout):
 
     name, model, root, depths = "state", StateItem, ("state",), frozenset({3})
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         signal_id, bucket, stem = parts
         if stem != bucket:
             raise Skip(f"a state file is named after its bucket ({bucket}{SUFFIX})")
@@ -420,7 +422,7 @@ class StateLayout(Layout):
         return self._record({"signalId": signal_id, "bucketName": bucket}, payload=_payload(data),
                             when=_ms(data.get("when")))
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         signal_id, bucket = _context(doc, "signalId", "bucketName")
         return (safe_name(signal_id, "signalId"), safe_name(bucket, "bucketName"), file_name(bucket, "bucketName"))
 
@@ -430,7 +432,7 @@ class SessionLayout(Layout):
 
     name, model, root, depths = "session", SessionItem, ("session",), frozenset({3, 4})
 
-    async def parse(self, parts, value, hints):
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         strategy, exchange, *frame, stem = parts
         symbol, _, mode = stem.rpartition("_")
         if mode not in MODES or not symbol:
@@ -440,7 +442,7 @@ class SessionLayout(Layout):
                "symbol": symbol, "backtest": MODES[mode]}
         return self._record(key, payload=_payload(data), when=_ms(data.get("when")))
 
-    def path(self, doc):
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
         strategy, exchange, frame, symbol, backtest = _context(
             doc, "strategyName", "exchangeName", "frameName", "symbol", "backtest")
         if type(backtest) is not bool:

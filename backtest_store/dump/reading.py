@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,7 @@ class TooLarge(Exception):
     """A file that cannot become a document, refused before it is read."""
 
 
-def files(root: str, layout: Layout, under: tuple[str, ...] = ()) -> Iterator[DumpFile]:
+def files(root: str, layout: Layout, under: tuple[str, ...] = ()) -> Generator[DumpFile, None, None]:
     base = os.path.join(root, *layout.root, *under)
     if os.path.lexists(base) and not _inside(root, base):  # e.g. `dump/data` itself a link to elsewhere
         yield DumpFile("/".join((*layout.root, *under)), under, error=LINK)

@@ -5,10 +5,29 @@
 `backtest-store migrate plan|check|apply` is the same from the command line.
 """
 
-from .apply import ApplyReport, Duplicate, MigrationRefused, Operation, apply, check, find_duplicates, operations
+from .apply import (
+    ApplyReport,
+    Duplicate,
+    MigrationRefused,
+    Operation,
+    apply,
+    check,
+    find_duplicates,
+    operations,
+)
 from .diff import (
-    ACTIONS, BLOCKING, CONFLICT, CREATE, FOREIGN, UNCHANGED, IndexChange, diff_collection, drift, keys_text,
-    normalize_spec, plan,
+    ACTIONS,
+    BLOCKING,
+    CONFLICT,
+    CREATE,
+    FOREIGN,
+    UNCHANGED,
+    IndexChange,
+    diff_collection,
+    drift,
+    keys_text,
+    normalize_spec,
+    plan,
 )
 from .indexes import create_indexes
 from .legacy import LegacyDocuments, legacy_documents

@@ -18,14 +18,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from ..wording import plural
+from ..drivers import Database
 from ..errors import BacktestStoreError, InvalidInput, StorageError
 from ..models import DOCUMENTS, Item
+from ..wording import plural
 from .diff import (
-    BLOCKING, CONFLICT, CREATE, FOREIGN, ID_INDEX, UNCHANGED, IndexChange, compare_options, drift, keys_text, plan,
+    BLOCKING,
+    CONFLICT,
+    CREATE,
+    FOREIGN,
+    ID_INDEX,
+    UNCHANGED,
+    IndexChange,
+    compare_options,
+    drift,
+    keys_text,
+    plan,
 )
 
 # What apply does to one index: the verbs of `Operation.op`.
@@ -98,7 +108,7 @@ class ApplyReport:
 Confirm = Callable[[list[Operation]], "bool | Awaitable[bool]"]
 
 
-async def check(database: AsyncDatabase, documents: tuple[type[Item], ...] = DOCUMENTS, *,
+async def check(database: Database, documents: tuple[type[Item], ...] = DOCUMENTS, *,
                 strict: bool = False) -> bool:
     """True when every declared index exists as declared (under any name) and no undeclared one blocks our
     writes; with `strict`, foreign indexes count as drift too (`_id_` aside)."""
@@ -165,7 +175,7 @@ def _index_model(spec: dict[str, Any]) -> IndexModel:
     return IndexModel([(f, d) for f, d in spec["key"]], name=spec["name"], **options)
 
 
-async def find_duplicates(database: AsyncDatabase, collection: str, spec: dict[str, Any],
+async def find_duplicates(database: Database, collection: str, spec: dict[str, Any],
                           limit: int = DUPLICATES_SHOWN) -> list[Duplicate]:
     """The most frequent key values held by more than one document, as the unique index `spec` would see them.
 
@@ -193,7 +203,7 @@ async def find_duplicates(database: AsyncDatabase, collection: str, spec: dict[s
             async for row in cursor]
 
 
-async def _has_data(database: AsyncDatabase, collection: str) -> bool:
+async def _has_data(database: Database, collection: str) -> bool:
     return await database[collection].find_one({}, projection={"_id": 1}) is not None
 
 
@@ -222,7 +232,7 @@ def conflicts_message(refused: Sequence[IndexChange]) -> str:
     return "\n".join(lines)
 
 
-async def apply(database: AsyncDatabase, *, prune: bool = False, hide: bool = False, replace: bool = False,
+async def apply(database: Database, *, prune: bool = False, hide: bool = False, replace: bool = False,
                 replace_blocking: bool = False, documents: tuple[type[Item], ...] = DOCUMENTS,
                 confirm: Confirm | None = None) -> ApplyReport:
     """Create missing indexes; with `prune` drop (or with `hide` hide) foreign ones; with `replace` rebuild
@@ -288,7 +298,7 @@ def _brief(exc: PyMongoError) -> str:
     return f"{type(exc).__name__}: {text if len(text) <= 400 else text[:400] + '...'}"
 
 
-async def _perform(database: AsyncDatabase, operation: Operation) -> None:
+async def _perform(database: Database, operation: Operation) -> None:
     collection = database[operation.collection]
     change = operation.change
     if operation.op == OP_CREATE:

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pymongo import IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
 
+from ..drivers import Database
 from ..models import DOCUMENTS, Item
 
 CREATE, CONFLICT, BLOCKING, FOREIGN, UNCHANGED = "create", "conflict", "blocking", "foreign", "unchanged"
@@ -238,13 +238,13 @@ def diff_collection(collection: str, declared: Iterable[IndexModel | Mapping[str
     return changes
 
 
-async def live_indexes(database: AsyncDatabase, collection: str) -> list[dict[str, Any]]:
+async def live_indexes(database: Database, collection: str) -> list[dict[str, Any]]:
     """`listIndexes` of one collection; a collection that does not exist has none."""
     cursor = await database[collection].list_indexes()
     return [dict(spec) async for spec in cursor]
 
 
-async def plan(database: AsyncDatabase, documents: tuple[type[Item], ...] = DOCUMENTS) -> list[IndexChange]:
+async def plan(database: Database, documents: tuple[type[Item], ...] = DOCUMENTS) -> list[IndexChange]:
     """Every declared and live index of the Documents' collections, with the action `apply` would take.
 
     Ordered by collection (as in `documents`), then declared indexes in declaration order, then undeclared

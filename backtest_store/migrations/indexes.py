@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pymongo.asynchronous.database import AsyncDatabase
-
+from ..drivers import Database
 from ..models import DOCUMENTS, Item
 from .diff import diff_collection, live_indexes
 
 
-async def create_indexes(database: AsyncDatabase,
+async def create_indexes(database: Database,
                          documents: tuple[type[Item], ...] = DOCUMENTS) -> dict[str, list[str]]:
     """Create every declared index (idempotent: MongoDB ignores an identical existing index).
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pymongo.asynchronous.database import AsyncDatabase
-
+from ..drivers import Database
 from ..models import DOCUMENTS, Item, SessionItem
 
 # Per Document: the context-key fields the original added later, which its older documents lack.
@@ -37,7 +36,7 @@ class LegacyDocuments:
                 "note": self.note}
 
 
-async def legacy_documents(database: AsyncDatabase,
+async def legacy_documents(database: Database,
                            documents: tuple[type[Item], ...] = DOCUMENTS) -> list[LegacyDocuments]:
     """The collections holding documents without the later key fields, with their counts (none: empty list).
 

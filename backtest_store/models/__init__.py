@@ -23,4 +23,8 @@ DOCUMENTS: tuple[type[Item], ...] = (
     NotificationItem, LogItem, MeasureItem, IntervalItem, MemoryItem, RecentItem, StateItem, SessionItem,
 )
 
-__all__ = [cls.__name__ for cls in DOCUMENTS] + ["DOCUMENTS", "Item", "PayloadItem", "SoftDeleteItem", "StrategyScopedItem"]
+__all__ = [
+    "DOCUMENTS", "BreakevenItem", "CandleItem", "IntervalItem", "Item", "LogItem", "MeasureItem", "MemoryItem",
+    "NotificationItem", "PartialItem", "PayloadItem", "RecentItem", "RiskItem", "ScheduleItem", "SessionItem",
+    "SignalItem", "SoftDeleteItem", "StateItem", "StorageItem", "StrategyItem", "StrategyScopedItem",
+]

@@ -29,11 +29,12 @@ class Item(Document):
 
     @classmethod
     def collection_name(cls) -> str:
-        return cls.Settings.name  # type: ignore[attr-defined]
+        name: str = cls.Settings.name
+        return name
 
     @classmethod
     def declared_indexes(cls) -> list[IndexModel]:
-        return list(cls.Settings.indexes)  # type: ignore[attr-defined]
+        return list(cls.Settings.indexes)
 
     @classmethod
     def context_key(cls) -> tuple[str, ...]:

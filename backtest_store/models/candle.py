@@ -34,8 +34,8 @@ def candle_of(doc: dict[str, Any]) -> dict[str, Any]:
 
     The Node driver stores epoch ms past int32 as doubles: the timestamp comes back an int whoever wrote it.
     """
-    candle = {f: doc.get(f) for f in OHLCV}
-    candle["timestamp"] = int(candle["timestamp"])
+    candle: dict[str, Any] = {f: doc.get(f) for f in OHLCV}
+    candle["timestamp"] = int(doc["timestamp"])
     extra = doc.get("extra")
     if extra:
         candle.update(extra)

@@ -8,8 +8,8 @@ side for servers that do not. Driver errors are translated to `StorageError` her
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,8 +20,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from .. import validation
-from ..config import redact
 from ..cache import IdCache
+from ..config import redact
 from ..errors import StorageError
 from ..models import Item
 
