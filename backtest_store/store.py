@@ -66,7 +66,8 @@ class Store:
         for model in DOCUMENTS:
             cache = None if model in UNCACHED else IdCache(
                 redis, settings.cache_prefix, model.collection_name(), model.context_key(), self._health)
-            self._repositories[model] = Repository(model, database[model.collection_name()], cache)
+            self._repositories[model] = Repository(model, database[model.collection_name()], cache,
+                                                   settings.mongo_timeout_ms / 1000)
         self.adapters = Adapters(self)
         self._ready = False
         self._ready_task: asyncio.Task[None] | None = None
@@ -82,9 +83,12 @@ class Store:
     @classmethod
     async def from_settings(cls, settings: Settings) -> "Store":
         commands = CommandCounter()
+        # timeoutMS (client-side operation timeout) bounds each operation as a whole: server selection, connection
+        # checkout, every retry and the reply. serverSelectionTimeoutMS alone left a call on a hung connection
+        # waiting for the monitor to give up on the server (35 s measured against a configured 5 s).
         mongo: AsyncMongoClient = AsyncMongoClient(
             settings.mongo_url, tz_aware=True, appname="backtest-store", event_listeners=[commands],
-            serverSelectionTimeoutMS=settings.mongo_timeout_ms)
+            timeoutMS=settings.mongo_timeout_ms, serverSelectionTimeoutMS=settings.mongo_timeout_ms)
         try:
             database = mongo.get_default_database()
         except MongoConfigurationError as exc:
