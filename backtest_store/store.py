@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pymongo
 from beanie import init_beanie
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
@@ -25,6 +26,7 @@ from .cache import CacheHealth, CacheStats, IdCache, flush_prefix
 from .cache.ids import REDIS_FAILURES
 from .config import Settings, redact
 from .errors import ConfigurationError, NotReady
+from .faults import Fault, mongo_fault, redis_fault
 from .migrations import create_indexes
 from .models import DOCUMENTS, CandleItem, Item, LogItem, NotificationItem, StorageItem
 from .repositories import Repository
@@ -147,27 +149,51 @@ class Store:
 
     async def _probe(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        mongo_ok, redis_ok = await asyncio.gather(
-            self._retry_until(deadline, lambda: self.database.command("ping"), (PyMongoError,)),
-            self._retry_until(deadline, self.redis.ping, REDIS_FAILURES))
-        if mongo_ok is not True:
-            raise NotReady(f"MongoDB at {redact(self.settings.mongo_url)} did not answer within {timeout:g} s: "
-                           f"{type(mongo_ok).__name__}: {redact(str(mongo_ok)) or 'no answer'}")
-        if redis_ok is not True:
-            self._health.failed("ping", redis_ok)
+        mongo_failed, redis_failed = await asyncio.gather(
+            self._retry_until(deadline, self._ping_mongo, (PyMongoError,), mongo_fault),
+            self._retry_until(deadline, self._ping_redis, REDIS_FAILURES, redis_fault))
+        if mongo_failed is not None:
+            exc, fault = mongo_failed
+            where = redact(self.settings.mongo_url)
+            if fault.permanent:
+                raise NotReady(f"MongoDB at {where}: {fault}") from exc
+            raise NotReady(f"MongoDB at {where} did not answer within {timeout:g} s: "
+                           f"{type(exc).__name__}: {fault.detail or 'no answer'}") from exc
+        if redis_failed is not None:
+            self._health.failed("ping", redis_failed[0])
         # Binds the Documents so notebooks can query with Beanie; `skip_indexes`: the runtime never touches indexes.
         await init_beanie(database=self.database, document_models=list(DOCUMENTS), skip_indexes=True)
 
+    async def _ping_mongo(self, left: float) -> None:
+        # Bounded by the driver rather than cancelled from outside, so that giving up still says why (refused, …).
+        with pymongo.timeout(left):
+            await self.database.command("ping")
+
+    async def _ping_redis(self, left: float) -> None:
+        await asyncio.wait_for(self.redis.ping(), timeout=left)
+
     @staticmethod
-    async def _retry_until(deadline: float, ping: Any, failures: Any) -> Any:
-        last: BaseException = TimeoutError("no attempt")
+    async def _retry_until(deadline: float, ping: Any, failures: tuple[type[BaseException], ...],
+                           classify: Any) -> tuple[BaseException, Fault] | None:
+        """None once `ping` answers; else the last failure, at the deadline or as soon as it is permanent.
+
+        A server still starting refuses or times out for a while, so those are retried. Refused credentials are
+        not, and neither is a closed port for Redis (`redis_fault` says which): waiting would only delay the
+        answer. A closed MongoDB port is retried, because MongoDB is required and may be starting.
+        """
+        last: tuple[BaseException, Fault] | None = None
         while (left := deadline - time.monotonic()) > 0:
             try:
-                await asyncio.wait_for(ping(), timeout=left)
-                return True
+                await ping(left)
+                return None
             except (asyncio.TimeoutError, *failures) as exc:
-                last = exc
+                last = (exc, classify(exc))
+                if last[1].permanent:
+                    return last
             await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        if last is None:
+            exc = TimeoutError("no attempt")
+            last = (exc, classify(exc))
         return last
 
     # -- maintenance -------------------------------------------------------------------------------------------

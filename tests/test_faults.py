@@ -8,6 +8,7 @@ never touched. Bounds are generous multiples of the configured timeouts, never s
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -17,12 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from backtest_store import Store, StorageError
-from backtest_store.embedded import EmbeddedServer, free_port, secantus_command
-from tests.conftest import ServerUrls, unique
+from backtest_store import NotReady, Store, StorageError
+from backtest_store.embedded import EmbeddedServer, free_port, secantus_command, valkey_binary
+from tests.conftest import OpenStore, ServerUrls, unique
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 T0_MS = 1767225600000
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno >= logging.WARNING and r.name.startswith("backtest_store")]
 
 
 @pytest.fixture
@@ -83,3 +89,62 @@ async def test_every_mongo_call_gives_up_within_the_configured_timeout(
         resume(own_mongo)
         await store.flush_cache()
         await store.close()
+
+
+# -- 2. a Redis that refuses costs no init timeout ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_with_password(tmp_path: Path) -> AsyncIterator[EmbeddedServer]:
+    port = free_port()
+    server = EmbeddedServer("valkey-server", [str(valkey_binary()), "--bind", "127.0.0.1", "--port", str(port),
+                                              "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
+                                              "--requirepass", "right-pw"], port, tmp_path / "valkey.log")
+    await server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("case", ["wrong password", "no password", "closed port"])
+async def test_refusing_redis_costs_no_init_timeout(case: str, open_store: OpenStore,
+                                                    redis_with_password: EmbeddedServer,
+                                                    caplog: pytest.LogCaptureFixture,
+                                                    report: Callable[[str], None]) -> None:
+    url = {"wrong password": f"redis://:wrong-pw@127.0.0.1:{redis_with_password.port}/0",
+           "no password": f"redis://127.0.0.1:{redis_with_password.port}/0",
+           "closed port": f"redis://127.0.0.1:{free_port()}/0"}[case]
+    caplog.set_level(logging.WARNING, logger="backtest_store")
+    store = await open_store(redis_url=url)
+    assert store.settings.init_timeout == 15.0
+    sig = store.adapters.signal("B", "s", "e")
+    started = time.monotonic()
+    await sig.wait_for_init(True)
+    took = time.monotonic() - started
+    report(f"wait_for_init(True), Redis {case}: {took:.1f} s (init_timeout 15 s)")
+    assert took < 5, took
+    await sig.write_signal_data({"v": 1})
+    assert await sig.read_signal_data() == {"v": 1}
+    logged = warnings_of(caplog)
+    assert len(logged) == 1, logged
+    assert ("authentication failed" in logged[0]) == (case != "closed port"), logged
+    assert "no answer" not in logged[0] and "wrong-pw" not in logged[0]
+
+
+async def test_mongo_refusing_authentication_is_not_ready_at_once(tmp_path: Path, servers: ServerUrls) -> None:
+    port = free_port()
+    server = EmbeddedServer("SecantusDB", [secantus_command(), "--host", "127.0.0.1", "--port", str(port),
+                                           "--storage-path", ":memory:", "--auth"], port, tmp_path / "mongo.log")
+    await server.start()
+    store = await Store.open(mongo_url=f"mongodb://admin:s3cret-pw@127.0.0.1:{port}/db", redis_url=servers.redis,
+                             flush_cache_on_open=False)
+    try:
+        started = time.monotonic()
+        with pytest.raises(NotReady) as info:
+            await store.adapters.signal("B", "s", "e").wait_for_init(True)
+        assert time.monotonic() - started < 5  # not the 15 s init timeout: waiting cannot fix a password
+        message = str(info.value)
+        assert "authentication failed" in message and "no answer" not in message
+        assert "s3cret-pw" not in message and "admin:***@" in message
+    finally:
+        await store.close()
+        server.stop()

@@ -16,6 +16,7 @@ from aredis_om import HashModel, NotFoundError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ..faults import redis_fault
 from .keys import encode_key
 
 log = logging.getLogger("backtest_store.cache")
@@ -69,8 +70,7 @@ class CacheHealth:
         # One warning per outage, not one per call.
         level = logging.DEBUG if self._failing else logging.WARNING
         self._failing = True
-        log.log(level, "Redis %s failed (%s: %s); reading and writing through MongoDB only",
-                action, type(exc).__name__, exc)
+        log.log(level, "Redis %s failed: %s; reading and writing through MongoDB only", action, redis_fault(exc))
 
     def succeeded(self) -> None:
         if self._failing:
