@@ -26,6 +26,10 @@ NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 T0_MS = 1767225600000
 
 
+def redis_key(store: Store, collection: str, *parts: str) -> str:
+    return f"{store.settings.cache_prefix}:{collection}:{':'.join(parts)}"
+
+
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records
             if r.levelno >= logging.WARNING and r.name.startswith("backtest_store")]
@@ -148,3 +152,72 @@ async def test_mongo_refusing_authentication_is_not_ready_at_once(tmp_path: Path
     finally:
         await store.close()
         server.stop()
+
+
+# -- 3. cache entries that cannot be read are stale, not errors ---------------------------------------------------
+
+
+CORRUPTIONS: dict[str, Callable[..., Awaitable[object]]] = {
+    "hash without doc_id": lambda r, k: r.hset(k, mapping={"junk": "x"}),
+    "non-UTF-8 doc_id": lambda r, k: r.hset(k, mapping={"doc_id": b"\xff\xfe", "junk": "x"}),
+    "empty doc_id": lambda r, k: r.hset(k, mapping={"doc_id": ""}),
+    "string": lambda r, k: r.set(k, "garbage"),
+    "list": lambda r, k: r.rpush(k, "garbage"),
+}
+
+
+async def corrupt(store: Store, key: str, how: str) -> None:
+    await store.redis.delete(key)
+    await CORRUPTIONS[how](store.redis, key)
+
+
+@pytest.mark.parametrize("how", list(CORRUPTIONS))
+async def test_unreadable_entry_is_stale_repaired_and_the_cache_stays_on(how: str, open_store: OpenStore) -> None:
+    # An hour: a Redis error would keep the cache off for the rest of the test, which the hits below would show.
+    store = await open_store(cache_retry_after=3600.0)
+    a, b = store.adapters.signal("A", "s", "e"), store.adapters.signal("B", "s", "e")
+    await a.write_signal_data({"who": "a"})
+    await b.write_signal_data({"who": "b"})
+    doc_a = await store.database["signal-items"].find_one({"symbol": "A"})
+    key_a = redis_key(store, "signal-items", "A", "s", "e")
+    await corrupt(store, key_a, how)
+
+    stats = store.cache_stats
+    before = stats.as_dict()
+    assert await a.read_signal_data() == {"who": "a"}
+    assert (stats.stale, stats.errors) == (before["stale"] + 1, before["errors"])
+    entry = await store.redis.hgetall(key_a)
+    assert set(entry) == {"pk", "doc_id"} and entry["doc_id"] == str(doc_a["_id"])
+
+    hits = stats.hits
+    assert await b.read_signal_data() == {"who": "b"}
+    assert await a.read_signal_data() == {"who": "a"}
+    assert stats.hits == hits + 2 and stats.errors == before["errors"]
+
+
+@pytest.mark.parametrize("how", ["string", "list"])
+async def test_write_over_an_entry_of_the_wrong_type_repairs_it(how: str, open_store: OpenStore) -> None:
+    store = await open_store(cache_retry_after=3600.0)
+    a, b = store.adapters.memory("sig", "bucket"), store.adapters.signal("B", "s", "e")
+    await b.write_signal_data({"who": "b"})
+    key_a = redis_key(store, "memory-items", "sig", "bucket", "m")
+    await corrupt(store, key_a, how)
+
+    errors = store.cache_stats.errors
+    await a.write_memory_data({"v": 1}, "m", NOW)
+    doc_a = await store.database["memory-items"].find_one({"memoryId": "m"})
+    assert (await store.redis.hgetall(key_a))["doc_id"] == str(doc_a["_id"])
+    hits = store.cache_stats.hits
+    assert await a.read_memory_data("m") == {"v": 1}
+    assert await b.read_signal_data() == {"who": "b"}
+    assert store.cache_stats.hits == hits + 2 and store.cache_stats.errors == errors
+
+
+async def test_entry_for_a_key_mongo_does_not_hold_is_dropped(store: Store) -> None:
+    sig = store.adapters.signal("A", "s", "e")
+    key = redis_key(store, "signal-items", "A", "s", "e")
+    await store.redis.hset(key, mapping={"pk": "A:s:e", "doc_id": "0123456789abcdef01234567"})
+    stale = store.cache_stats.stale
+    assert await sig.read_signal_data() is None
+    assert store.cache_stats.stale == stale + 1
+    assert await store.redis.exists(key) == 0  # else every read pays a MongoDB read by `_id` for nothing

@@ -170,24 +170,29 @@ class Repository:
         if projection is not None:
             # The key fields come back so that a cached `_id` can be checked against the requested key.
             projection = {**projection, **{f: 1 for f in self.key_fields}}
-        doc_id = await self.cache.get(key) if self.cache else None
+        cached = await self.cache.get(key) if self.cache else None
         try:
             # The Redis lookup above has its own timeout; the id read and the key query share this one.
             with self._bounded():
+                if self.cache and isinstance(cached, str):
+                    doc = await self._by_id(cached, projection)
+                    if doc is not None and self._matches(doc, key):
+                        self.cache.health.stats.hits += 1
+                        return doc
                 if self.cache:
-                    if doc_id is not None:
-                        doc = await self._by_id(doc_id, projection)
-                        if doc is not None and self._matches(doc, key):
-                            self.cache.health.stats.hits += 1
-                            return doc
-                        self.cache.health.stats.stale += 1
-                    else:
+                    # Unreadable (STALE), or pointing at nothing or at another key's document.
+                    if cached is None:
                         self.cache.health.stats.misses += 1
+                    else:
+                        self.cache.health.stats.stale += 1
                 doc = await self.collection.find_one(flt, projection)
         except PyMongoError as exc:
             raise self._fail("read", exc) from exc
-        if doc is not None and self.cache:
-            await self.cache.set(key, doc["_id"])
+        if self.cache:
+            if doc is not None:
+                await self.cache.set(key, doc["_id"])
+            elif isinstance(cached, str):
+                await self.cache.forget(key)
         return doc
 
     async def _by_id(self, doc_id: str, projection: Mapping[str, Any] | None) -> dict[str, Any] | None:
