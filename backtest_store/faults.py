@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError, BusyLoadingError
 from redis.exceptions import NoPermissionError
 from redis.exceptions import TimeoutError as RedisTimeout
@@ -59,6 +59,9 @@ def mongo_fault(exc: BaseException, timeout: float | None = None) -> Fault:
     if isinstance(exc, TimeoutError) or (isinstance(exc, PyMongoError) and exc.timeout):
         within = f" within {timeout:g} s" if timeout else ""
         return Fault(f"MongoDB did not answer{within}", brief(exc))
+    if isinstance(exc, ConnectionFailure):
+        # e.g. a retried read whose retry ran out of time reports the first attempt's closed connection.
+        return Fault("lost the connection to MongoDB", brief(exc))
     return Fault(type(exc).__name__, brief(exc))
 
 

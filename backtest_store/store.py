@@ -181,19 +181,20 @@ class Store:
         not, and neither is a closed port for Redis (`redis_fault` says which): waiting would only delay the
         answer. A closed MongoDB port is retried, because MongoDB is required and may be starting.
         """
+        caught: tuple[type[BaseException], ...] = (asyncio.TimeoutError, *failures)
         last: tuple[BaseException, Fault] | None = None
         while (left := deadline - time.monotonic()) > 0:
             try:
                 await ping(left)
                 return None
-            except (asyncio.TimeoutError, *failures) as exc:
+            except caught as exc:
                 last = (exc, classify(exc))
                 if last[1].permanent:
                     return last
             await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         if last is None:
-            exc = TimeoutError("no attempt")
-            last = (exc, classify(exc))
+            never = TimeoutError("no attempt")
+            last = (never, classify(never))
         return last
 
     # -- maintenance -------------------------------------------------------------------------------------------
