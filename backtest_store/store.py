@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pymongo
 from beanie import init_beanie
 from pymongo import AsyncMongoClient, monitoring
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError as MongoConfigurationError
 from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
@@ -24,7 +24,9 @@ from .adapters import Adapters
 from .cache import CacheHealth, CacheStats, IdCache, flush_prefix
 from .cache.ids import REDIS_FAILURES
 from .config import Settings, redact
+from .drivers import Client, Database, RedisClient
 from .errors import ConfigurationError, NotReady
+from .faults import Fault, mongo_fault, redis_fault
 from .migrations import create_indexes
 from .models import DOCUMENTS, CandleItem, Item, LogItem, NotificationItem, StorageItem
 from .repositories import Repository
@@ -53,7 +55,7 @@ class CommandCounter(monitoring.CommandListener):
 
 
 class Store:
-    def __init__(self, settings: Settings, mongo: AsyncMongoClient, database: AsyncDatabase, redis: Redis,
+    def __init__(self, settings: Settings, mongo: Client, database: Database, redis: RedisClient,
                  commands: CommandCounter) -> None:
         self.settings = settings
         self.mongo = mongo
@@ -66,7 +68,8 @@ class Store:
         for model in DOCUMENTS:
             cache = None if model in UNCACHED else IdCache(
                 redis, settings.cache_prefix, model.collection_name(), model.context_key(), self._health)
-            self._repositories[model] = Repository(model, database[model.collection_name()], cache)
+            self._repositories[model] = Repository(model, database[model.collection_name()], cache,
+                                                   settings.mongo_timeout_ms / 1000)
         self.adapters = Adapters(self)
         self._ready = False
         self._ready_task: asyncio.Task[None] | None = None
@@ -90,10 +93,13 @@ class Store:
     @classmethod
     async def from_settings(cls, settings: Settings) -> "Store":
         commands = CommandCounter()
+        # timeoutMS (client-side operation timeout) bounds each operation as a whole: server selection, connection
+        # checkout, every retry and the reply. serverSelectionTimeoutMS alone left a call on a hung connection
+        # waiting for the monitor to give up on the server (35 s measured against a configured 5 s).
         try:
-            mongo: AsyncMongoClient = AsyncMongoClient(
+            mongo: Client = AsyncMongoClient(
                 settings.mongo_url, tz_aware=True, appname="backtest-store", event_listeners=[commands],
-                serverSelectionTimeoutMS=settings.mongo_timeout_ms)
+                timeoutMS=settings.mongo_timeout_ms, serverSelectionTimeoutMS=settings.mongo_timeout_ms)
         except (PyMongoError, ValueError, TypeError) as exc:
             # The driver's words may quote pieces of the URL: only their redacted form is shown, with no cause.
             raise ConfigurationError(f"invalid MongoDB URL {redact(settings.mongo_url)}: "
@@ -153,7 +159,8 @@ class Store:
             await store.close()
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        # redis-py 5 has aclose(); the types-redis stubs redis-om pulls in still describe 4.x, which lacked it.
+        await self.redis.aclose()  # type: ignore[attr-defined]
         await self.mongo.close()
         if self._servers is not None:
             self._servers.stop()
@@ -182,27 +189,52 @@ class Store:
 
     async def _probe(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        mongo_ok, redis_ok = await asyncio.gather(
-            self._retry_until(deadline, lambda: self.database.command("ping"), (PyMongoError,)),
-            self._retry_until(deadline, self.redis.ping, REDIS_FAILURES))
-        if mongo_ok is not True:
-            raise NotReady(f"MongoDB at {redact(self.settings.mongo_url)} did not answer within {timeout:g} s: "
-                           f"{type(mongo_ok).__name__}: {redact(str(mongo_ok)) or 'no answer'}")
-        if redis_ok is not True:
-            self._health.failed("ping", redis_ok)
+        mongo_failed, redis_failed = await asyncio.gather(
+            self._retry_until(deadline, self._ping_mongo, (PyMongoError,), mongo_fault),
+            self._retry_until(deadline, self._ping_redis, REDIS_FAILURES, redis_fault))
+        if mongo_failed is not None:
+            exc, fault = mongo_failed
+            where = redact(self.settings.mongo_url)
+            if fault.permanent:
+                raise NotReady(f"MongoDB at {where}: {fault}") from exc
+            raise NotReady(f"MongoDB at {where} did not answer within {timeout:g} s: "
+                           f"{type(exc).__name__}: {fault.detail or 'no answer'}") from exc
+        if redis_failed is not None:
+            self._health.failed("ping", redis_failed[0])
         # Binds the Documents so notebooks can query with Beanie; `skip_indexes`: the runtime never touches indexes.
         await init_beanie(database=self.database, document_models=list(DOCUMENTS), skip_indexes=True)
 
+    async def _ping_mongo(self, left: float) -> None:
+        # Bounded by the driver rather than cancelled from outside, so that giving up still says why (refused, …).
+        with pymongo.timeout(left):
+            await self.database.command("ping")
+
+    async def _ping_redis(self, left: float) -> None:
+        await asyncio.wait_for(self.redis.ping(), timeout=left)
+
     @staticmethod
-    async def _retry_until(deadline: float, ping: Any, failures: Any) -> Any:
-        last: BaseException = TimeoutError("no attempt")
+    async def _retry_until(deadline: float, ping: Any, failures: tuple[type[BaseException], ...],
+                           classify: Any) -> tuple[BaseException, Fault] | None:
+        """None once `ping` answers; else the last failure, at the deadline or as soon as it is permanent.
+
+        A server still starting refuses or times out for a while, so those are retried. Refused credentials are
+        not, and neither is a closed port for Redis (`redis_fault` says which): waiting would only delay the
+        answer. A closed MongoDB port is retried, because MongoDB is required and may be starting.
+        """
+        caught: tuple[type[BaseException], ...] = (asyncio.TimeoutError, *failures)
+        last: tuple[BaseException, Fault] | None = None
         while (left := deadline - time.monotonic()) > 0:
             try:
-                await asyncio.wait_for(ping(), timeout=left)
-                return True
-            except (asyncio.TimeoutError, *failures) as exc:
-                last = exc
+                await ping(left)
+                return None
+            except caught as exc:
+                last = (exc, classify(exc))
+                if last[1].permanent:
+                    return last
             await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        if last is None:
+            never = TimeoutError("no attempt")
+            last = (never, classify(never))
         return last
 
     # -- maintenance -------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+import pymongo
 import pytest
 
 from backtest_store import Store
@@ -64,7 +65,9 @@ async def open_store(servers: ServerUrls) -> AsyncIterator[OpenStore]:
     yield _open
     for store in opened:
         if store is opened[0]:
-            await store.mongo.drop_database(database)
+            # Dropping the large-dump test's 200k documents takes SecantusDB longer than the stores' 15 s bound.
+            with pymongo.timeout(300):
+                await store.mongo.drop_database(database)
             await store.flush_cache()
         await store.close()
 

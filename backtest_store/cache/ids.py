@@ -2,6 +2,10 @@
 
 Redis is an accelerator, never the truth: every failure here is logged, counted and swallowed, and the
 caller falls back to MongoDB. No `find`, `Migrator` or `JsonModel`: Redis without modules must work.
+
+An entry that Redis returns but that cannot be read as ours (a hash without `doc_id`, bytes that are not UTF-8,
+a string or list at our key) is a stale entry, not a Redis failure: it is dropped and counted as `stale`, the
+read falls back to MongoDB, which writes the entry again, and the cache stays on for every other key.
 """
 
 from __future__ import annotations
@@ -11,17 +15,38 @@ import time
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Final
 
 from aredis_om import HashModel, NotFoundError
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
+from ..drivers import RedisClient
+from ..faults import redis_fault
 from .keys import encode_key
 
 log = logging.getLogger("backtest_store.cache")
 
 # Everything a broken or unreachable Redis can raise through redis-py.
 REDIS_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+class Stale:
+    """What `IdCache.get` returns for an entry it could not read (and has dropped)."""
+
+    def __repr__(self) -> str:
+        return "STALE"
+
+
+STALE: Final = Stale()
+
+
+def unreadable(exc: BaseException) -> bool:
+    """True when Redis answered, but with something that is not one of our entries.
+
+    pydantic's ValidationError (a hash without a usable `doc_id`) and UnicodeDecodeError (bytes that are not
+    UTF-8) are ValueErrors; WRONGTYPE is the server saying our key holds another type.
+    """
+    return isinstance(exc, ValueError) or (isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE"))
 
 
 class CachedId(HashModel):
@@ -69,8 +94,7 @@ class CacheHealth:
         # One warning per outage, not one per call.
         level = logging.DEBUG if self._failing else logging.WARNING
         self._failing = True
-        log.log(level, "Redis %s failed (%s: %s); reading and writing through MongoDB only",
-                action, type(exc).__name__, exc)
+        log.log(level, "Redis %s failed: %s; reading and writing through MongoDB only", action, redis_fault(exc))
 
     def succeeded(self) -> None:
         if self._failing:
@@ -78,7 +102,7 @@ class CacheHealth:
             self._failing = False
 
 
-def bind_model(redis: Redis, prefix: str, collection: str) -> type[CachedId]:
+def bind_model(redis: RedisClient, prefix: str, collection: str) -> type[CachedId]:
     meta = type("Meta", (), {"global_key_prefix": prefix, "model_key_prefix": collection, "database": redis})
     # redis-om allows one indexed class per inheritance tree and needs `index=True` even to save().
     return types.new_class(f"CachedId[{collection}]", (CachedId,), {"index": True},
@@ -88,7 +112,7 @@ def bind_model(redis: Redis, prefix: str, collection: str) -> type[CachedId]:
 class IdCache:
     """key → `_id` for one collection."""
 
-    def __init__(self, redis: Redis, prefix: str, collection: str, key_fields: tuple[str, ...],
+    def __init__(self, redis: RedisClient, prefix: str, collection: str, key_fields: tuple[str, ...],
                  health: CacheHealth) -> None:
         self.model = bind_model(redis, prefix, collection)
         self.key_fields = key_fields
@@ -97,18 +121,24 @@ class IdCache:
     def pk(self, key: Mapping[str, object]) -> str:
         return encode_key(self.key_fields, key)
 
-    async def get(self, key: Mapping[str, object]) -> str | None:
+    async def get(self, key: Mapping[str, object]) -> str | Stale | None:
+        """The cached `_id`; None on a miss or while Redis is failing; STALE for an unreadable entry (dropped)."""
         if not self.health.available():
             return None
         self.health.stats.commands += 1
+        pk = self.pk(key)
         try:
-            entry = await self.model.get(self.pk(key))
+            entry = await self.model.get(pk)
         except NotFoundError:
             self.health.succeeded()
             return None
-        except REDIS_FAILURES as exc:
-            self.health.failed("read", exc)
-            return None
+        except (ValueError, *REDIS_FAILURES) as exc:
+            if not unreadable(exc):
+                self.health.failed("read", exc)
+                return None
+            log.debug("stale cache entry %s dropped: %s", self.model.make_primary_key(pk), exc)
+            await self._drop(pk)
+            return STALE
         self.health.succeeded()
         return entry.doc_id
 
@@ -116,15 +146,43 @@ class IdCache:
         if not self.health.available():
             return
         self.health.stats.commands += 1
+        pk = self.pk(key)
+        entry = self.model(pk=pk, doc_id=str(doc_id))
         try:
-            await self.model(pk=self.pk(key), doc_id=str(doc_id)).save()
+            await entry.save()
         except REDIS_FAILURES as exc:
-            self.health.failed("write", exc)
-        else:
-            self.health.succeeded()
+            if not unreadable(exc):
+                self.health.failed("write", exc)
+                return
+            # HSET cannot overwrite a key of another type: the stale entry goes first.
+            self.health.stats.stale += 1
+            if not await self._drop(pk):
+                return
+            self.health.stats.commands += 1
+            try:
+                await entry.save()
+            except REDIS_FAILURES as exc:
+                self.health.failed("write", exc)
+                return
+        self.health.succeeded()
+
+    async def forget(self, key: Mapping[str, object]) -> None:
+        """Drop the entry of a key MongoDB does not hold, so that it stops costing a read by `_id`."""
+        if self.health.available():
+            await self._drop(self.pk(key))
+
+    async def _drop(self, pk: str) -> bool:
+        self.health.stats.commands += 1
+        try:
+            await self.model.delete(pk)
+        except REDIS_FAILURES as exc:
+            self.health.failed("delete", exc)
+            return False
+        self.health.succeeded()
+        return True
 
 
-async def flush_prefix(redis: Redis, prefix: str, batch: int = 500) -> int:
+async def flush_prefix(redis: RedisClient, prefix: str, batch: int = 500) -> int:
     """Delete our keys only, by SCAN: never FLUSHDB, which would take other tenants' keys with it."""
     deleted = 0
     chunk: list[str] = []

@@ -2,27 +2,33 @@
 
 Keyed writes are a single atomic `find_one_and_update(filter == unique key, upsert=True)`: MongoDB retries the
 duplicate-key race itself when the filter is an equality on every indexed field, and we retry once more on our
-side for servers that do not. Driver errors are translated to `StorageError` here, at the boundary.
+side for servers that do not. Driver errors are translated to `StorageError` here, at the boundary (wording in
+`faults.py`).
+
+Every call is bounded by `timeout` (the store's `mongo_timeout_ms`), retries included: a call that retries a race
+shares one budget rather than getting a fresh one per attempt. Cursors are bounded per batch by the client's
+`timeoutMS`, so a long list streams for as long as its consumer needs while no single round trip can hang.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import pymongo
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from .. import validation
 from ..cache import IdCache
-from ..config import redact
+from ..drivers import Collection
 from ..errors import StorageError
+from ..faults import mongo_fault
 from ..models import Item
 
 log = logging.getLogger("backtest_store.repository")
@@ -89,10 +95,12 @@ def _soft_delete(now: datetime) -> list[dict[str, Any]]:
 class Repository:
     """Generic over one Document class; the collection and the cache are injected by the Store."""
 
-    def __init__(self, model: type[Item], collection: AsyncCollection, cache: IdCache | None) -> None:
+    def __init__(self, model: type[Item], collection: Collection, cache: IdCache | None,
+                 timeout: float | None = None) -> None:
         self.model = model
         self.collection = collection
         self.cache = cache
+        self.timeout = timeout
         self.key_fields = model.context_key()
 
     def _filter(self, key: Key) -> dict[str, Any]:
@@ -111,12 +119,16 @@ class Repository:
         return all(_same(doc.get(f), key[f]) for f in self.key_fields)
 
     def _fail(self, action: str, exc: PyMongoError) -> StorageError:
-        return StorageError(f"{action} on {self.collection.name} failed: {redact(str(exc))}")
+        return StorageError(f"{action} on {self.collection.name} failed: {mongo_fault(exc, self.timeout)}")
+
+    def _bounded(self) -> Any:
+        return pymongo.timeout(self.timeout)
 
     async def upsert(self, key: Key, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Last writer wins: one round trip, the Redis entry then set from the returned document."""
         self._checked(key, fields)
         doc = await self._find_one_and_update(key, _set(fields, datetime.now(timezone.utc)), upsert=True)
+        assert doc is not None  # an upsert that returns nothing is retried, then raised, by _find_one_and_update
         if self.cache:
             await self.cache.set(key, doc["_id"])
         return doc
@@ -130,6 +142,11 @@ class Repository:
 
     async def _find_one_and_update(self, key: Key, update: list[dict[str, Any]], *, upsert: bool) -> dict[str, Any] | None:
         flt = self._filter(key)
+        with self._bounded():
+            return await self._find_one_and_update_attempts(flt, update, upsert=upsert)
+
+    async def _find_one_and_update_attempts(self, flt: dict[str, Any], update: list[dict[str, Any]], *,
+                                            upsert: bool) -> dict[str, Any] | None:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 doc = await self.collection.find_one_and_update(
@@ -154,22 +171,29 @@ class Repository:
         if projection is not None:
             # The key fields come back so that a cached `_id` can be checked against the requested key.
             projection = {**projection, **{f: 1 for f in self.key_fields}}
+        cached = await self.cache.get(key) if self.cache else None
         try:
-            if self.cache:
-                doc_id = await self.cache.get(key)
-                if doc_id is not None:
-                    doc = await self._by_id(doc_id, projection)
+            # The Redis lookup above has its own timeout; the id read and the key query share this one.
+            with self._bounded():
+                if self.cache and isinstance(cached, str):
+                    doc = await self._by_id(cached, projection)
                     if doc is not None and self._matches(doc, key):
                         self.cache.health.stats.hits += 1
                         return doc
-                    self.cache.health.stats.stale += 1
-                else:
-                    self.cache.health.stats.misses += 1
-            doc = await self.collection.find_one(flt, projection)
+                if self.cache:
+                    # Unreadable (STALE), or pointing at nothing or at another key's document.
+                    if cached is None:
+                        self.cache.health.stats.misses += 1
+                    else:
+                        self.cache.health.stats.stale += 1
+                doc = await self.collection.find_one(flt, projection)
         except PyMongoError as exc:
             raise self._fail("read", exc) from exc
-        if doc is not None and self.cache:
-            await self.cache.set(key, doc["_id"])
+        if self.cache:
+            if doc is not None:
+                await self.cache.set(key, doc["_id"])
+            elif isinstance(cached, str):
+                await self.cache.forget(key)
         return doc
 
     async def _by_id(self, doc_id: str, projection: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -180,7 +204,7 @@ class Repository:
         return await self.collection.find_one({"_id": oid}, projection)
 
     async def iterate(self, match: Mapping[str, Any], projection: Mapping[str, Any] | None = None,
-                      batch_size: int = 1000, limit: int = 0) -> AsyncIterator[dict[str, Any]]:
+                      batch_size: int = 1000, limit: int = 0) -> AsyncGenerator[dict[str, Any], None]:
         """Stream matching documents from a cursor, never held in memory at once. Lists pass no limit."""
         try:
             async with self.collection.find(dict(match), projection, batch_size=batch_size, limit=limit) as cursor:
@@ -208,9 +232,13 @@ class Repository:
         return await self._bulk(ops, ordered=False)
 
     async def _bulk(self, ops: list[UpdateOne], *, ordered: bool) -> BulkCounts:
-        done = BulkCounts()
         if not ops:
-            return done
+            return BulkCounts()
+        with self._bounded():
+            return await self._bulk_attempts(ops, ordered=ordered)
+
+    async def _bulk_attempts(self, ops: list[UpdateOne], *, ordered: bool) -> BulkCounts:
+        done = BulkCounts()
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 result = await self.collection.bulk_write(ops, ordered=ordered)

@@ -1,0 +1,95 @@
+"""What a driver error means to us: the one place where PyMongo and redis-py errors become our words.
+
+A `Fault` says what went wrong in terms an operator can act on ("authentication failed", "did not answer within
+2 s") and whether waiting can help: a wrong password or a closed port stays wrong until someone changes something,
+so retrying it until a deadline only delays the answer. Texts never carry credentials and never carry the raw
+server reply the drivers append.
+
+Not yet folded in here: `cli/connect.py::_short` and `migrations/apply.py::_brief` (same trimming, separate copies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    BusyLoadingError,
+    NoPermissionError,
+)
+from redis.exceptions import TimeoutError as RedisTimeout
+
+from .config import redact
+
+AUTH_FAILED = "authentication failed"
+# MongoDB's AuthenticationFailed: the server refused the credentials (not "not authenticated yet", which is 13).
+MONGO_AUTH_FAILED = 18
+_DETAIL_MAX = 200
+# Where the drivers start appending configuration or the raw reply to the message that matters.
+_NOISE = (", full error:", " (configured timeouts:", ", Timeout:", ", Topology Description:")
+
+
+@dataclass(frozen=True)
+class Fault:
+    reason: str
+    detail: str = ""
+    # True when retrying before a deadline cannot succeed (refused credentials, a closed port).
+    permanent: bool = False
+
+    def __str__(self) -> str:
+        if not self.detail or self.detail.lower().rstrip(".") == self.reason.lower():
+            return self.reason
+        return f"{self.reason} ({self.detail})"
+
+
+def brief(exc: BaseException) -> str:
+    """The driver's message without the configuration and raw server reply it appends, shortened and redacted."""
+    if isinstance(exc, OperationFailure):
+        text = str((exc.details or {}).get("errmsg") or exc)
+    else:
+        text = str(exc)
+    for marker in _NOISE:
+        text = text.split(marker)[0]
+    text = redact(text.strip())
+    return text if len(text) <= _DETAIL_MAX else text[:_DETAIL_MAX] + "…"
+
+
+def mongo_fault(exc: BaseException, timeout: float | None = None) -> Fault:
+    """`timeout`: the configured bound in seconds, named in the reason when the driver gave up on it."""
+    if isinstance(exc, OperationFailure) and exc.code == MONGO_AUTH_FAILED:
+        return Fault(AUTH_FAILED, brief(exc), permanent=True)
+    if isinstance(exc, TimeoutError) or (isinstance(exc, PyMongoError) and exc.timeout):
+        within = f" within {timeout:g} s" if timeout else ""
+        return Fault(f"MongoDB did not answer{within}", brief(exc))
+    if isinstance(exc, ConnectionFailure):
+        # e.g. a retried read whose retry ran out of time reports the first attempt's closed connection.
+        return Fault("lost the connection to MongoDB", brief(exc))
+    return Fault(type(exc).__name__, brief(exc))
+
+
+def _refused(exc: BaseException) -> bool:
+    # redis-py turns the socket's ConnectionRefusedError into its own ConnectionError; the original is the context.
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def redis_fault(exc: BaseException) -> Fault:
+    if isinstance(exc, (AuthenticationError, AuthenticationWrongNumberOfArgsError)):
+        return Fault(AUTH_FAILED, brief(exc), permanent=True)
+    if isinstance(exc, NoPermissionError):
+        return Fault("permission denied", brief(exc), permanent=True)
+    if _refused(exc):
+        return Fault("connection refused", brief(exc), permanent=True)
+    if isinstance(exc, BusyLoadingError):
+        return Fault("still loading its data set", brief(exc))
+    if isinstance(exc, (TimeoutError, RedisTimeout)):
+        return Fault("no answer", brief(exc))
+    return Fault(type(exc).__name__, brief(exc))

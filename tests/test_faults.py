@@ -1,0 +1,223 @@
+"""Every fault gets a clear answer: bounded MongoDB calls, a refusing Redis that costs no init timeout, and
+cache entries that cannot be read treated as stale rather than as errors.
+
+Each server that a test stops or misconfigures is the test's own subprocess; the session's shared servers are
+never touched. Bounds are generous multiples of the configured timeouts, never sub-second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from backtest_store import NotReady, Store, StorageError
+from backtest_store.embedded import EmbeddedServer, free_port, secantus_command, valkey_binary
+from tests.conftest import OpenStore, ServerUrls, unique
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0_MS = 1767225600000
+
+
+def redis_key(store: Store, collection: str, *parts: str) -> str:
+    return f"{store.settings.cache_prefix}:{collection}:{':'.join(parts)}"
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno >= logging.WARNING and r.name.startswith("backtest_store")]
+
+
+@pytest.fixture
+async def own_mongo(tmp_path: Path) -> AsyncIterator[EmbeddedServer]:
+    port = free_port()
+    server = EmbeddedServer("SecantusDB", [secantus_command(), "--host", "127.0.0.1", "--port", str(port),
+                                           "--storage-path", ":memory:"], port, tmp_path / "mongo.log")
+    await server.start()
+    yield server
+    resume(server)
+    server.stop()
+
+
+def resume(server: EmbeddedServer) -> None:
+    # A SIGSTOPped process only acts on SIGTERM once continued.
+    if server.pid is not None:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+# -- 1. every MongoDB call is bounded by mongo_timeout_ms -------------------------------------------------------
+
+
+async def test_every_mongo_call_gives_up_within_the_configured_timeout(
+        own_mongo: EmbeddedServer, servers: ServerUrls, report: Callable[[str], None]) -> None:
+    store = await Store.open(mongo_url=f"mongodb://127.0.0.1:{own_mongo.port}/faults", redis_url=servers.redis,
+                             cache_prefix=unique("bts"), mongo_timeout_ms=2000)
+    try:
+        await store.wait_ready()
+        await store.create_indexes()
+        sig = store.adapters.signal("B", "s", "e")
+        await sig.write_signal_data({"v": 1})
+        await store.adapters.measure("b").write_measure_data({"id": "k", "data": 1, "removed": False}, "k", NOW)
+        await store.adapters.candle("B", "1m", "e").write_candles_data(
+            [{"timestamp": T0_MS, "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 3.0}])
+
+        async def listed() -> list[str]:
+            return [k async for k in store.adapters.measure("b").list_measure_data()]
+
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            # First: the call that finds its pooled connection hung (35 s before this was bounded).
+            "read": sig.read_signal_data,
+            "upsert": lambda: sig.write_signal_data({"v": 2}),
+            "bulk write": lambda: store.adapters.storage(True).write_storage_data([{"id": "r", "v": 1}]),
+            "cursor": listed,
+            "candle range": lambda: store.adapters.candle("B", "1m", "e").read_candles_data(1, T0_MS, T0_MS + 60_000),
+        }
+        assert own_mongo.pid is not None
+        os.kill(own_mongo.pid, signal.SIGSTOP)
+        took: dict[str, float] = {}
+        for name, call in calls.items():
+            started = time.monotonic()
+            with pytest.raises(StorageError, match="did not answer within 2 s"):
+                await asyncio.wait_for(call(), 120)
+            took[name] = time.monotonic() - started
+        report("stopped MongoDB, mongo_timeout_ms=2000: " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()))
+        assert max(took.values()) < 10, took
+    finally:
+        resume(own_mongo)
+        await store.flush_cache()
+        await store.close()
+
+
+# -- 2. a Redis that refuses costs no init timeout ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_with_password(tmp_path: Path) -> AsyncIterator[EmbeddedServer]:
+    port = free_port()
+    server = EmbeddedServer("valkey-server", [str(valkey_binary()), "--bind", "127.0.0.1", "--port", str(port),
+                                              "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
+                                              "--requirepass", "right-pw"], port, tmp_path / "valkey.log")
+    await server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("case", ["wrong password", "no password", "closed port"])
+async def test_refusing_redis_costs_no_init_timeout(case: str, open_store: OpenStore,
+                                                    redis_with_password: EmbeddedServer,
+                                                    caplog: pytest.LogCaptureFixture,
+                                                    report: Callable[[str], None]) -> None:
+    url = {"wrong password": f"redis://:wrong-pw@127.0.0.1:{redis_with_password.port}/0",
+           "no password": f"redis://127.0.0.1:{redis_with_password.port}/0",
+           "closed port": f"redis://127.0.0.1:{free_port()}/0"}[case]
+    caplog.set_level(logging.WARNING, logger="backtest_store")
+    store = await open_store(redis_url=url)
+    assert store.settings.init_timeout == 15.0
+    sig = store.adapters.signal("B", "s", "e")
+    started = time.monotonic()
+    await sig.wait_for_init(True)
+    took = time.monotonic() - started
+    report(f"wait_for_init(True), Redis {case}: {took:.1f} s (init_timeout 15 s)")
+    assert took < 5, took
+    await sig.write_signal_data({"v": 1})
+    assert await sig.read_signal_data() == {"v": 1}
+    logged = warnings_of(caplog)
+    assert len(logged) == 1, logged
+    assert ("authentication failed" in logged[0]) == (case != "closed port"), logged
+    assert "no answer" not in logged[0] and "wrong-pw" not in logged[0]
+
+
+async def test_mongo_refusing_authentication_is_not_ready_at_once(tmp_path: Path, servers: ServerUrls) -> None:
+    port = free_port()
+    server = EmbeddedServer("SecantusDB", [secantus_command(), "--host", "127.0.0.1", "--port", str(port),
+                                           "--storage-path", ":memory:", "--auth"], port, tmp_path / "mongo.log")
+    await server.start()
+    store = await Store.open(mongo_url=f"mongodb://admin:s3cret-pw@127.0.0.1:{port}/db", redis_url=servers.redis,
+                             flush_cache_on_open=False)
+    try:
+        started = time.monotonic()
+        with pytest.raises(NotReady) as info:
+            await store.adapters.signal("B", "s", "e").wait_for_init(True)
+        assert time.monotonic() - started < 5  # not the 15 s init timeout: waiting cannot fix a password
+        message = str(info.value)
+        assert "authentication failed" in message and "no answer" not in message
+        assert "s3cret-pw" not in message and "admin:***@" in message
+    finally:
+        await store.close()
+        server.stop()
+
+
+# -- 3. cache entries that cannot be read are stale, not errors ---------------------------------------------------
+
+
+CORRUPTIONS: dict[str, Callable[..., Awaitable[object]]] = {
+    "hash without doc_id": lambda r, k: r.hset(k, mapping={"junk": "x"}),
+    "non-UTF-8 doc_id": lambda r, k: r.hset(k, mapping={"doc_id": b"\xff\xfe", "junk": "x"}),
+    "empty doc_id": lambda r, k: r.hset(k, mapping={"doc_id": ""}),
+    "string": lambda r, k: r.set(k, "garbage"),
+    "list": lambda r, k: r.rpush(k, "garbage"),
+}
+
+
+async def corrupt(store: Store, key: str, how: str) -> None:
+    await store.redis.delete(key)
+    await CORRUPTIONS[how](store.redis, key)
+
+
+@pytest.mark.parametrize("how", list(CORRUPTIONS))
+async def test_unreadable_entry_is_stale_repaired_and_the_cache_stays_on(how: str, open_store: OpenStore) -> None:
+    # An hour: a Redis error would keep the cache off for the rest of the test, which the hits below would show.
+    store = await open_store(cache_retry_after=3600.0)
+    a, b = store.adapters.signal("A", "s", "e"), store.adapters.signal("B", "s", "e")
+    await a.write_signal_data({"who": "a"})
+    await b.write_signal_data({"who": "b"})
+    doc_a = await store.database["signal-items"].find_one({"symbol": "A"})
+    key_a = redis_key(store, "signal-items", "A", "s", "e")
+    await corrupt(store, key_a, how)
+
+    stats = store.cache_stats
+    before = stats.as_dict()
+    assert await a.read_signal_data() == {"who": "a"}
+    assert (stats.stale, stats.errors) == (before["stale"] + 1, before["errors"])
+    entry = await store.redis.hgetall(key_a)
+    assert set(entry) == {"pk", "doc_id"} and entry["doc_id"] == str(doc_a["_id"])
+
+    hits = stats.hits
+    assert await b.read_signal_data() == {"who": "b"}
+    assert await a.read_signal_data() == {"who": "a"}
+    assert stats.hits == hits + 2 and stats.errors == before["errors"]
+
+
+@pytest.mark.parametrize("how", ["string", "list"])
+async def test_write_over_an_entry_of_the_wrong_type_repairs_it(how: str, open_store: OpenStore) -> None:
+    store = await open_store(cache_retry_after=3600.0)
+    a, b = store.adapters.memory("sig", "bucket"), store.adapters.signal("B", "s", "e")
+    await b.write_signal_data({"who": "b"})
+    key_a = redis_key(store, "memory-items", "sig", "bucket", "m")
+    await corrupt(store, key_a, how)
+
+    errors = store.cache_stats.errors
+    await a.write_memory_data({"v": 1}, "m", NOW)
+    doc_a = await store.database["memory-items"].find_one({"memoryId": "m"})
+    assert (await store.redis.hgetall(key_a))["doc_id"] == str(doc_a["_id"])
+    hits = store.cache_stats.hits
+    assert await a.read_memory_data("m") == {"v": 1}
+    assert await b.read_signal_data() == {"who": "b"}
+    assert store.cache_stats.hits == hits + 2 and store.cache_stats.errors == errors
+
+
+async def test_entry_for_a_key_mongo_does_not_hold_is_dropped(store: Store) -> None:
+    sig = store.adapters.signal("A", "s", "e")
+    key = redis_key(store, "signal-items", "A", "s", "e")
+    await store.redis.hset(key, mapping={"pk": "A:s:e", "doc_id": "0123456789abcdef01234567"})
+    stale = store.cache_stats.stale
+    assert await sig.read_signal_data() is None
+    assert store.cache_stats.stale == stale + 1
+    assert await store.redis.exists(key) == 0  # else every read pays a MongoDB read by `_id` for nothing
