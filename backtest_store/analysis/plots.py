@@ -15,6 +15,7 @@ from ..errors import ConfigurationError
 
 TRACES = {"equity": ("equity", "drawdown"), "trades": ("candles", "entries", "exits")}
 UP, DOWN = "#26a69a", "#ef5350"
+MARKERS_UP_TO = 2000  # trades on an equity curve drawn with a marker each
 
 
 def plotly() -> tuple[Any, Any]:
@@ -51,7 +52,8 @@ def equity_figure(equity: pd.DataFrame, title: str = "Equity", unit: str = "perc
     text = [f"{s} {y} {i}" for s, y, i in zip(equity["strategy"].fillna("?"), equity["symbol"].fillna("?"),
                                                   equity["signal_id"].fillna("?"))]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.05)
-    fig.add_trace(go.Scatter(name="equity", x=x, y=equity["equity"].to_numpy(dtype="float64"), mode="lines+markers",
+    fig.add_trace(go.Scatter(name="equity", x=x, y=equity["equity"].to_numpy(dtype="float64"),
+                             mode="lines+markers" if len(equity) <= MARKERS_UP_TO else "lines",
                              line={"shape": "hv", "color": "#1f77b4"}, marker={"size": 4}, hovertext=text), 1, 1)
     fig.add_trace(go.Scatter(name="drawdown", x=x, y=equity["drawdown"].to_numpy(dtype="float64"), mode="lines",
                              line={"shape": "hv", "color": DOWN}, fill="tozeroy"), 2, 1)
