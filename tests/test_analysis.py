@@ -239,7 +239,8 @@ async def test_plots_have_their_traces_and_save_offline(store: Store, tmp_path: 
     analysis = store.analysis()
     equity = await analysis.plot_equity()
     assert [(t.type, t.name) for t in equity.data] == [("scatter", "equity"), ("scatter", "drawdown")]
-    assert list(equity.data[0].y) == pytest.approx([2, 3, 2, -1, -1, 0.5, 1])
+    assert list(equity.data[0].y) == pytest.approx([0, 2, 3, 2, -1, -1, 0.5, 1])  # from 0
+    assert list(equity.data[1].y) == pytest.approx([0, 0, 0, -1, -4, -4, -2.5, -2])
     chart = await analysis.plot_trades("BTCUSDT")
     assert [(t.type, t.name) for t in chart.data] == [("candlestick", "candles"), ("scatter", "entries"),
                                                       ("scatter", "exits")]
@@ -289,7 +290,7 @@ async def test_trades_of_the_typescript_originals_database(store: Store) -> None
     assert list(summary["trades"]) == [1, 1] and list(summary["unknown"]) == [1, 1]
     assert list((await analysis.equity())["equity"]) == [1.25, 2.5]
     figure = await analysis.plot_equity()
-    assert list(figure.data[0].x) == [1, 2]  # no close times: the trade number
+    assert list(figure.data[0].x) == [0, 1, 2]  # no close times: the trade number
     report = await analysis.report()
     assert report.charts == {} and len(report.notes) == 2
 
@@ -384,11 +385,13 @@ def no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_report_command_on_the_real_dump(real_dump: RealDump, tmp_path: Path, no_configuration: None,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    data = real_dump.data
-    assert await cli("report", "--data-dir", str(data)) == 0
+    data, html = real_dump.data, tmp_path / "report.html"
+    assert await cli("report", "--data-dir", str(data), "--html", str(html)) == 0
     out = capsys.readouterr().out
     assert "backtest: 39 closed signals" in out and "walk-long" in out and "limit-short" in out
-    assert "(all)" in out and "close reasons" in out
+    # In all: 39 trades, 11 wins (28.21 %), -17.07 % in total; 8 take profits, 13 stop losses, 18 expired.
+    assert re.search(r"\(all\)\W+\(all\)\W+39\W+28\.21\W+-17\.07\W", out)
+    assert re.search(r"\(all\)\W+\(all\)\W+8\W+13\W+18\W+0\W+0\W", out.split("close reasons")[1])
 
     assert await cli("report", "--data-dir", str(data), "--mode", "live", "--json") == 0
     report = json.loads(capsys.readouterr().out)
@@ -397,8 +400,6 @@ async def test_report_command_on_the_real_dump(real_dump: RealDump, tmp_path: Pa
     assert await cli("report", "--data-dir", str(data), "--strategy", "nope") == 0
     assert "Stored in backtest mode: strategy: limit-short, walk-long" in " ".join(capsys.readouterr().out.split())
 
-    html = tmp_path / "report.html"
-    assert await cli("report", "--data-dir", str(data), "--html", str(html)) == 0
     page = html.read_text()
     assert "<script src" not in page and page.count("Plotly.newPlot") == 3  # equity + one chart per symbol
     # Rendered offline by headless Chromium: plotly drew its plot areas and the equity line.

@@ -120,25 +120,29 @@ class Analysis:
         candles = await self.candles(symbol, interval, exchange, start_ms, end_ms)
         return trades_figure(candles, _within(trades, start_ms, end_ms), f"{symbol} on {exchange} ({interval})")
 
-    async def report(self, interval: str = "1m", unit: str = "percentage", max_candles: int = MAX_CANDLES) -> Report:
+    async def report(self, interval: str = "1m", unit: str = "percentage", max_candles: int = MAX_CANDLES,
+                     charts: bool = True) -> Report:
         """The summary (with a total row when there are several groups), the equity figure, and one trades chart
-        per symbol and exchange (at most MAX_CHARTS, each at most `max_candles` candles, the latest)."""
+        per symbol and exchange (at most MAX_CHARTS, each at most `max_candles` candles, the latest; none with
+        `charts=False`, which reads no candles)."""
         pnl_column(unit)
         step = validation.INTERVAL_MINUTES[validation.interval(interval)] * 60_000
         max_candles = validation.integer("max_candles", max_candles, minimum=1)
         trades = await self.trades()
         summary = summary_of(trades, unit, total=trades[["strategy", "symbol"]].drop_duplicates().shape[0] > 1)
         equity = equity_figure(equity_of(trades, unit), f"Equity: {self._title(len(trades))}", unit)
-        charts: dict[str, Any] = {}
+        figures: dict[str, Any] = {}
         notes: list[str] = []
         pairs = trades[["symbol", "exchange"]].drop_duplicates().sort_values(["symbol", "exchange"])
+        if not charts:
+            pairs = pairs.iloc[:0]
         for symbol, exchange in pairs.itertuples(index=False):
             name = f"{symbol} on {exchange} ({interval})"
             if symbol is pd.NA or exchange is pd.NA:
                 notes.append(f"{'?' if symbol is pd.NA else symbol}: no chart, the trades do not say their "
                              f"{'symbol' if symbol is pd.NA else 'exchange'}.")
                 continue
-            if len(charts) == MAX_CHARTS:
+            if len(figures) == MAX_CHARTS:
                 notes.append(f"Charts stop at {MAX_CHARTS} symbols: use plot_trades() for the others.")
                 break
             mine = trades[((trades["symbol"] == symbol) & (trades["exchange"] == exchange)).fillna(False)]
@@ -153,8 +157,8 @@ class Analysis:
             candles = await read_candles(self.database, symbol, interval, exchange, start, end)
             if candles.empty:
                 notes.append(f"{name}: no candles stored for this window; entries and exits only.")
-            charts[name] = trades_figure(candles, _within(mine, start, end), name)
-        return Report(self.mode, dict(self.filters), unit, len(trades), summary, equity, charts, notes)
+            figures[name] = trades_figure(candles, _within(mine, start, end), name)
+        return Report(self.mode, dict(self.filters), unit, len(trades), summary, equity, figures, notes)
 
     def _title(self, trades: int) -> str:
         where = "".join(f", {k} {v}" for k, v in self.filters.items())

@@ -40,7 +40,7 @@ def _floats(values: Any) -> np.ndarray:
 
 
 def equity_figure(equity: pd.DataFrame, title: str = "Equity", unit: str = "percentage") -> Any:
-    """Two panes sharing the x axis: `equity` (cumulative pnl) above, `drawdown` (≤ 0) below.
+    """Two panes sharing the x axis: `equity` (cumulative pnl, from 0) above, `drawdown` (≤ 0) below.
 
     The x axis is the close time; when some trade has none (e.g. rows written by the TypeScript original) it is
     the trade number instead.
@@ -48,14 +48,16 @@ def equity_figure(equity: pd.DataFrame, title: str = "Equity", unit: str = "perc
     go, make_subplots = plotly()
     label = "pnl, %" if unit == "percentage" else "pnl, quote currency"
     timed = len(equity) > 0 and bool(equity["time"].notna().all())
-    x = _utc(equity["time"]) if timed else np.arange(1, len(equity) + 1)
-    text = [f"{s} {y} {i}" for s, y, i in zip(equity["strategy"].fillna("?"), equity["symbol"].fillna("?"),
-                                                  equity["signal_id"].fillna("?"))]
+    # The curve starts from 0: at the first close time, else at trade 0.
+    x = np.concatenate([_utc(equity["time"])[:1], _utc(equity["time"])]) if timed else np.arange(len(equity) + 1)
+    text = ["start"] + [f"{s} {y} {i}" for s, y, i in zip(
+        equity["strategy"].fillna("?"), equity["symbol"].fillna("?"), equity["signal_id"].fillna("?"))]
+    curve, drawdown = (np.concatenate([[0.0], equity[c].to_numpy(dtype="float64")]) for c in ("equity", "drawdown"))
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.05)
-    fig.add_trace(go.Scatter(name="equity", x=x, y=equity["equity"].to_numpy(dtype="float64"),
+    fig.add_trace(go.Scatter(name="equity", x=x, y=curve,
                              mode="lines+markers" if len(equity) <= MARKERS_UP_TO else "lines",
                              line={"shape": "hv", "color": "#1f77b4"}, marker={"size": 4}, hovertext=text), 1, 1)
-    fig.add_trace(go.Scatter(name="drawdown", x=x, y=equity["drawdown"].to_numpy(dtype="float64"), mode="lines",
+    fig.add_trace(go.Scatter(name="drawdown", x=x, y=drawdown, mode="lines",
                              line={"shape": "hv", "color": DOWN}, fill="tozeroy"), 2, 1)
     fig.update_layout(title=title, height=520, hovermode="x unified", margin={"l": 60, "r": 20, "t": 50, "b": 40},
                       legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})

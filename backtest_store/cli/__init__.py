@@ -22,7 +22,7 @@ With nothing configured, every command uses embedded servers whose data lives in
 EPILOG = """first steps:
   backtest-store demo              run a simulated backtest and see what it stores
   backtest-store inspect           collections, indexes and counts of the stored data
-  backtest-store report --html r.html   how stored backtests did: per strategy and symbol, with plots
+  backtest-store report            how stored backtests did, per strategy and symbol (--html: plots)
   backtest-store serve             keep the embedded servers running for notebooks, mongosh, redis-cli
   backtest-store COMMAND --help    the options of one command"""
 

@@ -90,7 +90,8 @@ async def _report(args: argparse.Namespace) -> tuple[str, Any, dict[str, list[st
 
     async with target_database(args, "backtest-store-report") as (database, where):
         analysis = Analysis(database, args.mode, strategy=args.strategy, symbol=args.symbol, exchange=args.exchange)
-        report = await analysis.report(args.interval, args.unit)
+        # The terminal table needs no candles: the charts are read only for the HTML page.
+        report = await analysis.report(args.interval, args.unit, charts=args.html is not None)
         # With nothing found, say what is stored, so that a mistyped name shows.
         stored = await analysis.stored() if report.trades == 0 else None
         return where, report, stored
