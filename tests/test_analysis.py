@@ -246,11 +246,17 @@ async def test_plots_have_their_traces_and_save_offline(store: Store, tmp_path: 
                                                       ("scatter", "exits")]
     assert len(chart.data[1].x) == 4 and list(chart.data[2].y) == pytest.approx([102, 99, 97, 101.5])
     assert len(chart.data[0].x) == 90  # the trades ± 30 candles, clipped to what is stored
+    # With trades on two exchanges, the chart asks which one, and shows only that exchange's trades.
+    await store.adapters.storage(True).write_storage_data([row("O1", "alpha", "BTCUSDT", T0, T0 + MIN, 1.0, "closed",
+                                                               exchangeName="other")])
+    with pytest.raises(InvalidInput, match="exchange=.*BTCUSDT trades are on ex, other"):
+        await analysis.plot_trades("BTCUSDT")
+    assert len((await analysis.plot_trades("BTCUSDT", exchange="ex")).data[1].x) == 4
     report = await analysis.report()
-    assert list(report.charts) == ["BTCUSDT on ex (1m)", "ETHUSDT on ex (1m)"]
+    assert list(report.charts) == ["BTCUSDT on ex (1m)", "BTCUSDT on other (1m)", "ETHUSDT on ex (1m)"]
     assert any("ETHUSDT on ex (1m): no candles" in n for n in report.notes)
     page = Path(report.write_html(tmp_path / "r.html")).read_text()
-    assert "<script src" not in page and page.count("Plotly.newPlot") == 3
+    assert "<script src" not in page and page.count("Plotly.newPlot") == 4
     assert json.loads(report.to_json())["summary"][1]["profit_factor"] is None  # inf is null, as the framework writes
 
 

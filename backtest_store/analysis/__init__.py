@@ -100,8 +100,8 @@ class Analysis:
                           end: Any = None) -> Any:
         """Candles of `symbol` with the entries and exits of its trades (traces `candles`, `entries`, `exits`).
 
-        By default the window spans the trades, with a margin of candles; the exchange is the one of the trades
-        when they have only one."""
+        By default the window spans the trades, with a margin of candles; the exchange is the analysis' exchange
+        filter, else the one of the trades when they have only one."""
         symbol = validation.context_str("symbol", symbol)
         step = validation.INTERVAL_MINUTES[validation.interval(interval)] * 60_000
         trades = await read_trades(self.database, {**self.match, "payload.symbol": symbol}, self.batch_size)
@@ -111,6 +111,9 @@ class Analysis:
                 raise InvalidInput(f"pass exchange=...: the {symbol} trades are on "
                                    f"{', '.join(found) if found else 'no stored exchange'}")
             exchange = found[0]
+        exchange = exchange if exchange is not None else self.filters["exchange"]
+        # The trades of that exchange (or of none stored): another exchange's prices do not belong on these candles.
+        trades = trades[(trades["exchange"] == exchange).fillna(True)]
         start_ms, end_ms = time_ms("start", start), time_ms("end", end)
         first, last = _span(trades)
         if start_ms is None and first is not None:
