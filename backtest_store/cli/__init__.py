@@ -12,7 +12,7 @@ from ..config import redact
 from ..errors import BacktestStoreError
 
 # Module names under backtest_store.cli; each defines `register(subparsers)` and sets `func` on its parser.
-COMMANDS = ("demo", "migrate", "inspect", "dump", "serve")
+COMMANDS = ("demo", "migrate", "inspect", "dump", "serve", "report")
 
 
 DESCRIPTION = """MongoDB + Redis persistence for backtest-kit's 16 persistence contracts.
@@ -22,6 +22,7 @@ With nothing configured, every command uses embedded servers whose data lives in
 EPILOG = """first steps:
   backtest-store demo              run a simulated backtest and see what it stores
   backtest-store inspect           collections, indexes and counts of the stored data
+  backtest-store report            how stored backtests did, per strategy and symbol (--html: plots)
   backtest-store serve             keep the embedded servers running for notebooks, mongosh, redis-cli
   backtest-store COMMAND --help    the options of one command"""
 
