@@ -408,7 +408,14 @@ async def test_report_command_on_the_real_dump(real_dump: RealDump, tmp_path: Pa
 
     page = html.read_text()
     assert "<script src" not in page and page.count("Plotly.newPlot") == 3  # equity + one chart per symbol
-    # Rendered offline by headless Chromium: plotly drew its plot areas and the equity line.
+
+
+@pytest.mark.browser
+async def test_report_html_renders_offline_in_chromium(real_dump: RealDump, tmp_path: Path,
+                                                       no_configuration: None) -> None:
+    """Rendered offline by headless Chromium: plotly drew its plot areas and the equity line."""
+    html = tmp_path / "report.html"
+    assert await cli("report", "--data-dir", str(real_dump.data), "--html", str(html)) == 0
     colours = screenshot_colours(html, tmp_path, (1200, 900))
     non_white = 1200 * 900 - colours[b"\xff\xff\xff"]
     plot_area = colours[bytes((0xE5, 0xEC, 0xF6))]  # plotly's default plot background

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..drivers import Database
 from ..errors import ConfigurationError, InvalidInput
 
 try:
@@ -20,14 +21,30 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ConfigurationError("analysis needs pandas: pip install 'backtest-store[notebook]'") from exc
 
-from pymongo.asynchronous.database import AsyncDatabase
 
 from .. import validation
 from ..models import StorageItem
-from .frames import (BATCH_SIZE, OHLCV, TRADE_COLUMNS, mode_flag, read_candles, read_trades, time_ms,
-                     trades_match)
-from .metrics import (ALL, CLOSE_REASONS, NO_REASON, equity_of, figures, max_drawdown, pnl_column, profit_factor,
-                      summary_of)
+from .frames import (
+    BATCH_SIZE,
+    OHLCV,
+    TRADE_COLUMNS,
+    mode_flag,
+    read_candles,
+    read_trades,
+    time_ms,
+    trades_match,
+)
+from .metrics import (
+    ALL,
+    CLOSE_REASONS,
+    NO_REASON,
+    equity_of,
+    figures,
+    max_drawdown,
+    pnl_column,
+    profit_factor,
+    summary_of,
+)
 from .plots import TRACES, equity_figure, trades_figure
 from .report import Report
 
@@ -39,7 +56,7 @@ MAX_CHARTS = 20  # trades charts in `report()` (one per symbol and exchange)
 class Analysis:
     """The closed signals of one mode (`"backtest"` or `"live"`), optionally of one strategy, symbol, exchange."""
 
-    def __init__(self, database: AsyncDatabase, mode: str = "backtest", *, strategy: str | None = None,
+    def __init__(self, database: Database, mode: str = "backtest", *, strategy: str | None = None,
                  symbol: str | None = None, exchange: str | None = None, batch_size: int = BATCH_SIZE) -> None:
         mode_flag(mode)
         self.database = database

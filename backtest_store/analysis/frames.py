@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from bson import Decimal128
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from .. import validation
+from ..drivers import Database
 from ..errors import InvalidInput, StorageError
 from ..models import CandleItem, StorageItem
 
@@ -167,11 +167,11 @@ def trades_match(mode: str, strategy: str | None = None, symbol: str | None = No
 
 def mode_flag(mode: Any) -> bool:
     if mode in ("backtest", "live"):
-        return mode == "backtest"
+        return bool(mode == "backtest")
     raise InvalidInput(f"mode must be 'backtest' or 'live', got {mode!r:.80}")
 
 
-async def _stream(database: AsyncDatabase, collection: str, match: dict[str, Any], projection: dict[str, Any],
+async def _stream(database: Database, collection: str, match: dict[str, Any], projection: dict[str, Any],
                   batch_size: int, sort: list[tuple[str, int]] | None = None) -> AsyncIterator[dict[str, Any]]:
     try:
         cursor = database[collection].find(match, projection, batch_size=batch_size, sort=sort)
@@ -182,7 +182,7 @@ async def _stream(database: AsyncDatabase, collection: str, match: dict[str, Any
         raise StorageError(f"reading {collection}: {type(exc).__name__}: {str(exc).split(', full error:')[0]}") from exc
 
 
-async def read_trades(database: AsyncDatabase, match: dict[str, Any], batch_size: int = BATCH_SIZE) -> pd.DataFrame:
+async def read_trades(database: Database, match: dict[str, Any], batch_size: int = BATCH_SIZE) -> pd.DataFrame:
     """One DataFrame row per matching closed signal (see `TRADE_COLUMNS`), streamed from one cursor."""
     columns = {name: _Column(kind) for name, _, kind in TRADE_FIELDS}
     getters = [(columns[name], _getter(path)) for name, path, _ in TRADE_FIELDS]
@@ -215,7 +215,7 @@ def time_ms(name: str, value: Any) -> int | None:
     return validation.integer(name, value)
 
 
-async def read_candles(database: AsyncDatabase, symbol: str, interval: str, exchange: str,
+async def read_candles(database: Database, symbol: str, interval: str, exchange: str,
                        start: int | None = None, end: int | None = None) -> pd.DataFrame:
     """OHLCV of one exchange, symbol and interval with `start <= open time <= end` (epoch ms, either optional),
     indexed by open time (UTC), read with one query (one `find`, sorted by the context index)."""

@@ -89,8 +89,8 @@ def summary_of(trades: pd.DataFrame, unit: str = "percentage", total: bool = Fal
     `total=True` adds a last row, strategy and symbol `(all)`, over every trade."""
     pnl_column(unit)
     reasons = _reasons(trades)
-    rows = []
-    groups = trades.groupby(["strategy", "symbol"], dropna=False, sort=True) if len(trades) else []
+    rows: list[dict[str, Any]] = []
+    groups: Any = trades.groupby(["strategy", "symbol"], dropna=False, sort=True) if len(trades) else []
     for (strategy, symbol), group in groups:
         rows.append({"strategy": strategy, "symbol": symbol, **figures(group, unit), **_counts(group, reasons)})
     if total:

@@ -30,7 +30,7 @@ SHOWN = (("trades", "trades"), ("win_rate", "win %"), ("total_pnl", "pnl"), ("av
          ("profit_factor", "PF"), ("max_drawdown", "max DD"))
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser("report", help="summarise stored backtests per strategy and symbol; --html for plots",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("backtest", "live"), default="backtest",
