@@ -111,6 +111,7 @@ class Settings:
     # After a Redis failure the cache is bypassed this long, so an outage costs one timeout, not one per call.
     cache_retry_after: float = 1.0
     redis_socket_timeout: float = 1.0
+    # PyMongo's timeoutMS: bounds every MongoDB call as a whole (server selection, retries, reply).
     mongo_timeout_ms: int = 15_000
 
     def __post_init__(self) -> None:
@@ -122,6 +123,9 @@ class Settings:
             )
         if self.init_timeout <= 0:
             raise ConfigurationError("init_timeout must be positive")
+        # 0 would mean "no limit" to PyMongo: every call must stay bounded.
+        if type(self.mongo_timeout_ms) is not int or self.mongo_timeout_ms <= 0:
+            raise ConfigurationError("mongo_timeout_ms must be a positive whole number of milliseconds")
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None, **overrides: object) -> "Settings":

@@ -58,3 +58,9 @@ async def test_falling_back_to_a_default_says_so_once(monkeypatch: pytest.Monkey
     store = await Store.open("mongodb://127.0.0.1:1/db", "redis://127.0.0.1:1/0", flush_cache_on_open=False)
     await store.close()
     assert not [r for r in caplog.records if "using the default" in r.getMessage()]
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5])
+def test_mongo_timeout_must_bound_every_call(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="mongo_timeout_ms"):
+        Settings(mongo_timeout_ms=value)  # type: ignore[arg-type]
