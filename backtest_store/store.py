@@ -255,13 +255,13 @@ class Store:
 
     async def schema(self, collection: str | None = None) -> Any:
         """Collections, fields, context keys, declared vs live indexes, counts and samples (for notebooks)."""
-        from .inspect import schema
+        from .inspection import schema
 
         return await schema(self.database, collection)
 
     async def audit(self, when: Any, collection: str | None = None, *, limit: int = 20) -> Any:
         """Look-ahead audit: per collection, the documents whose stored `when` is later than `when`."""
-        from .inspect import audit
+        from .inspection import audit
 
         return await audit(self.database, when, collection, limit=limit)
 

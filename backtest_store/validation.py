@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import bson
 
 from .errors import InvalidInput
+from .times import epoch_ms
 from .models.candle import OHLCV
 
 CANDLE_FIELDS = OHLCV
@@ -24,7 +25,6 @@ _ENVELOPE_BYTES = 16 * 1024
 # MongoDB refuses documents nested deeper than this (each object or array is a level, the document the first).
 MAX_NESTING = 100
 _INT64 = (-(2**63), 2**63 - 1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def forming(timestamp: int, interval: str, now_ms: int) -> bool:
@@ -65,20 +65,7 @@ def when_ms(value: Any) -> int:
         raise InvalidInput(f"when must be a timezone-aware datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput("when must be timezone-aware (naive datetimes are ambiguous)")
-    return (value - _EPOCH) // timedelta(milliseconds=1)
-
-
-def ms_to_datetime(ms: int) -> datetime:
-    """The inverse of `when_ms`: exact, with no float rounding on the way."""
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
-def js_iso(value: datetime) -> str:
-    """`Date.prototype.toJSON`: UTC, millisecond precision, `Z`, as the framework writes dates to JSON."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)  # BSON dates are UTC; a naive one came from a non-tz-aware client
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return epoch_ms(value)
 
 
 def integer(name: str, value: Any, *, minimum: int | None = None) -> int:

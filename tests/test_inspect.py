@@ -16,7 +16,8 @@ from pymongo.errors import OperationFailure
 from backtest_store import Store
 from backtest_store.cli import main
 from backtest_store.errors import ConfigurationError, InvalidInput
-from backtest_store.inspect import _database_size, _storage_size, audit, schema
+from backtest_store.inspection import audit, schema
+from backtest_store.inspection.schema import _database_size, _storage_size
 from backtest_store.models import DOCUMENTS, MeasureItem, SignalItem
 
 from .conftest import ServerUrls, unique
@@ -289,7 +290,6 @@ async def test_notebook_runs_headless_with_no_configuration(tmp_path: Path, monk
 
 async def test_storage_size_comes_from_collstats_stage(store: Store) -> None:
     """`$collStats` (one answer per shard, summed) is used where the server has it; `collStats` is the fallback."""
-    from backtest_store.inspect import _storage_size
 
     collection = store.database["signal-items"]
     await store.adapters.signal("BTCUSDT", "s", "e").write_signal_data({"id": "x"})

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import InvalidInput
-from ..inspect import (
+from ..inspection import (
     AUDIT_LIMIT,
     AuditReport,
     SchemaReport,
@@ -28,7 +28,7 @@ from ..inspect import (
     find_documents,
     human_size,
     schema,
-    to_json,
+    extended_json,
 )
 from ..wording import plural
 from .connect import add_uri_options, target_database
@@ -116,7 +116,7 @@ def show_schema(console: Console, report: SchemaReport, detailed: bool) -> None:
         console.print(_table("Fields", c.FIELD_HEADERS, c.field_rows()))
         console.print(_table("Indexes (declared vs live)", c.INDEX_HEADERS, c.index_rows()))
         console.print(Text("Sample document", style="bold"))
-        console.print(JSON(to_json(c.sample)) if c.sample is not None else Text("none"))
+        console.print(JSON(extended_json(c.sample)) if c.sample is not None else Text("none"))
         console.print(Text("JSON Schema: add --json", style="dim"))
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import validation
+from .. import times
 
 
 def iso(ms: int) -> str:
-    return validation.js_iso(validation.ms_to_datetime(ms))
+    return times.js_iso(times.ms_to_datetime(ms))
 
 
-when_of = validation.ms_to_datetime
+when_of = times.ms_to_datetime
 
 
 def pnl_of(row: dict[str, Any], price: float) -> dict[str, float]:

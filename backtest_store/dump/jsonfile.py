@@ -23,7 +23,7 @@ from typing import Any
 
 from bson import Decimal128, ObjectId
 
-from ..validation import js_iso
+from ..times import js_iso
 
 TMP_PREFIX = ".tmp-"
 SUFFIX = ".json"
