@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class BacktestStoreError(Exception):
     """Base class of every error raised by backtest-store."""
@@ -25,3 +28,17 @@ class StorageError(BacktestStoreError):
 
 class DumpError(BacktestStoreError):
     """The dump directory cannot be read or written at all (a single bad file is reported, never raised)."""
+
+
+class MigrationRefused(BacktestStoreError):
+    """`apply` would not run: conflicts without `replace`, duplicate keys, or no confirmation. Nothing was changed.
+
+    Blocking indexes without `replace_blocking` do not raise this: see `ApplyReport.blocking`.
+    """
+
+    def __init__(self, message: str, changes: Sequence[Any] = (),
+                 duplicates: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        # The IndexChange and Duplicate records behind the refusal (typed loosely: errors depend on nothing).
+        self.changes = list(changes)
+        self.duplicates = list(duplicates)

@@ -5,7 +5,8 @@ A `Fault` says what went wrong in terms an operator can act on ("authentication 
 so retrying it until a deadline only delays the answer. Texts never carry credentials and never carry the raw
 server reply the drivers append.
 
-Not yet folded in here: `cli/connect.py::_short` and `migrations/apply.py::_brief` (same trimming, separate copies).
+Every place that shows a driver error (the repository, the store's readiness probe, `migrate`, `inspect`, the
+CLI's connection) words it through here.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Any
 import bson
 
 from .errors import InvalidInput
-from .times import epoch_ms
 from .models.candle import OHLCV
+from .times import epoch_ms
 
 CANDLE_FIELDS = OHLCV
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConfigurationError as MongoConfigurationError
-from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
+from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 from rich.console import Console
 
 from ..config import Settings, check_url, redact
 from ..drivers import Client, Database
 from ..errors import ConfigurationError, NotReady, StorageError
+from ..faults import brief, mongo_fault
 from ..migrations import plan
 from ..store import Store
 
@@ -72,14 +73,6 @@ async def target_database(args: argparse.Namespace, appname: str,
             servers.stop()
 
 
-def _short(exc: BaseException) -> str:
-    if isinstance(exc, OperationFailure):
-        # The server's own message, without the cluster-time noise of str(exc).
-        return str((exc.details or {}).get("errmsg") or exc)
-    text = str(exc).split(", full error:")[0]
-    return text if len(text) <= 400 else text[:400] + "…"
-
-
 @asynccontextmanager
 async def mongo_database(uri: str, timeout: float, appname: str) -> AsyncIterator[Database]:
     """A database handle for MongoDB-only commands (migrate, inspect); driver errors leave here redacted."""
@@ -90,7 +83,7 @@ async def mongo_database(uri: str, timeout: float, appname: str) -> AsyncIterato
                                                     serverSelectionTimeoutMS=max(1, int(timeout * 1000)))
     except (PyMongoError, ValueError, TypeError) as exc:
         # The driver's own words may quote pieces of the URL: only their redacted form is shown.
-        raise ConfigurationError(f"invalid MongoDB URL {where}: {redact(_short(exc))}") from None
+        raise ConfigurationError(f"invalid MongoDB URL {where}: {brief(exc)}") from None
     try:
         try:
             database = client.get_default_database()
@@ -101,7 +94,7 @@ async def mongo_database(uri: str, timeout: float, appname: str) -> AsyncIterato
         except ServerSelectionTimeoutError:
             raise NotReady(f"MongoDB at {where} did not answer within {timeout:g} s") from None
         except PyMongoError as exc:
-            raise StorageError(f"MongoDB at {where}: {type(exc).__name__}: {redact(_short(exc))}") from None
+            raise StorageError(f"MongoDB at {where}: {mongo_fault(exc)}") from None
         except StorageError as exc:
             # Say which server refused; the library's own message never carries the URL.
             raise StorageError(f"MongoDB at {where}: {exc}") from exc

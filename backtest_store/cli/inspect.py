@@ -25,10 +25,10 @@ from ..inspection import (
     AuditReport,
     SchemaReport,
     audit,
+    extended_json,
     find_documents,
     human_size,
     schema,
-    extended_json,
 )
 from ..wording import plural
 from .connect import add_uri_options, target_database

@@ -36,7 +36,7 @@ from ..migrations import (
     legacy_documents,
     plan,
 )
-from ..migrations.apply import blocking_message
+from ..migrations.operations import blocking_message
 from ..wording import plural
 from .connect import add_uri_options, target_database
 

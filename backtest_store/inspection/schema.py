@@ -17,7 +17,7 @@ from ..migrations.diff import options_of
 from ..models import Item
 from ..wording import plural
 from .common import extended_json, find_documents, human_size, pandas_module, type_name
-from .render import html_details, esc, html_pre, html_table
+from .render import esc, html_details, html_pre, html_table
 
 
 @dataclass(frozen=True)

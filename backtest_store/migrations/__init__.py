@@ -5,16 +5,7 @@
 `backtest-store migrate plan|check|apply` is the same from the command line.
 """
 
-from .apply import (
-    ApplyReport,
-    Duplicate,
-    MigrationRefused,
-    Operation,
-    apply,
-    check,
-    find_duplicates,
-    operations,
-)
+from ..errors import MigrationRefused
 from .diff import (
     ACTIONS,
     BLOCKING,
@@ -31,6 +22,15 @@ from .diff import (
 )
 from .indexes import create_indexes
 from .legacy import LegacyDocuments, legacy_documents
+from .operations import (
+    ApplyReport,
+    Duplicate,
+    Operation,
+    apply,
+    check,
+    find_duplicates,
+    operations,
+)
 
 __all__ = [
     "ACTIONS", "BLOCKING", "CONFLICT", "CREATE", "FOREIGN", "UNCHANGED", "ApplyReport", "Duplicate", "IndexChange",

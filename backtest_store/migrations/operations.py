@@ -21,7 +21,8 @@ from pymongo import IndexModel
 from pymongo.errors import PyMongoError
 
 from ..drivers import Database
-from ..errors import BacktestStoreError, InvalidInput, StorageError
+from ..errors import InvalidInput, MigrationRefused, StorageError
+from ..faults import mongo_fault
 from ..models import DOCUMENTS, Item
 from ..wording import plural
 from .diff import (
@@ -41,19 +42,6 @@ from .diff import (
 # What apply does to one index: the verbs of `Operation.op`.
 OP_CREATE, OP_DROP, OP_HIDE, OP_REPLACE, OP_UNHIDE, OP_REHIDE = "create", "drop", "hide", "replace", "unhide", "rehide"
 DUPLICATES_SHOWN = 5
-
-
-class MigrationRefused(BacktestStoreError):
-    """`apply` would not run: conflicts without `replace`, duplicate keys, or no confirmation. Nothing was changed.
-
-    Blocking indexes without `replace_blocking` do not raise this: see `ApplyReport.blocking`.
-    """
-
-    def __init__(self, message: str, changes: Sequence[IndexChange] = (),
-                 duplicates: Sequence["Duplicate"] = ()) -> None:
-        super().__init__(message)
-        self.changes = list(changes)
-        self.duplicates = list(duplicates)
 
 
 @dataclass(frozen=True)
@@ -250,7 +238,7 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
     try:
         changes = await plan(database, documents)
     except PyMongoError as exc:
-        raise StorageError(f"listing indexes failed: {_brief(exc)}") from exc
+        raise StorageError(f"listing indexes failed: {mongo_fault(exc)}") from None
     todo, kept, refused = operations(changes, prune=prune, hide=hide, replace=replace,
                                      replace_blocking=replace_blocking)
     conflicts = [c for c in refused if c.action == CONFLICT]
@@ -266,7 +254,7 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
                     and await _has_data(database, operation.collection):
                 duplicates += await find_duplicates(database, operation.collection, spec)
     except PyMongoError as exc:
-        raise StorageError(f"the duplicate-key check failed: {_brief(exc)}") from exc
+        raise StorageError(f"the duplicate-key check failed: {mongo_fault(exc)}") from None
     if duplicates:
         raise MigrationRefused(duplicates_message(duplicates), duplicates=duplicates)
 
@@ -285,17 +273,11 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
             await _perform(database, operation)
         except PyMongoError as exc:
             error = StorageError(f"{operation.op} {operation.collection}.{operation.name} failed after "
-                                 f"{plural(len(report.applied), 'change')}: {_brief(exc)}")
+                                 f"{plural(len(report.applied), 'change')}: {mongo_fault(exc)}")
             error.report = report  # type: ignore[attr-defined]
             raise error from exc
         report.applied.append(operation)
     return report
-
-
-def _brief(exc: PyMongoError) -> str:
-    """The driver's message without the raw server reply it appends."""
-    text = str(exc).split(", full error:")[0]
-    return f"{type(exc).__name__}: {text if len(text) <= 400 else text[:400] + '...'}"
 
 
 async def _perform(database: Database, operation: Operation) -> None:
