@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import TypedDict
 from urllib.parse import quote
 
 from .errors import ConfigurationError
@@ -98,6 +99,17 @@ def redis_url_from_env(env: os._Environ[str] | dict[str, str]) -> str | None:
     elif user:
         auth = f"{quote(user, safe='')}@"
     return f"redis://{auth}{host}:{port}/0"
+
+
+class StoreOptions(TypedDict, total=False):
+    """The options `Store.open`, `Store.local` and `Store.embedded` take besides the URLs (see `Settings`)."""
+
+    cache_prefix: str
+    flush_cache_on_open: bool
+    init_timeout: float
+    cache_retry_after: float
+    redis_socket_timeout: float
+    mongo_timeout_ms: int
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Unpack
 
 import pymongo
 from beanie import init_beanie
@@ -23,13 +24,16 @@ from redis.backoff import NoBackoff
 from .adapters import Adapters
 from .cache import CacheHealth, CacheStats, IdCache, flush_prefix
 from .cache.ids import REDIS_FAILURES
-from .config import Settings, redact
+from .config import Settings, StoreOptions, redact
 from .drivers import Client, Database, RedisClient
 from .errors import ConfigurationError, NotReady
 from .faults import Fault, mongo_fault, redis_fault
 from .migrations import create_indexes
 from .models import DOCUMENTS, CandleItem, Item, LogItem, NotificationItem, StorageItem
 from .repositories import Repository
+
+if TYPE_CHECKING:
+    from .inspection import AuditReport, SchemaReport
 
 log = logging.getLogger("backtest_store")
 
@@ -78,7 +82,8 @@ class Store:
     # -- opening and closing ---------------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, mongo_url: str | None = None, redis_url: str | None = None, **options: Any) -> "Store":
+    async def open(cls, mongo_url: str | None = None, redis_url: str | None = None,
+                   **options: Unpack[StoreOptions]) -> "Store":
         """Connect using explicit URLs, else `CC_MONGO_CONNECTION_STRING` / `CC_REDIS_*` from the environment, else
         the TypeScript original's defaults (`mongodb://localhost:27017/backtest-kit`, `redis://127.0.0.1:6379/0`),
         which the log then names."""
@@ -124,7 +129,8 @@ class Store:
         return store
 
     @classmethod
-    async def local(cls, data_dir: str | os.PathLike[str] = ".backtest-store", **options: Any) -> "Store":
+    async def local(cls, data_dir: str | os.PathLike[str] = ".backtest-store",
+                    **options: Unpack[StoreOptions]) -> "Store":
         """A ready store on the embedded servers of `data_dir`, with the indexes created.
 
         Servers already running there (`backtest-store serve`, a demo, another notebook) are shared; otherwise
@@ -138,7 +144,7 @@ class Store:
             servers = await EmbeddedServers(data_dir).start()
             urls = servers.mongo_url, servers.redis_url
         try:
-            store = await cls.from_settings(Settings(**{"mongo_url": urls[0], "redis_url": urls[1], **options}))
+            store = await cls.from_settings(Settings(mongo_url=urls[0], redis_url=urls[1], **options))
             store._servers = servers
             await store.wait_ready()
             await store.create_indexes()
@@ -150,7 +156,8 @@ class Store:
 
     @classmethod
     @asynccontextmanager
-    async def embedded(cls, data_dir: str | os.PathLike[str] = ".backtest-store", **options: Any) -> AsyncIterator["Store"]:
+    async def embedded(cls, data_dir: str | os.PathLike[str] = ".backtest-store",
+                       **options: Unpack[StoreOptions]) -> AsyncIterator["Store"]:
         """`Store.local` as a context manager: the store is closed (and servers it started stopped) on exit."""
         store = await cls.local(data_dir, **options)
         try:
@@ -253,13 +260,13 @@ class Store:
         self.cache_stats.commands += 1
         return deleted
 
-    async def schema(self, collection: str | None = None) -> Any:
+    async def schema(self, collection: str | None = None) -> "SchemaReport":
         """Collections, fields, context keys, declared vs live indexes, counts and samples (for notebooks)."""
         from .inspection import schema
 
         return await schema(self.database, collection)
 
-    async def audit(self, when: Any, collection: str | None = None, *, limit: int = 20) -> Any:
+    async def audit(self, when: datetime | int, collection: str | None = None, *, limit: int = 20) -> "AuditReport":
         """Look-ahead audit: per collection, the documents whose stored `when` is later than `when`."""
         from .inspection import audit
 

@@ -111,3 +111,22 @@ def test_the_install_stays_as_light_as_the_readme_says() -> None:
     names = sorted(d.split(">")[0].split("<")[0].split("=")[0].strip() for d in project["dependencies"])
     assert names == ["beanie", "pydantic", "pymongo", "redis", "redis-om", "rich"]
     assert "34 packages besides itself, 174 MB" in (ROOT / "README.md").read_text()
+
+
+def test_the_package_is_typed_for_its_users(tmp_path: Path) -> None:
+    """A user's mypy sees our types (py.typed): precise options, precise reports, and mistakes flagged."""
+    from mypy import api
+
+    user = tmp_path / "user.py"
+    user.write_text(
+        "from backtest_store import Store\n"
+        "async def main() -> None:\n"
+        "    store = await Store.open(init_timeout=5.0, cache_prefix='x')\n"
+        "    report = await store.schema()\n"
+        "    reveal_type(report)\n"
+        "    await Store.open(init_timout=5.0)\n"
+    )
+    out, _, code = api.run([str(user), "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache")])
+    assert code == 1, out
+    assert 'Revealed type is "backtest_store.inspection.schema.SchemaReport"' in out, out
+    assert '"init_timout"' in out and "import-untyped" not in out, out
