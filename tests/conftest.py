@@ -7,26 +7,14 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import AsyncIterator, Callable
 
 import pymongo
 import pytest
 
 from backtest_store import Store
 from backtest_store.embedded import EmbeddedServers
-
-
-@dataclass(frozen=True)
-class ServerUrls:
-    mongo: str
-    redis: str
-
-    def mongo_db(self, name: str) -> str:
-        parts = urlsplit(self.mongo)
-        return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+from tests.zoo import OpenStore, ServerUrls, unique
 
 
 @pytest.fixture(scope="session")
@@ -40,31 +28,28 @@ async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
         yield ServerUrls(mongo or embedded.mongo_url, redis or embedded.redis_url)
 
 
-def unique(label: str) -> str:
-    return f"{label}_{uuid.uuid4().hex[:10]}"
-
-
-OpenStore = Callable[..., Awaitable[Store]]
-
-
 @pytest.fixture
 async def open_store(servers: ServerUrls) -> AsyncIterator[OpenStore]:
-    """Open stores on a fresh database and cache prefix (shared by every store this test opens)."""
-    database, prefix = unique("t"), unique("bts")
-    opened: list[Store] = []
+    """The one store factory: stores on a fresh database and cache prefix, shared by every store this test opens,
+    or each its own with `fresh=True`. Indexes are created; databases and prefixes are dropped afterwards."""
+    shared = unique("t"), unique("bts")
+    opened: list[tuple[Store, str, bool]] = []
 
-    async def _open(**options: object) -> Store:
+    async def _open(*, fresh: bool = False, **options: object) -> Store:
+        database, prefix = (unique("t"), unique("bts")) if fresh else shared
         options.setdefault("mongo_url", servers.mongo_db(database))
         options.setdefault("redis_url", servers.redis)
         options.setdefault("cache_prefix", prefix)
         store = await Store.open(**options)  # type: ignore[arg-type]
-        opened.append(store)
+        opened.append((store, database, fresh))
         await store.create_indexes()
         return store
 
     yield _open
-    for store in opened:
-        if store is opened[0]:
+    dropped: set[str] = set()
+    for store, database, _ in opened:
+        if database not in dropped:
+            dropped.add(database)
             # Dropping the large-dump test's 200k documents takes SecantusDB longer than the stores' 15 s bound.
             with pymongo.timeout(300):
                 await store.mongo.drop_database(database)

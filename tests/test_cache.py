@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,8 @@ from bson import ObjectId
 from backtest_store.cache import encode_key
 from backtest_store.embedded import EmbeddedServer, free_port, valkey_binary
 from backtest_store.models import SignalItem
-from tests.conftest import OpenStore
-
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+from tests.zoo import T0 as NOW
+from tests.zoo import OpenStore
 
 
 def redis_key(store, collection: str, *parts: str) -> str:
@@ -134,7 +132,7 @@ async def test_redis_stopped_mid_test(open_store: OpenStore, own_redis: Embedded
 
 
 async def test_unreachable_redis_at_open(open_store: OpenStore) -> None:
-    store = await open_store(redis_url=f"redis://127.0.0.1:{free_port()}/0", init_timeout=0.5)
+    store = await open_store(redis_url=f"redis://127.0.0.1:{free_port()}/0")  # a closed port costs no wait
     sig = store.adapters.signal("BTCUSDT", "s", "e")
     await sig.wait_for_init(True)  # MongoDB answered; the cache is merely off
     await sig.write_signal_data({"v": 1})

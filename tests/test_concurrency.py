@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
 
 import pytest
 
-from backtest_store import Store, StorageError
+from backtest_store import StorageError, Store
 from backtest_store.models import SignalItem
 from backtest_store.repositories import Repository
-
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+from tests.zoo import T0 as NOW
 
 
 async def test_fifty_writers_one_key(store: Store) -> None:

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from backtest_store import Store
-from backtest_store.models import (BreakevenItem, IntervalItem, MeasureItem, MemoryItem, PartialItem, RecentItem,
-                                   RiskItem, SessionItem, StateItem, StorageItem)
+from backtest_store.models import (
+    BreakevenItem,
+    IntervalItem,
+    MeasureItem,
+    MemoryItem,
+    PartialItem,
+    RecentItem,
+    RiskItem,
+    SessionItem,
+    StateItem,
+    StorageItem,
+)
+from tests.zoo import MINUTE, T0, T0_MS, candles
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-T0_MS = 1767225600000
-MINUTE = 60_000
 INF_SIGNAL = {"id": "sig-1", "position": "long", "priceOpen": 100.0, "minuteEstimatedTime": float("inf"),
               "symbol": "BTCUSDT", "strategyName": "s", "exchangeName": "e", "_entry": [{"price": 100.0, "cost": 10}]}
 
 
 async def stored(store: Store, model, **key):
     return await store.database[model.collection_name()].find_one(key)
-
-
-def candles(start: int, count: int, step: int = MINUTE, price: float = 100.0) -> list[dict]:
-    return [{"timestamp": start + i * step, "open": price + i, "high": price + i + 1, "low": price + i - 1,
-             "close": price + i + 0.5, "volume": 10.0 + i} for i in range(count)]
 
 
 class TestCandle:
@@ -58,7 +62,8 @@ class TestCandle:
 
     async def test_forming_candle_is_skipped(self, store: Store) -> None:
         adapter = store.adapters.candle("ETHUSDT", "1h", "binance")
-        now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+        now_ms = T0_MS + 90 * MINUTE  # half an hour into an hour: the candle of that hour is still forming
+        adapter.clock = lambda: now_ms / 1000
         open_hour = now_ms - now_ms % (60 * MINUTE)
         rows = candles(open_hour - 60 * MINUTE, 2, 60 * MINUTE)  # the last one closes in the future
         assert await adapter.write_candles_data(rows) == 1
@@ -250,6 +255,9 @@ async def test_resent_window_rewrites_only_changed_rows(store: Store) -> None:
     window = [{"id": f"r{i}", "priority": i, "note": "$not-a-field-path"} for i in range(50)]
     first = await repo.upsert_many(rows(window))
     assert (first.inserted, first.modified) == (50, 0)
+    stored_at = (await store.database["storage-items"].find_one({"signalId": "r49"}))["updatedDate"]
+    while datetime.now(timezone.utc) <= stored_at:  # dates hold milliseconds: let the clock move past the first write
+        await asyncio.sleep(0.001)
     again = await repo.upsert_many(rows([*window[:49], {**window[49], "status": "closed"}]))
     assert (again.inserted, again.matched, again.modified) == (0, 50, 1)
     doc = await store.database["storage-items"].find_one({"signalId": "r0"})

@@ -7,48 +7,22 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from rich.console import Console
 
 from backtest_store import Store
 from backtest_store.cli.demo import render
 from backtest_store.demo import LIVE_ONLY, PERSISTED, run_demo
 from backtest_store.models import DOCUMENTS
+from tests.zoo import OpenStore, unique
 
 COLLECTIONS = [model.collection_name() for model in DOCUMENTS]
 SECTIONS = ("run", "simulation", "documents", "calls", "candles", "cache", "mongo_commands",
             "mongo_commands_total", "redis_commands")
 SERVER_ENV = ("CC_MONGO_CONNECTION_STRING", "CC_REDIS_URL", "CC_REDIS_HOST", "CC_REDIS_PORT", "CC_REDIS_USER",
               "CC_REDIS_PASSWORD", "BACKTEST_STORE_CACHE_PREFIX")
-
-
-def _name(label: str) -> str:
-    return f"{label}_{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def fresh_store(servers: Any) -> AsyncIterator[Callable[[], Awaitable[Store]]]:
-    """Each call opens a store on its own fresh database and cache prefix, with indexes; all dropped after."""
-    opened: list[tuple[Store, str]] = []
-
-    async def _open() -> Store:
-        database = _name("demo")
-        store = await Store.open(mongo_url=servers.mongo_db(database), redis_url=servers.redis,
-                                 cache_prefix=_name("bts"))
-        opened.append((store, database))
-        await store.create_indexes()
-        return store
-
-    yield _open
-    for store, database in opened:
-        await store.mongo.drop_database(database)
-        await store.flush_cache()
-        await store.close()
 
 
 async def snapshot(store: Store) -> dict[str, list[str]]:
@@ -115,8 +89,8 @@ async def test_backtest_mode_writes_what_the_framework_writes_in_a_backtest(stor
         assert title in text.getvalue()
 
 
-async def test_demo_is_deterministic(fresh_store: Callable[[], Awaitable[Store]]) -> None:
-    first, second, other = await fresh_store(), await fresh_store(), await fresh_store()
+async def test_demo_is_deterministic(open_store: OpenStore) -> None:
+    first, second, other = [await open_store(fresh=True) for _ in range(3)]
     a = await run_demo(first, symbols=2, minutes=180, seed=11)
     b = await run_demo(second, symbols=2, minutes=180, seed=11)
     await run_demo(other, symbols=2, minutes=180, seed=12)
@@ -168,7 +142,7 @@ def _run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Comp
 
 
 async def test_cli_json_on_configured_servers(servers: Any, tmp_path: Path) -> None:
-    database, prefix = _name("democli"), _name("bts")
+    database, prefix = unique("democli"), unique("bts")
     mongo_url = servers.mongo_db(database)
     env = _env(CC_MONGO_CONNECTION_STRING=mongo_url, CC_REDIS_URL=servers.redis, BACKTEST_STORE_CACHE_PREFIX=prefix)
     try:

@@ -20,12 +20,19 @@ from backtest_store import Store
 from backtest_store.cli import main as cli_main
 from backtest_store.dump import ADAPTER_NAMES, export_dump, import_dump
 from backtest_store.dump.jsonfile import to_json
-from backtest_store.models import DOCUMENTS, MeasureItem, RiskItem, ScheduleItem, SignalItem, StrategyItem
+from backtest_store.models import (
+    DOCUMENTS,
+    MeasureItem,
+    RiskItem,
+    ScheduleItem,
+    SignalItem,
+    StrategyItem,
+)
 from backtest_store.validation import when_ms
 from tests.realdata import load_ts_original, unpack_dump
+from tests.zoo import MINUTE
+from tests.zoo import T0_MS as T0
 
-T0 = 1767225600000  # 2026-01-01T00:00:00.000Z
-MINUTE = 60_000
 CANDLES_1M = 30
 LARGE_CANDLES = int(os.environ.get("BACKTEST_STORE_LARGE_DUMP", "200000"))
 

@@ -13,17 +13,19 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from backtest_store import NotReady, Store, StorageError
-from backtest_store.embedded import EmbeddedServer, free_port, secantus_command, valkey_binary
-from tests.conftest import OpenStore, ServerUrls, unique
-
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
-T0_MS = 1767225600000
+from backtest_store import NotReady, StorageError, Store
+from backtest_store.embedded import (
+    EmbeddedServer,
+    free_port,
+    secantus_command,
+    valkey_binary,
+)
+from tests.zoo import T0 as NOW
+from tests.zoo import T0_MS, OpenStore, ServerUrls, unique
 
 
 def redis_key(store: Store, collection: str, *parts: str) -> str:

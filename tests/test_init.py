@@ -9,7 +9,7 @@ import pytest
 
 from backtest_store import NotReady, Store
 from backtest_store.embedded import EmbeddedServer, free_port, secantus_command
-from tests.conftest import OpenStore, ServerUrls
+from tests.zoo import OpenStore, ServerUrls, unique
 
 
 async def test_false_costs_nothing(open_store: OpenStore) -> None:
@@ -20,19 +20,22 @@ async def test_false_costs_nothing(open_store: OpenStore) -> None:
 
 
 async def test_concurrent_callers_share_one_attempt(servers: ServerUrls) -> None:
-    store = await Store.open(mongo_url=servers.mongo_db("init_shared"), redis_url=servers.redis, flush_cache_on_open=False)
+    database = unique("init")
+    store = await Store.open(mongo_url=servers.mongo_db(database), redis_url=servers.redis,
+                             cache_prefix=unique("bts"))
     try:
         await asyncio.gather(*(store.adapters.log().wait_for_init(True) for _ in range(20)))
         assert store.mongo_commands.counts["ping"] == 1
         await store.adapters.log().wait_for_init(True)
         assert store.mongo_commands.counts["ping"] == 1
     finally:
+        await store.mongo.drop_database(database)
         await store.close()
 
 
 async def test_timeout_error_is_redacted(servers: ServerUrls) -> None:
     store = await Store.open(mongo_url=f"mongodb://admin:s3cret-pw@127.0.0.1:{free_port()}/db?authSource=admin",
-                             redis_url=servers.redis, init_timeout=0.6, flush_cache_on_open=False)
+                             redis_url=servers.redis, init_timeout=2.0, flush_cache_on_open=False)
     try:
         with pytest.raises(NotReady) as info:
             await store.adapters.signal("B", "s", "e").wait_for_init(True)
@@ -43,7 +46,7 @@ async def test_timeout_error_is_redacted(servers: ServerUrls) -> None:
 
 async def test_failure_is_not_cached_recovers_once_the_server_is_up(servers: ServerUrls, tmp_path: Path) -> None:
     port = free_port()
-    store = await Store.open(mongo_url=f"mongodb://127.0.0.1:{port}/db", redis_url=servers.redis, init_timeout=0.6,
+    store = await Store.open(mongo_url=f"mongodb://127.0.0.1:{port}/db", redis_url=servers.redis, init_timeout=2.0,
                              flush_cache_on_open=False)
     server = EmbeddedServer("SecantusDB", [secantus_command(), "--host", "127.0.0.1", "--port", str(port),
                                            "--storage-path", ":memory:"], port, tmp_path / "mongo.log")
@@ -62,7 +65,8 @@ async def test_failure_is_not_cached_recovers_once_the_server_is_up(servers: Ser
 
 
 async def test_runtime_never_touches_indexes(servers: ServerUrls) -> None:
-    store = await Store.open(mongo_url=servers.mongo_db("no_index_db"), redis_url=servers.redis)
+    database = unique("no_index")
+    store = await Store.open(mongo_url=servers.mongo_db(database), redis_url=servers.redis, cache_prefix=unique("bts"))
     try:
         sig = store.adapters.signal("B", "s", "e")
         await sig.wait_for_init(True)
@@ -73,5 +77,5 @@ async def test_runtime_never_touches_indexes(servers: ServerUrls) -> None:
         names = [i["name"] async for i in await store.database["signal-items"].list_indexes()]
         assert names == ["_id_"]
     finally:
-        await store.mongo.drop_database("no_index_db")
+        await store.mongo.drop_database(database)
         await store.close()

@@ -9,9 +9,10 @@ import pytest
 
 from backtest_store import InvalidInput, Store
 from backtest_store.models import DOCUMENTS
+from tests.zoo import T0 as NOW
+from tests.zoo import T0_MS
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
-OK = {"timestamp": 1767225600000, "open": 1, "high": 2, "low": 0.5, "close": 1, "volume": 3}
+OK = {"timestamp": T0_MS, "open": 1, "high": 2, "low": 0.5, "close": 1, "volume": 3}
 
 
 @pytest.mark.parametrize("factory,args", [
@@ -84,7 +85,7 @@ async def test_oversized_document(store: Store) -> None:
 
 async def test_when_must_be_aware(store: Store) -> None:
     await writes_nothing(store, lambda: store.adapters.state("s", "b").write_state_data({}, datetime(2026, 1, 1)))
-    await writes_nothing(store, lambda: store.adapters.risk("r", "e").write_position_data([], 1767225600000))
+    await writes_nothing(store, lambda: store.adapters.risk("r", "e").write_position_data([], T0_MS))
     await writes_nothing(store, lambda: store.adapters.partial("B", "s", "e").read_partial_data("sig", "2026"))
 
 

@@ -19,12 +19,13 @@ from backtest_store.errors import ConfigurationError, InvalidInput
 from backtest_store.inspection import audit, schema
 from backtest_store.inspection.schema import _database_size, _storage_size
 from backtest_store.models import DOCUMENTS, MeasureItem, SignalItem
+from tests.zoo import T0_MS
 
 from .conftest import ServerUrls, unique
 
 NOTEBOOK = Path(__file__).parent.parent / "examples" / "inspect.ipynb"
 SIM = datetime(2026, 1, 1, tzinfo=timezone.utc)
-SIM_MS = 1767225600000
+SIM_MS = T0_MS
 FUTURE = datetime(2030, 1, 1, tzinfo=timezone.utc)
 PAST = datetime(2025, 1, 1, tzinfo=timezone.utc)
 EVIL = "<script>alert('x')</script>&[bold]"

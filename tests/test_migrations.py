@@ -21,12 +21,25 @@ from backtest_store.cli import main
 from backtest_store.cli.connect import warn_missing_indexes
 from backtest_store.errors import InvalidInput, StorageError
 from backtest_store.migrations import (
-    IndexChange, MigrationRefused, apply, check, create_indexes, diff_collection, drift, find_duplicates,
-    legacy_documents, operations, plan,
+    IndexChange,
+    MigrationRefused,
+    apply,
+    check,
+    create_indexes,
+    diff_collection,
+    drift,
+    find_duplicates,
+    legacy_documents,
+    operations,
+    plan,
 )
 from backtest_store.models import DOCUMENTS, SignalItem, StrategyItem
-
-from tests.realdata import VARIANTS, load_ts_original, ts_original_documents, ts_original_indexes
+from tests.realdata import (
+    VARIANTS,
+    load_ts_original,
+    ts_original_documents,
+    ts_original_indexes,
+)
 
 SIGNAL = SignalItem.collection_name()
 STRATEGY = StrategyItem.collection_name()

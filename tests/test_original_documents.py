@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from backtest_store.dump import export_dump
+from tests.zoo import MINUTE
+from tests.zoo import T0_MS as T0
 
-T0 = 1767225600000
-MINUTE = 60_000
 WHEN = datetime(2026, 1, 2, tzinfo=timezone.utc)
 CREATED = datetime(2026, 1, 1, 0, 0, 1, 123000, tzinfo=timezone.utc)
 INT32 = (-(2**31), 2**31 - 1)

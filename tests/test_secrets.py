@@ -17,7 +17,7 @@ import pytest
 
 from backtest_store import BacktestStoreError, Settings, Store
 from backtest_store.cli import main
-from tests.conftest import ServerUrls
+from tests.zoo import ServerUrls, unique
 
 # Fragments are long and distinct, so that finding one anywhere can only mean a leak.
 PASSWORD = "alphaQ7/bravoR8@charlieS9:deltaT0?echoU1#foxtrotV2%"
@@ -66,11 +66,11 @@ async def test_library_outputs_hold_no_secret(servers: ServerUrls, caplog: pytes
     outputs: list[str] = []
     for kind, url in urls(servers):
         options = {"mongo_url": url, "redis_url": servers.redis} if kind == "mongo" else \
-            {"mongo_url": servers.mongo_db("secrets"), "redis_url": url}
+            {"mongo_url": servers.mongo_db(unique("secrets")), "redis_url": url}
         try:
             settings = Settings(**options)
             outputs.append(repr(settings))
-            store = await Store.open(**options, init_timeout=2.0, flush_cache_on_open=True)
+            store = await Store.open(**options, init_timeout=2.0, cache_prefix=unique("bts"))
             outputs.append(repr(store))
             try:
                 await store.wait_ready()
@@ -107,7 +107,7 @@ def test_cli_refuses_malformed_urls_cleanly(servers: ServerUrls, command: list[s
                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     for kind, url in urls(servers):
-        monkeypatch.setenv("CC_MONGO_CONNECTION_STRING", url if kind == "mongo" else servers.mongo_db("x"))
+        monkeypatch.setenv("CC_MONGO_CONNECTION_STRING", url if kind == "mongo" else servers.mongo_db(unique("x")))
         monkeypatch.setenv("CC_REDIS_URL", url if kind == "redis" else servers.redis)
         try:
             Settings.from_env()
@@ -127,7 +127,7 @@ def test_output_into_a_closed_pipe_ends_quietly(servers: ServerUrls) -> None:
     import sys
 
     proc = subprocess.Popen([sys.executable, "-m", "backtest_store", "migrate", "plan", "--json", "--uri",
-                             servers.mongo_db("pipe")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             servers.mongo_db(unique("pipe"))], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # before the interpreter has even started writing
     err = proc.stderr.read().decode()

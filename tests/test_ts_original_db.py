@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+
 from backtest_store import Store
 from tests.realdata import VARIANTS, load_ts_original
 from tests.zoo import same

@@ -1,9 +1,47 @@
-"""Helpers shared by the tests: builders and comparisons that more than one test file needs."""
+"""What the tests share: server URLs, unique names, fixed times, builders and comparisons.
+
+Fixtures live in `conftest.py`; everything a test file imports by name lives here, once.
+"""
 
 from __future__ import annotations
 
 import math
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from backtest_store import Store
+
+# A fixed, long-closed instant: candles there are final whatever the wall clock says.
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0_MS = 1767225600000
+MINUTE = 60_000
+
+OpenStore = Callable[..., Awaitable[Store]]
+
+
+@dataclass(frozen=True)
+class ServerUrls:
+    mongo: str
+    redis: str
+
+    def mongo_db(self, name: str) -> str:
+        parts = urlsplit(self.mongo)
+        return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def unique(label: str) -> str:
+    """A database name, cache prefix or key no other test (or run) uses."""
+    return f"{label}_{uuid.uuid4().hex[:10]}"
+
+
+def candles(start: int, count: int, step: int = MINUTE, price: float = 100.0) -> list[dict[str, Any]]:
+    """`count` consecutive OHLCV candles from `start` (epoch ms), `step` apart."""
+    return [{"timestamp": start + i * step, "open": price + i, "high": price + i + 1, "low": price + i - 1,
+             "close": price + i + 0.5, "volume": 10.0 + i} for i in range(count)]
 
 
 def same(a: Any, b: Any, *, numbers: bool = False) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .. import validation
@@ -18,6 +19,9 @@ _CANDLE = {"_id": 0, "timestamp": 1, "open": 1, "high": 1, "low": 1, "close": 1,
 
 class CandleAdapter(Adapter):
     model = CandleItem
+    # Seconds since the epoch, like time.time: when a candle closes after it, the candle is still forming. An
+    # instance may be given another clock (tests do).
+    clock: Callable[[], float] = staticmethod(time.time)
 
     def __init__(self, backend: Backend, symbol: str, interval: str, exchange_name: str) -> None:
         super().__init__(backend, symbol=validation.context_str("symbol", symbol),
@@ -49,7 +53,7 @@ class CandleAdapter(Adapter):
         if type(candles) not in (list, tuple):
             raise InvalidInput(f"candles must be a list, got {type(candles).__name__}")
         rows = [validation.candle(c, i) for i, c in enumerate(candles)]
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.clock() * 1000)
         items = []
         for row in rows:
             ts = row.pop("timestamp")  # the key travels in the filter, the rest is set on insert only
