@@ -176,3 +176,13 @@ def running(data_dir: str | os.PathLike[str]) -> tuple[str, str] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return urls if all(type(u) is str and _answers(u) for u in urls) else None
+
+
+async def servers_for(data_dir: str | os.PathLike[str]) -> tuple[tuple[str, str], EmbeddedServers | None]:
+    """The (MongoDB, Redis) URLs of `data_dir`'s embedded servers: the running ones, shared, or new ones started
+    now, returned as well so that the caller stops them when it is done."""
+    urls = running(data_dir)
+    if urls is not None:
+        return urls, None
+    servers = await EmbeddedServers(data_dir).start()
+    return (servers.mongo_url, servers.redis_url), servers

@@ -136,13 +136,9 @@ class Store:
         Servers already running there (`backtest-store serve`, a demo, another notebook) are shared; otherwise
         they are started now, for this store, and `close()` stops them.
         """
-        from .embedded import EmbeddedServers, running
+        from .embedded import servers_for
 
-        servers = None
-        urls = running(data_dir)
-        if urls is None:
-            servers = await EmbeddedServers(data_dir).start()
-            urls = servers.mongo_url, servers.redis_url
+        urls, servers = await servers_for(data_dir)
         try:
             store = await cls.from_settings(Settings(mongo_url=urls[0], redis_url=urls[1], **options))
             store._servers = servers

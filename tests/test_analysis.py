@@ -447,14 +447,6 @@ async def test_report_command_refuses_bad_input_with_one_line(tmp_path: Path, no
 # -- the example notebook --------------------------------------------------------------------------------------------
 
 
-def test_notebook_is_committed_without_outputs() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, cell.id
-
-
 async def test_notebook_runs_headless_after_import_dump(real_dump: RealDump) -> None:
     cells = {cell.id: cell for cell in real_dump.notebook.cells}
 

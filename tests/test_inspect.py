@@ -242,14 +242,6 @@ async def test_cli_never_prints_the_password(servers: ServerUrls, capsys: pytest
 # -- the example notebook ------------------------------------------------------------------------------------------
 
 
-def test_notebook_is_committed_without_outputs() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, cell.id
-
-
 async def test_notebook_runs_headless_with_no_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As a newcomer runs it after the demo: nothing configured, the embedded servers of the data directory."""
     from ipykernel.kernelspec import write_kernel_spec

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from backtest_store import Store
 from backtest_store.embedded import STATE_FILE, running
 
@@ -130,3 +132,14 @@ def test_the_package_is_typed_for_its_users(tmp_path: Path) -> None:
     assert code == 1, out
     assert 'Revealed type is "backtest_store.inspection.schema.SchemaReport"' in out, out
     assert '"init_timout"' in out and "import-untyped" not in out, out
+
+
+@pytest.mark.parametrize("notebook", sorted((ROOT / "examples").glob("*.ipynb")), ids=lambda p: p.name)
+def test_example_notebooks_are_committed_without_outputs(notebook: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.id

@@ -56,14 +56,10 @@ async def target_database(args: argparse.Namespace, appname: str,
         async with mongo_database(uri, args.timeout, appname) as database:
             yield database, redact(uri)
         return
-    from ..embedded import EmbeddedServers, running
+    from ..embedded import servers_for
 
     data_dir = Path(args.data_dir).resolve()
-    servers = None
-    urls = running(data_dir)
-    if urls is None:
-        servers = await EmbeddedServers(data_dir).start()
-        urls = servers.mongo_url, servers.redis_url
+    urls, servers = await servers_for(data_dir)
     try:
         where = f"{urls[0]} (embedded, data in {data_dir}{'' if servers is None else ', started for this command'})"
         async with mongo_database(urls[0], args.timeout, appname) as database:
