@@ -9,7 +9,7 @@
 
 Every phase change waits on a counted condition (operations done, failures seen), never on a sleep; time
 limits are generous bounds that only turn a hang into a failure. Only processes these tests start are
-signalled, by their own `Popen`.
+signalled, each through its own process object.
 """
 
 from __future__ import annotations
@@ -43,20 +43,50 @@ def child_env() -> dict[str, str]:
     return env
 
 
-async def spawn(*args: str, stdin: int | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, *args, cwd=ROOT, env=child_env(), stdin=stdin, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+class Child:
+    """A Python child process of this test: stdout piped (one line per message), stderr to a file, so that a
+    chatty child can never block on a full pipe. Only ever signalled through its own process object."""
 
+    def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.proc, self.log = proc, log
 
-async def expect_line(proc: asyncio.subprocess.Process, wanted: str) -> str:
-    """The child's next stdout line, which must start with `wanted` (else its stderr says why)."""
-    assert proc.stdout is not None and proc.stderr is not None
-    line = (await asyncio.wait_for(proc.stdout.readline(), HANG)).decode()
-    if not line.startswith(wanted):
-        err = (await asyncio.wait_for(proc.stderr.read(), HANG)).decode()
-        raise AssertionError(f"child said {line!r}, expected {wanted!r}; stderr:\n{err[-3000:]}")
-    return line
+    @classmethod
+    async def start(cls, log: Path, *args: str, env: dict[str, str] | None = None, stdin: bool = False) -> "Child":
+        with open(log, "wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, *args, cwd=ROOT, env=env or child_env(),
+                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=err, limit=2**24)
+        return cls(proc, log)
+
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def line(self, wanted: str) -> str:
+        """The next stdout line, which must start with `wanted` (else the child's stderr says why)."""
+        assert self.proc.stdout is not None
+        line = (await asyncio.wait_for(self.proc.stdout.readline(), HANG)).decode()
+        if not line.startswith(wanted):
+            await asyncio.wait_for(self.proc.wait(), HANG)
+            raise AssertionError(f"child said {line!r}, expected {wanted!r}; stderr:\n{self.stderr()[-3000:]}")
+        return line
+
+    async def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode())
+        await self.proc.stdin.drain()
+
+    async def finish(self) -> str:
+        """Run to the end; the rest of stdout. A non-zero exit fails with the child's stderr."""
+        out, _ = await asyncio.wait_for(self.proc.communicate(), HANG)
+        assert self.proc.returncode == 0, f"exit {self.proc.returncode}:\n{self.stderr()[-3000:]}"
+        return out.decode()
+
+    async def kill(self) -> None:
+        """SIGKILL, if it is still running."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
 
 
 # -- 1. processes × tasks on shared keys ---------------------------------------------------------------------
@@ -65,37 +95,35 @@ OPS_PER_RUN = int(os.environ.get("BACKTEST_STORE_RELIABILITY_OPS", "3000"))
 
 
 @pytest.mark.parametrize("processes", [2, 4])
-async def test_processes_times_tasks_on_shared_keys(servers: ServerUrls, open_store: Any, report: Report,
+async def test_processes_times_tasks_on_shared_keys(open_store: Any, tmp_path: Path, report: Report,
                                                     processes: int) -> None:
     """`processes` OS processes × 50 asyncio tasks, each process with its own `Store` on the same servers, all
     reading and writing 3 Signal rows, 3 Measure entries and a 5-row Storage window, and each writing Measure
-    entries of its own: 3,000 operations per run (6,000 over both runs; the reliability engineer's 8,000 is
-    `BACKTEST_STORE_RELIABILITY_OPS=4000`, about 10 s more on SecantusDB, which serves ~300-350 of these
-    operations a second on this machine)."""
+    entries of its own: 3,000 operations per run, 6,000 over both runs, to stay within this file's time budget.
+    `BACKTEST_STORE_RELIABILITY_OPS=4000` runs 8,000 in all (about 6 s more: SecantusDB serves some 300-350 of
+    these operations a second on a 2-core machine)."""
     total_ops = OPS_PER_RUN
     ops_per_task = total_ops // (processes * TASKS)
     store = await open_store()  # creates the indexes; the children share its database and cache prefix
     cfg = {"mongo_url": store.settings.mongo_url, "redis_url": store.settings.redis_url,
            "prefix": store.settings.cache_prefix, "ops_per_task": ops_per_task, "seed": processes}
-    children = [await spawn("-m", "tests.reliability_child", "workload", json.dumps({**cfg, "process": p}),
-                            stdin=asyncio.subprocess.PIPE) for p in range(processes)]
+    children = [await Child.start(tmp_path / f"workload-{p}.log", "-m", "tests.reliability_child", "workload",
+                                  json.dumps({**cfg, "process": p}), stdin=True) for p in range(processes)]
     try:
         for child in children:
-            await expect_line(child, "ready")
+            await child.line("ready")
         started = time.perf_counter()
         for child in children:  # every process is connected before any starts its load
-            assert child.stdin is not None
-            child.stdin.write(b"go\n")
-            await child.stdin.drain()
-        results = [json.loads(await expect_line(child, "{")) for child in children]
+            await child.send("go\n")
+        results = [json.loads(await child.line("{")) for child in children]
         seconds = time.perf_counter() - started
         for child in children:
-            assert await asyncio.wait_for(child.wait(), HANG) == 0
+            await child.finish()
     finally:
         for child in children:
-            if child.returncode is None:
-                child.kill()
-                await child.wait()
+            await child.kill()
+    # SecantusDB answers some racing first upserts with null; the repository retries them and logs each retry.
+    null_retries = sum(child.stderr().count("returned no document for an upsert") for child in children)
 
     ops = sum(r["ops"] for r in results)
     errors = sum(r["errors"] for r in results)
@@ -139,7 +167,8 @@ async def test_processes_times_tasks_on_shared_keys(servers: ServerUrls, open_st
 
     report(f"reliability/processes×tasks: {processes} processes × {TASKS} tasks, {ops:,} operations in "
            f"{seconds:.1f} s: {errors} errors, {wrong_reads} wrong reads, {lost} lost writes (of "
-           f"{len(written_keys)} shared keys and {len(unique_keys):,} unique keys), {duplicates} duplicate documents")
+           f"{len(written_keys)} shared keys and {len(unique_keys):,} unique keys), {duplicates} duplicate documents; "
+           f"{null_retries} null upsert answers retried")
     assert ops == total_ops
     assert errors == 0, [s for r in results for s in r["error_samples"]]
     assert wrong_reads == 0, [s for r in results for s in r["wrong_samples"]]
@@ -418,26 +447,17 @@ def whole_candle(doc: dict[str, Any]) -> bool:
     return all(isinstance(doc.get(f), (int, float)) and not isinstance(doc.get(f), bool) for f in OHLCV)
 
 
-async def kill_when(proc: asyncio.subprocess.Process, count: Callable[[], Any], at_least: int) -> int:
-    """SIGKILL `proc` once `count()` reaches `at_least` documents; returns the count seen at the kill. Polling
+async def kill_when(child: Child, count: Callable[[], Any], at_least: int) -> int:
+    """SIGKILL `child` once `count()` reaches `at_least` documents; returns the count seen at the kill. Polling
     only decides when to kill: any moment while the write runs would do."""
-    seen = 0
     deadline = time.monotonic() + HANG
     while (seen := await count()) < at_least:
-        assert proc.returncode is None, f"the client exited ({proc.returncode}) before {at_least} documents"
+        assert child.proc.returncode is None, \
+            f"the client exited ({child.proc.returncode}) before {at_least} documents:\n{child.stderr()[-3000:]}"
         assert time.monotonic() < deadline, f"only {seen} documents after {HANG:.0f} s"
         await asyncio.sleep(0.05)
-    proc.kill()  # SIGKILL, this test's own child
-    await proc.wait()
+    await child.kill()
     return seen
-
-
-async def run_to_end(*args: str, env: dict[str, str] | None = None) -> str:
-    proc = await asyncio.create_subprocess_exec(sys.executable, *args, cwd=ROOT, env=env or child_env(),
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), HANG)
-    assert proc.returncode == 0, err.decode()[-3000:]
-    return out.decode()
 
 
 @pytest.fixture
@@ -465,7 +485,7 @@ async def own_mongo(servers: ServerUrls, tmp_path: Path) -> AsyncIterator[Any]:
 CANDLES = int(os.environ.get("BACKTEST_STORE_RELIABILITY_CANDLES", "3000"))
 
 
-async def test_client_killed_during_a_candle_write(own_mongo: Any, report: Report) -> None:
+async def test_client_killed_during_a_candle_write(own_mongo: Any, tmp_path: Path, report: Report) -> None:
     """One `write_candles_data` call of 3,000 one-minute candles in a child process, SIGKILLed once a fifth of
     them are stored, then the same call again in a new process, to completion.
 
@@ -478,16 +498,15 @@ async def test_client_killed_during_a_candle_write(own_mongo: Any, report: Repor
     candles = store.database["candle-items"]
     cfg = json.dumps({"mongo_url": store.settings.mongo_url, "redis_url": store.settings.redis_url,
                       "prefix": store.settings.cache_prefix, "count": CANDLES})
-    child = await spawn("-m", "tests.reliability_child", "candles", cfg)
+    child = await Child.start(tmp_path / "candles.log", "-m", "tests.reliability_child", "candles", cfg)
     try:
-        await expect_line(child, "writing")
+        await child.line("writing")
         at_kill = await kill_when(child, candles.estimated_document_count, CANDLES // 5)
     finally:
-        if child.returncode is None:
-            child.kill()
-            await child.wait()
+        await child.kill()
     after_kill = await candles.estimated_document_count()
-    rerun = await run_to_end("-m", "tests.reliability_child", "candles", cfg)
+    rerun_child = await Child.start(tmp_path / "candles-rerun.log", "-m", "tests.reliability_child", "candles", cfg)
+    rerun = await rerun_child.finish()
     inserted_by_rerun = int(rerun.split()[-1])
 
     expected = {c["timestamp"]: c for c in candle_rows(CANDLES)}
@@ -547,15 +566,12 @@ async def test_client_killed_during_import_dump(own_mongo: Any, tmp_path: Path, 
         return await db["candle-items"].estimated_document_count() + \
             await db["measure-items"].estimated_document_count()
 
-    child = await asyncio.create_subprocess_exec(sys.executable, *command, cwd=ROOT, env=env,
-                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    child = await Child.start(tmp_path / "import.log", *command, env=env)
     try:
         at_kill = await kill_when(child, stored, 500)
     finally:
-        if child.returncode is None:
-            child.kill()
-            await child.wait()
-    rerun = json.loads(await run_to_end(*command, env=env))
+        await child.kill()
+    rerun = json.loads(await (await Child.start(tmp_path / "import-rerun.log", *command, env=env)).finish())
 
     candle_docs = [d async for d in db["candle-items"].find({}, {"_id": 0})]
     measure_docs = [d async for d in db["measure-items"].find({}, {"_id": 0})]
