@@ -34,6 +34,8 @@ from ..models import Item
 log = logging.getLogger("backtest_store.repository")
 
 ATTEMPTS = 3
+# Operations per bulk_write round trip.
+BULK_CHUNK = 1000
 DUPLICATE_KEY = 11000
 
 Key = Mapping[str, Any]
@@ -232,10 +234,13 @@ class Repository:
         return await self._bulk(ops, ordered=False)
 
     async def _bulk(self, ops: list[UpdateOne], *, ordered: bool) -> BulkCounts:
-        if not ops:
-            return BulkCounts()
-        with self._bounded():
-            return await self._bulk_attempts(ops, ordered=ordered)
+        # Each chunk is its own bounded round trip: mongo_timeout_ms bounds every round trip, and a call of 100,000
+        # candles is not cut off as a whole (it was, after 15 s, on a slow server). In order, chunk after chunk.
+        done = BulkCounts()
+        for start in range(0, len(ops), BULK_CHUNK):
+            with self._bounded():
+                done += await self._bulk_attempts(ops[start:start + BULK_CHUNK], ordered=ordered)
+        return done
 
     async def _bulk_attempts(self, ops: list[UpdateOne], *, ordered: bool) -> BulkCounts:
         done = BulkCounts()
