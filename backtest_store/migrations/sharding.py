@@ -325,8 +325,9 @@ def findings(model: type[Item], shard_key: ShardKey, routed: Sequence[Call]) -> 
         values = ", ".join(f"{f}: {FEW_VALUES[f]}" for f in shard_key.fields)
         found.append(Finding(
             name, COARSE_KEY, WARNING,
-            f"shard key {shard_key.text()} has few distinct values ({values}): a chunk cannot split below one "
-            f"value, so chunks grow past the chunk size (jumbo) and the balancer cannot move them", remedy))
+            f"shard key {shard_key.text()} has few distinct values ({values}): the documents of one value can "
+            f"never be split across shards, so the collection spreads over that many shards at most, and a "
+            f"range past the range size (128 MB by default) cannot move (jumbo)", remedy))
     return found
 
 
