@@ -418,3 +418,46 @@ async def test_a_plain_server_reports_nothing_about_sharding(server: Server, cap
     text = capsys.readouterr().out
     assert "in sync" in text and "shard" not in text
     assert await check(server.database) is True
+
+
+async def test_through_a_mongos_the_clusters_config_database_is_read(server: Server, monkeypatch, capsys) -> None:
+    """The mongos path, with `hello` answered as a mongos would and the stand-in database as `config`."""
+    from backtest_store.migrations import sharding
+
+    monkeypatch.delenv("CC_MONGO_CONNECTION_STRING", raising=False)
+    monkeypatch.setattr(sharding, "is_mongos", lambda hello: True)
+    monkeypatch.setattr(sharding, "CONFIG_DATABASE", server.config.name)
+    await create_indexes(server.database)
+    found = await read_shard_config(server.database)
+    assert found is not None and found.collections == [] and found.shards == 0
+    assert await cli("migrate", "plan", "--uri", server.url) == 0
+    assert "sharding: none of our collections is sharded" in capsys.readouterr().out
+
+    await server.shard("collections-misconfigured.json")
+    assert await cli("migrate", "check", "--json", "--uri", server.url) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["sharding"]["source"] == f"{server.config.name}.collections" and out["in_sync"] is False
+
+
+async def test_a_config_database_the_user_may_not_read_is_reported_not_raised() -> None:
+    from pymongo.errors import OperationFailure
+
+    class Refusing:
+        name = "config"
+
+        def __getitem__(self, collection: str) -> Refusing:
+            return self
+
+        def find(self, *args: Any, **kwargs: Any) -> Any:
+            raise OperationFailure("not authorized on config to execute command { find: \"collections\" }", 13,
+                                   {"errmsg": "not authorized on config to execute command { find: \"collections\" }",
+                                    "code": 13, "ok": 0})
+
+    class Db:
+        name = "backtest-kit"
+
+    found = await read_shard_config(Db(), Refusing())  # type: ignore[arg-type]
+    assert found is not None and found.collections == []
+    assert found.error.startswith("could not read config.collections: not authorized on config")
+    report = analyse(found, "backtest-kit")
+    assert [f.kind for f in report.findings] == [UNREADABLE] and report.errors == []

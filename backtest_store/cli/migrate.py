@@ -145,9 +145,13 @@ def print_sharding(report: ShardingReport, console: Console) -> None:
         console.print(Text(f"sharding {finding.severity}: {where}{finding.message}", style=style))
         if finding.remedy:
             console.print(Text(f"  remedy: {finding.remedy}"))
-    unsharded = "; the others are unsharded: each lives on one shard, where every call goes" \
-        if not report.error else ""
-    console.print(Text(f"sharding: {report.summary()}{unsharded} (docs/scale-out.md)"))
+    if report.error:
+        line = report.summary()
+    elif not report.collections:
+        line = "none of our collections is sharded: each lives on one shard, where every call goes"
+    else:
+        line = f"{report.summary()}; the others are unsharded: each lives on one shard, where every call goes"
+    console.print(Text(f"sharding: {line} (docs/scale-out.md)"))
 
 
 def print_plan(changes: Sequence[IndexChange], legacy: Sequence[LegacyDocuments], database: str,
