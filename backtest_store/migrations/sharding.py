@@ -15,7 +15,7 @@ What a shard key means for our calls (docs/scale-out.md has the why and the cost
   store one key twice. An error: `check` fails.
 - **Keyed calls.** Every keyed write is an upsert whose filter is the whole context key, by equality (and so is
   every read by key). It goes to one shard when every shard-key field is in that filter; otherwise an upsert fails
-  before MongoDB 7.1 and from 7.1 runs as a query to every shard before its write. An error too.
+  before MongoDB 7.1, and from 7.1 one the server accepts first queries every shard. An error too.
 - **Reads through the Redis id cache** are `find_one({_id})`: on a collection not sharded on `_id` they go to every
   shard, where a read by key would go to one. A warning, as is any other call that goes to every shard although
   its filter could have been targeted, and a shard key with only a few distinct values (`backtest`, `interval`,
@@ -310,7 +310,7 @@ def findings(model: type[Item], shard_key: ShardKey, routed: Sequence[Call]) -> 
             found.append(Finding(
                 name, UNTARGETED_UPSERT, ERROR,
                 f"our upserts filter on {', '.join(call.equal)} only, not on the shard key's {', '.join(missing)}: "
-                f"MongoDB before 7.1 refuses them; 7.1 and later send each one to every shard before writing",
+                f"MongoDB before 7.1 refuses them, and from 7.1 each one it accepts first queries every shard",
                 remedy))
     # Calls that need not go everywhere: a list of everything (Log's rows) always does, and says nothing.
     scattered = [c for c in routed if not c.upsert and c.routing == EVERY and (c.equal or c.ranged)]
