@@ -110,6 +110,13 @@ class StoreOptions(TypedDict, total=False):
     cache_retry_after: float
     redis_socket_timeout: float
     mongo_timeout_ms: int
+    uncached_collections: tuple[str, ...]
+
+
+def uncached_from_env(env: os._Environ[str] | dict[str, str] | None = None) -> tuple[str, ...]:
+    """`BACKTEST_STORE_UNCACHED`, comma-separated collection names: `measure-items,interval-items`."""
+    env = os.environ if env is None else env
+    return tuple(name.strip() for name in env.get("BACKTEST_STORE_UNCACHED", "").split(",") if name.strip())
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,9 @@ class Settings:
     redis_socket_timeout: float = 1.0
     # PyMongo's timeoutMS: bounds every MongoDB call as a whole (server selection, retries, reply).
     mongo_timeout_ms: int = 15_000
+    # Collections whose keyed reads skip the Redis id cache and go by key: on a sharded cluster a read by `_id`
+    # goes to every shard, a read by key to one (docs/scale-out.md). Also `BACKTEST_STORE_UNCACHED=a,b`.
+    uncached_collections: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_url(self.mongo_url, "MongoDB", "mongo_url (CC_MONGO_CONNECTION_STRING)")
@@ -138,6 +148,14 @@ class Settings:
         # 0 would mean "no limit" to PyMongo: every call must stay bounded.
         if type(self.mongo_timeout_ms) is not int or self.mongo_timeout_ms <= 0:
             raise ConfigurationError("mongo_timeout_ms must be a positive whole number of milliseconds")
+        names = self.uncached_collections
+        from .models import DOCUMENTS
+
+        known = [model.collection_name() for model in DOCUMENTS]
+        if not isinstance(names, (tuple, list)) or any(name not in known for name in names):
+            raise ConfigurationError(f"uncached_collections must name collections among {', '.join(known)}; "
+                                     f"got {names!r}")
+        object.__setattr__(self, "uncached_collections", tuple(names))
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] | None = None, **overrides: object) -> "Settings":
@@ -150,6 +168,8 @@ class Settings:
             values["redis_url"] = redis_url
         if env.get("BACKTEST_STORE_CACHE_PREFIX"):
             values["cache_prefix"] = env["BACKTEST_STORE_CACHE_PREFIX"]
+        if uncached_from_env(env):
+            values["uncached_collections"] = uncached_from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -70,7 +70,8 @@ class Store:
         self._health = CacheHealth(settings.cache_retry_after, self.cache_stats)
         self._repositories: dict[type[Item], Repository] = {}
         for model in DOCUMENTS:
-            cache = None if model in UNCACHED else IdCache(
+            uncached = model in UNCACHED or model.collection_name() in settings.uncached_collections
+            cache = None if uncached else IdCache(
                 redis, settings.cache_prefix, model.collection_name(), model.context_key(), self._health)
             self._repositories[model] = Repository(model, database[model.collection_name()], cache,
                                                    settings.mongo_timeout_ms / 1000)

@@ -4,7 +4,12 @@ An index with a declared index's keys and options is that index under any name (
 mongoose names are adopted as they are). Undeclared indexes are `foreign` (listed, not drift, dropped only by
 --prune) or, when unique on a key ours does not imply, `blocking`: they make our writes fail with E11000.
 
-Exit codes: 0 in sync / applied / nothing to do; 1 drift (`check`) or confirmation declined (`apply`);
+Through a mongos, `plan` and `check` also read each collection's shard key from the config database and report a
+unique index it keeps from being enforced or an upsert it keeps from being targeted (errors: `check` fails), and
+calls it sends to every shard (warnings); docs/scale-out.md says which keys to choose. On a replica set or a
+standalone there is nothing to check.
+
+Exit codes: 0 in sync / applied / nothing to do; 1 drift or a sharding error (`check`) or confirmation declined (`apply`);
 2 error or refusal (no URI, server unreachable, conflicts without --replace, duplicate keys, blocking indexes
 without --replace-blocking (the rest is applied first), no TTY without --yes).
 """
@@ -23,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..config import Settings, uncached_from_env
 from ..drivers import Database
 from ..migrations import (
     ACTIONS,
@@ -37,6 +43,9 @@ from ..migrations import (
     plan,
 )
 from ..migrations.operations import blocking_message
+from ..migrations.sharding import ERROR, ShardingReport, analyse, read_shard_config
+from ..models import DOCUMENTS
+from ..store import UNCACHED
 from ..wording import plural
 from .connect import add_uri_options, target_database
 
@@ -58,15 +67,19 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     common = argparse.ArgumentParser(add_help=False)
     add_uri_options(common)
     common.add_argument("--json", action="store_true", help="machine-readable output")
+    sharding = argparse.ArgumentParser(add_help=False)
+    sharding.add_argument("--config-db", metavar="NAME",
+                          help="read shard keys from NAME.collections on the same server instead of the cluster's "
+                               "config database: a copy of it, or the keys you plan to shard with (same shape)")
 
     parser = sub.add_parser("migrate", help="compare and sync the declared MongoDB indexes",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="migrate_action", required=True, metavar="ACTION")
 
-    p = actions.add_parser("plan", parents=[common], help="show what apply would change")
+    p = actions.add_parser("plan", parents=[common, sharding], help="show what apply would change")
     p.set_defaults(func=run_plan)
 
-    c = actions.add_parser("check", parents=[common],
+    c = actions.add_parser("check", parents=[common, sharding],
                            help="exit 0 when the indexes are in sync, 1 on drift, 2 on error")
     c.add_argument("--strict", action="store_true", help="count foreign (undeclared, non-blocking) indexes as drift")
     c.set_defaults(func=run_check)
@@ -104,8 +117,45 @@ def _summary(changes: Sequence[IndexChange]) -> str:
     return ", ".join(parts) or "no declared or live indexes"
 
 
+async def _sharding(database: Database, args: argparse.Namespace) -> ShardingReport | None:
+    """The shard keys against our keys, through a mongos (or from --config-db); None on a replica set."""
+    config = database.client[args.config_db] if args.config_db else None
+    found = await read_shard_config(database, config)
+    if found is None:
+        return None
+    # The stores of this deployment read these by key too, when BACKTEST_STORE_UNCACHED names them.
+    named = Settings(uncached_collections=uncached_from_env()).uncached_collections  # checked as a store would
+    uncached = UNCACHED | {model for model in DOCUMENTS if model.collection_name() in named}
+    return analyse(found, database.name, uncached=uncached)
+
+
+def print_sharding(report: ShardingReport, console: Console) -> None:
+    shards = "" if report.shards is None else f", {plural(report.shards, 'shard')}"
+    if report.collections:
+        table = Table(title=Text(f"sharding: shard keys from {report.source}{shards}"), title_justify="left")
+        for column in ("collection", "shard key", "calls: where mongos sends them"):
+            table.add_column(column, no_wrap=column != "calls: where mongos sends them", overflow="fold")
+        for sharded in report.collections:
+            table.add_row(Text(sharded.collection), Text(sharded.shard_key.text()),
+                          Text("; ".join(f"{call.name}: {call.routing}" for call in sharded.calls)))
+        console.print(table)
+    for finding in report.findings:
+        style = "bold red" if finding.severity == ERROR else "yellow"
+        where = f"{finding.collection}: " if finding.collection else ""
+        console.print(Text(f"sharding {finding.severity}: {where}{finding.message}", style=style))
+        if finding.remedy:
+            console.print(Text(f"  remedy: {finding.remedy}"))
+    if report.error:
+        line = report.summary()
+    elif not report.collections:
+        line = "none of our collections is sharded: each lives on one shard, where every call goes"
+    else:
+        line = f"{report.summary()}; the others are unsharded: each lives on one shard, where every call goes"
+    console.print(Text(f"sharding: {line} (docs/scale-out.md)"))
+
+
 def print_plan(changes: Sequence[IndexChange], legacy: Sequence[LegacyDocuments], database: str,
-               where: str) -> None:
+               where: str, sharding: ShardingReport | None = None) -> None:
     console = _console()
     table = Table(title=Text(f"indexes of database {database} at {where}"), title_justify="left")
     for column in ("collection", "index", "action", "keys", "reason"):
@@ -121,13 +171,21 @@ def print_plan(changes: Sequence[IndexChange], legacy: Sequence[LegacyDocuments]
     console.print(Text(_summary(changes)))
     for found in legacy:
         console.print(Text(f"note: {found.describe()} (never blocks apply; see the README)", style="yellow"))
+    if sharding is not None:
+        print_sharding(sharding, console)
+
+
+def _in_sync(changes: Sequence[IndexChange], sharding: ShardingReport | None, strict: bool = False) -> bool:
+    return not drift(changes, strict=strict) and not (sharding and sharding.errors)
 
 
 def _plan_json(changes: Sequence[IndexChange], legacy: Sequence[LegacyDocuments], database: str, where: str,
-               strict: bool = False) -> dict[str, Any]:
-    return {"database": database, "uri": where, "in_sync": not drift(changes, strict=strict),
+               strict: bool = False, sharding: ShardingReport | None = None) -> dict[str, Any]:
+    # `sharding` is null on a replica set or a standalone: there are no shard keys to check.
+    return {"database": database, "uri": where, "in_sync": _in_sync(changes, sharding, strict),
             "summary": dict(Counter(c.action for c in changes)), "changes": [c.as_dict() for c in changes],
-            "legacy_documents": [found.as_dict() for found in legacy]}
+            "legacy_documents": [found.as_dict() for found in legacy],
+            "sharding": None if sharding is None else sharding.as_dict()}
 
 
 def _dump(data: Any) -> None:
@@ -139,10 +197,11 @@ def _dump(data: Any) -> None:
 def run_plan(args: argparse.Namespace) -> int:
     async def work(database: Database, where: str) -> int:
         changes, legacy = await plan(database), await legacy_documents(database)
+        sharding = await _sharding(database, args)
         if args.json:
-            _dump(_plan_json(changes, legacy, database.name, where))
+            _dump(_plan_json(changes, legacy, database.name, where, sharding=sharding))
         else:
-            print_plan(changes, legacy, database.name, where)
+            print_plan(changes, legacy, database.name, where, sharding)
         return 0
 
     return asyncio.run(_with_database(args, work))
@@ -151,12 +210,19 @@ def run_plan(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     async def work(database: Database, where: str) -> int:
         changes, legacy = await plan(database), await legacy_documents(database)
-        in_sync = not drift(changes, strict=args.strict)
+        sharding = await _sharding(database, args)
+        in_sync = _in_sync(changes, sharding, strict=args.strict)
         if args.json:
-            _dump(_plan_json(changes, legacy, database.name, where, strict=args.strict))
+            _dump(_plan_json(changes, legacy, database.name, where, strict=args.strict, sharding=sharding))
         else:
-            print_plan(changes, legacy, database.name, where)
-            _console().print(Text("in sync" if in_sync else "drift: run `backtest-store migrate plan` / `apply`",
+            print_plan(changes, legacy, database.name, where, sharding)
+            verdicts = []
+            if drift(changes, strict=args.strict):
+                verdicts.append("drift: run `backtest-store migrate plan` / `apply`")
+            if sharding and sharding.errors:
+                verdicts.append(f"sharding: {plural(len(sharding.errors), 'error')} (shard keys that keep our "
+                                "unique indexes or upserts from working; see docs/scale-out.md)")
+            _console().print(Text("in sync" if in_sync else "\n".join(verdicts),
                                   style="green" if in_sync else "bold red"))
         return 0 if in_sync else 1
 

@@ -38,6 +38,7 @@ from .diff import (
     keys_text,
     plan,
 )
+from .sharding import analyse, read_shard_config
 
 # What apply does to one index: the verbs of `Operation.op`.
 OP_CREATE, OP_DROP, OP_HIDE, OP_REPLACE, OP_UNHIDE, OP_REHIDE = "create", "drop", "hide", "replace", "unhide", "rehide"
@@ -97,10 +98,18 @@ Confirm = Callable[[list[Operation]], "bool | Awaitable[bool]"]
 
 
 async def check(database: Database, documents: tuple[type[Item], ...] = DOCUMENTS, *,
-                strict: bool = False) -> bool:
+                strict: bool = False, shard_config: Database | None = None) -> bool:
     """True when every declared index exists as declared (under any name) and no undeclared one blocks our
-    writes; with `strict`, foreign indexes count as drift too (`_id_` aside)."""
-    return not drift(await plan(database, documents), strict=strict)
+    writes; with `strict`, foreign indexes count as drift too (`_id_` aside).
+
+    Through a mongos, also False when a shard key keeps a declared unique index from being enforced or our upserts
+    from being targeted (`sharding.analyse`); `shard_config` reads the shard keys from that database's
+    `collections` instead of the cluster's config database.
+    """
+    if drift(await plan(database, documents), strict=strict):
+        return False
+    found = await read_shard_config(database, shard_config, documents)
+    return found is None or not analyse(found, database.name, documents).errors
 
 
 def operations(changes: Sequence[IndexChange], *, prune: bool = False, hide: bool = False, replace: bool = False,
