@@ -18,7 +18,8 @@ from dataclasses import dataclass, fields
 from typing import Final
 
 from aredis_om import HashModel, NotFoundError
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from ..drivers import RedisClient
 from ..faults import redis_fault
@@ -26,8 +27,9 @@ from .keys import encode_key
 
 log = logging.getLogger("backtest_store.cache")
 
-# Everything a broken or unreachable Redis can raise through redis-py.
-REDIS_FAILURES = (RedisError, OSError, TimeoutError)
+# Everything a broken or unreachable Redis can raise through redis-py. The cluster client's own errors (no seed
+# node answers, a slot map without full coverage) are RedisClusterException, which is not a RedisError.
+REDIS_FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 class Stale:
@@ -184,6 +186,8 @@ class IdCache:
 
 async def flush_prefix(redis: RedisClient, prefix: str, batch: int = 500) -> int:
     """Delete our keys only, by SCAN: never FLUSHDB, which would take other tenants' keys with it."""
+    if isinstance(redis, RedisCluster):
+        return await flush_cluster_prefix(redis, prefix, batch)
     deleted = 0
     chunk: list[str] = []
     async for key in redis.scan_iter(match=f"{prefix}:*", count=batch):
@@ -194,3 +198,44 @@ async def flush_prefix(redis: RedisClient, prefix: str, batch: int = 500) -> int
     if chunk:
         deleted += await redis.unlink(*chunk)
     return deleted
+
+
+async def flush_cluster_prefix(redis: RedisCluster[str], prefix: str, batch: int = 500) -> int:
+    """`flush_prefix` on a cluster: SCAN each primary (a key lives only on the primary owning its slot), then UNLINK
+    what it found grouped by slot, never one command across slots.
+
+    A primary that fails does not stop the others from being flushed; its failure is raised at the end.
+    """
+    await redis.initialize()  # the slot map; a no-op once loaded
+    deleted = 0
+    failed: BaseException | None = None
+    for node in redis.get_primaries():
+        try:
+            deleted += await _flush_node(redis, node.name, prefix, batch)
+        except REDIS_FAILURES as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
+    return deleted
+
+
+async def _flush_node(redis: RedisCluster[str], name: str, prefix: str, batch: int) -> int:
+    deleted, cursor = 0, 0
+    while True:
+        node = redis.get_node(node_name=name)  # looked up again: a reloaded slot map replaces the node objects
+        if node is None:
+            return deleted  # no longer in the cluster
+        # SCAN's reply through the cluster client: ({node name: next cursor}, keys).
+        cursors, keys = await redis.execute_command("SCAN", cursor, "MATCH", f"{prefix}:*", "COUNT", batch,
+                                                    target_nodes=node)
+        if keys:
+            by_slot: dict[int, list[str]] = {}
+            for key in keys:
+                by_slot.setdefault(redis.keyslot(key), []).append(key)
+            pipe = redis.pipeline(transaction=False)  # one UNLINK per slot, sent together to the slots' primaries
+            for slot_keys in by_slot.values():
+                pipe.execute_command("UNLINK", *slot_keys)
+            deleted += sum(await pipe.execute())
+        cursor = cursors[name]
+        if not cursor:
+            return deleted
