@@ -162,7 +162,8 @@ class Settings:
             values["redis_url"] = redis_url
         cluster = (env.get("CC_REDIS_CLUSTER") or "").strip().lower()
         if cluster not in _TRUE | _FALSE:
-            raise ConfigurationError(f"CC_REDIS_CLUSTER must be 1 or 0 (true/false, yes/no, on/off), got {cluster[:20]!r}")
+            raise ConfigurationError(
+                f"CC_REDIS_CLUSTER must be 1 or 0 (true/false, yes/no, on/off), got {cluster[:20]!r}")
         if cluster in _TRUE:  # the configured Redis (CC_REDIS_URL, CC_REDIS_*, else the default) is a cluster
             values["redis_url"] = as_cluster_url(str(values.get("redis_url", cls.redis_url)))
         if env.get("BACKTEST_STORE_CACHE_PREFIX"):

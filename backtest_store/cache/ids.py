@@ -76,13 +76,18 @@ class CacheStats:
 
 
 class CacheHealth:
-    """Shared by every collection's cache: after a failure, Redis is bypassed for `retry_after` seconds."""
+    """Shared by every collection's cache: after a failure, Redis is bypassed for `retry_after` seconds.
+
+    An outage ends once a whole quiet period (`retry_after`, at least 1 s) has passed without a failure: on a cluster
+    one primary can be down while the others answer, and that must log one warning, not a pair per call.
+    """
 
     def __init__(self, retry_after: float, stats: CacheStats) -> None:
         self.retry_after = retry_after
         self.stats = stats
         self._down_until = 0.0
         self._failing = False
+        self._failed_at = 0.0
 
     def available(self) -> bool:
         if time.monotonic() < self._down_until:
@@ -92,14 +97,15 @@ class CacheHealth:
 
     def failed(self, action: str, exc: BaseException) -> None:
         self.stats.errors += 1
-        self._down_until = time.monotonic() + self.retry_after
+        self._failed_at = time.monotonic()
+        self._down_until = self._failed_at + self.retry_after
         # One warning per outage, not one per call.
         level = logging.DEBUG if self._failing else logging.WARNING
         self._failing = True
         log.log(level, "Redis %s failed: %s; reading and writing through MongoDB only", action, redis_fault(exc))
 
     def succeeded(self) -> None:
-        if self._failing:
+        if self._failing and time.monotonic() - self._failed_at >= max(self.retry_after, 1.0):
             log.warning("Redis is answering again; the id cache is back in use")
             self._failing = False
 
