@@ -42,7 +42,27 @@ def redact(text: str) -> str:
     return _URL_RE.sub(_redact_url, text)
 
 
-_SCHEMES = {"MongoDB": ("mongodb://", "mongodb+srv://"), "Redis": ("redis://", "rediss://", "unix://")}
+# `redis+cluster://` and `rediss+cluster://` name a Redis/Valkey Cluster: the hosts are seed nodes, the client finds
+# the rest (CLUSTER SLOTS). Not a scheme redis-py knows: `cache.client.connect` takes it apart.
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+_SCHEMES = {"MongoDB": ("mongodb://", "mongodb+srv://"),
+            "Redis": ("redis://", "rediss://", "unix://", *CLUSTER_SCHEMES)}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.lower().startswith(CLUSTER_SCHEMES)
+
+
+def as_cluster_url(url: str) -> str:
+    """The same Redis URL naming a cluster: `redis://` → `redis+cluster://`, `rediss://` → `rediss+cluster://`."""
+    if is_cluster_url(url):
+        return url
+    for plain in ("redis://", "rediss://"):
+        if url.lower().startswith(plain):
+            return f"{plain[:-3]}+cluster://{url[len(plain):]}"
+    raise ConfigurationError("CC_REDIS_CLUSTER: a cluster is reached over TCP; the Redis URL must start with "
+                             "redis:// or rediss://")
 
 
 def check_url(url: object, server: str, where: str) -> str:
@@ -78,6 +98,10 @@ def check_url(url: object, server: str, where: str) -> str:
             raise bad("names no host")
     if scheme == "mongodb+srv://" and ("," in hosts or ":" in hosts.rsplit("]", 1)[-1]):
         raise bad("uses mongodb+srv://, which takes one host name and no port")
+    if scheme in CLUSTER_SCHEMES and rest[len(hosts):].split("?", 1)[0].split("#", 1)[0].strip("/") not in ("", "0"):
+        raise bad("names a database other than 0; a Redis Cluster has only database 0")
+    if "," in hosts and scheme in ("redis://", "rediss://"):
+        raise bad(f"names several hosts; for a Redis Cluster write {scheme[:-3]}+cluster://")
     return url
 
 
@@ -166,6 +190,12 @@ class Settings:
         redis_url = redis_url_from_env(env)
         if redis_url:
             values["redis_url"] = redis_url
+        cluster = (env.get("CC_REDIS_CLUSTER") or "").strip().lower()
+        if cluster not in _TRUE | _FALSE:
+            raise ConfigurationError(
+                f"CC_REDIS_CLUSTER must be 1 or 0 (true/false, yes/no, on/off), got {cluster[:20]!r}")
+        if cluster in _TRUE:  # the configured Redis (CC_REDIS_URL, CC_REDIS_*, else the default) is a cluster
+            values["redis_url"] = as_cluster_url(str(values.get("redis_url", cls.redis_url)))
         if env.get("BACKTEST_STORE_CACHE_PREFIX"):
             values["cache_prefix"] = env["BACKTEST_STORE_CACHE_PREFIX"]
         if uncached_from_env(env):

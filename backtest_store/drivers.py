@@ -9,13 +9,16 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 Doc = dict[str, Any]
 Client = AsyncMongoClient[Doc]
 Database = AsyncDatabase[Doc]
 Collection = AsyncCollection[Doc]
 # decode_responses=True: every reply is a str. Generic only in the type stubs, not at run time.
+# One server, or a Redis/Valkey Cluster (`redis+cluster://`): both take the same single-key commands at run time,
+# but the types-redis stubs do not list RedisCluster's commands yet; narrow with isinstance before calling them.
 if TYPE_CHECKING:
-    RedisClient = Redis[str]
+    RedisClient = Redis[str] | RedisCluster[str]
 else:
-    RedisClient = Redis
+    RedisClient = Redis | RedisCluster

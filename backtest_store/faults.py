@@ -18,7 +18,10 @@ from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
     BusyLoadingError,
+    ClusterDownError,
+    MovedError,
     NoPermissionError,
+    RedisClusterException,
 )
 from redis.exceptions import TimeoutError as RedisTimeout
 
@@ -70,25 +73,37 @@ def mongo_fault(exc: BaseException, timeout: float | None = None) -> Fault:
     return Fault(type(exc).__name__, brief(exc))
 
 
-def _refused(exc: BaseException) -> bool:
-    # redis-py turns the socket's ConnectionRefusedError into its own ConnectionError; the original is the context.
+def _caused_by(exc: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
+    # redis-py turns the socket's ConnectionRefusedError into its own ConnectionError, and the cluster client wraps a
+    # seed node's failure (refused, wrong password) in RedisClusterException: the original is a cause or context.
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
-        if isinstance(cause, ConnectionRefusedError):
+        if isinstance(cause, kinds):
             return True
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return False
 
 
+def _refused(exc: BaseException) -> bool:
+    return _caused_by(exc, ConnectionRefusedError)
+
+
 def redis_fault(exc: BaseException) -> Fault:
-    if isinstance(exc, (AuthenticationError, AuthenticationWrongNumberOfArgsError)):
+    if _caused_by(exc, (AuthenticationError, AuthenticationWrongNumberOfArgsError)):
         return Fault(AUTH_FAILED, brief(exc), permanent=True)
     if isinstance(exc, NoPermissionError):
         return Fault("permission denied", brief(exc), permanent=True)
     if _refused(exc):
         return Fault("connection refused", brief(exc), permanent=True)
+    if isinstance(exc, RedisClusterException) and "cluster mode is not enabled" in str(exc).lower():
+        return Fault("not a cluster: use redis:// for a single server", brief(exc), permanent=True)
+    if isinstance(exc, MovedError):
+        return Fault("the server is part of a cluster: use redis+cluster:// (or CC_REDIS_CLUSTER=1)", brief(exc),
+                     permanent=True)
+    if isinstance(exc, ClusterDownError):
+        return Fault("the cluster is down (some slot has no reachable primary)", brief(exc))
     if isinstance(exc, BusyLoadingError):
         return Fault("still loading its data set", brief(exc))
     if isinstance(exc, (TimeoutError, RedisTimeout)):

@@ -17,12 +17,11 @@ from beanie import init_beanie
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import ConfigurationError as MongoConfigurationError
 from pymongo.errors import PyMongoError
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
 
 from .adapters import Adapters
 from .cache import CacheHealth, CacheStats, IdCache, flush_prefix
+from .cache.client import connect as connect_redis
 from .cache.ids import REDIS_FAILURES
 from .config import Settings, StoreOptions, redact
 from .drivers import Client, Database, RedisClient
@@ -117,10 +116,8 @@ class Store:
             raise ConfigurationError(
                 f"the MongoDB URL {redact(settings.mongo_url)} names no database; append /<database>") from None
         try:
-            redis = Redis.from_url(
-                settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout,
-                socket_connect_timeout=settings.redis_socket_timeout, retry=Retry(NoBackoff(), 0))
-        except (ValueError, TypeError) as exc:
+            redis = connect_redis(settings.redis_url, settings.redis_socket_timeout)  # a cluster for redis+cluster://
+        except (ValueError, TypeError, RedisClusterException) as exc:
             await mongo.close()
             raise ConfigurationError(f"invalid Redis URL {redact(settings.redis_url)}: {redact(str(exc))}") from None
         store = cls(settings, mongo, database, redis, commands)
@@ -164,7 +161,7 @@ class Store:
 
     async def close(self) -> None:
         # redis-py 5 has aclose(); the types-redis stubs redis-om pulls in still describe 4.x, which lacked it.
-        await self.redis.aclose()  # type: ignore[attr-defined]
+        await self.redis.aclose()  # type: ignore[union-attr]
         await self.mongo.close()
         if self._servers is not None:
             self._servers.stop()
@@ -214,7 +211,8 @@ class Store:
             await self.database.command("ping")
 
     async def _ping_redis(self, left: float) -> None:
-        await asyncio.wait_for(self.redis.ping(), timeout=left)
+        # execute_command: the stubs list no commands for RedisCluster (on a cluster PING goes to one node).
+        await asyncio.wait_for(self.redis.execute_command("PING"), timeout=left)
 
     @staticmethod
     async def _retry_until(deadline: float, ping: Any, failures: tuple[type[BaseException], ...],

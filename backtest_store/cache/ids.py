@@ -18,7 +18,8 @@ from dataclasses import dataclass, fields
 from typing import Final
 
 from aredis_om import HashModel, NotFoundError
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from ..drivers import RedisClient
 from ..faults import redis_fault
@@ -26,8 +27,9 @@ from .keys import encode_key
 
 log = logging.getLogger("backtest_store.cache")
 
-# Everything a broken or unreachable Redis can raise through redis-py.
-REDIS_FAILURES = (RedisError, OSError, TimeoutError)
+# Everything a broken or unreachable Redis can raise through redis-py. The cluster client's own errors (no seed
+# node answers, a slot map without full coverage) are RedisClusterException, which is not a RedisError.
+REDIS_FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 class Stale:
@@ -74,13 +76,18 @@ class CacheStats:
 
 
 class CacheHealth:
-    """Shared by every collection's cache: after a failure, Redis is bypassed for `retry_after` seconds."""
+    """Shared by every collection's cache: after a failure, Redis is bypassed for `retry_after` seconds.
+
+    An outage ends once a whole quiet period (`retry_after`, at least 1 s) has passed without a failure: on a cluster
+    one primary can be down while the others answer, and that must log one warning, not a pair per call.
+    """
 
     def __init__(self, retry_after: float, stats: CacheStats) -> None:
         self.retry_after = retry_after
         self.stats = stats
         self._down_until = 0.0
         self._failing = False
+        self._failed_at = 0.0
 
     def available(self) -> bool:
         if time.monotonic() < self._down_until:
@@ -90,14 +97,15 @@ class CacheHealth:
 
     def failed(self, action: str, exc: BaseException) -> None:
         self.stats.errors += 1
-        self._down_until = time.monotonic() + self.retry_after
+        self._failed_at = time.monotonic()
+        self._down_until = self._failed_at + self.retry_after
         # One warning per outage, not one per call.
         level = logging.DEBUG if self._failing else logging.WARNING
         self._failing = True
         log.log(level, "Redis %s failed: %s; reading and writing through MongoDB only", action, redis_fault(exc))
 
     def succeeded(self) -> None:
-        if self._failing:
+        if self._failing and time.monotonic() - self._failed_at >= max(self.retry_after, 1.0):
             log.warning("Redis is answering again; the id cache is back in use")
             self._failing = False
 
@@ -184,6 +192,8 @@ class IdCache:
 
 async def flush_prefix(redis: RedisClient, prefix: str, batch: int = 500) -> int:
     """Delete our keys only, by SCAN: never FLUSHDB, which would take other tenants' keys with it."""
+    if isinstance(redis, RedisCluster):
+        return await flush_cluster_prefix(redis, prefix, batch)
     deleted = 0
     chunk: list[str] = []
     async for key in redis.scan_iter(match=f"{prefix}:*", count=batch):
@@ -194,3 +204,44 @@ async def flush_prefix(redis: RedisClient, prefix: str, batch: int = 500) -> int
     if chunk:
         deleted += await redis.unlink(*chunk)
     return deleted
+
+
+async def flush_cluster_prefix(redis: RedisCluster[str], prefix: str, batch: int = 500) -> int:
+    """`flush_prefix` on a cluster: SCAN each primary (a key lives only on the primary owning its slot), then UNLINK
+    what it found grouped by slot, never one command across slots.
+
+    A primary that fails does not stop the others from being flushed; its failure is raised at the end.
+    """
+    await redis.initialize()  # the slot map; a no-op once loaded
+    deleted = 0
+    failed: BaseException | None = None
+    for node in redis.get_primaries():
+        try:
+            deleted += await _flush_node(redis, node.name, prefix, batch)
+        except REDIS_FAILURES as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
+    return deleted
+
+
+async def _flush_node(redis: RedisCluster[str], name: str, prefix: str, batch: int) -> int:
+    deleted, cursor = 0, 0
+    while True:
+        node = redis.get_node(node_name=name)  # looked up again: a reloaded slot map replaces the node objects
+        if node is None:
+            return deleted  # no longer in the cluster
+        # SCAN's reply through the cluster client: ({node name: next cursor}, keys).
+        cursors, keys = await redis.execute_command("SCAN", cursor, "MATCH", f"{prefix}:*", "COUNT", batch,
+                                                    target_nodes=node)
+        if keys:
+            by_slot: dict[int, list[str]] = {}
+            for key in keys:
+                by_slot.setdefault(redis.keyslot(key), []).append(key)
+            pipe = redis.pipeline(transaction=False)  # one UNLINK per slot, sent together to the slots' primaries
+            for slot_keys in by_slot.values():
+                pipe.execute_command("UNLINK", *slot_keys)
+            deleted += sum(await pipe.execute())
+        cursor = cursors[name]
+        if not cursor:
+            return deleted
