@@ -21,36 +21,19 @@ import json
 import random
 import sys
 import tarfile
-import tempfile
 import time
 import tracemalloc
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backtest_store import Settings, Store  # noqa: E402
 from backtest_store.analysis import Analysis  # noqa: E402
 from backtest_store.analysis.frames import BATCH_SIZE  # noqa: E402
+from servers import benchmark_store  # noqa: E402
 
 DUMP = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "backtest-kit-19.5-dump.tar.gz"
 WRITE_BATCH = 2000
 T0 = 1740787200000
-
-
-@asynccontextmanager
-async def open_store():
-    if Settings.configured_in_env():
-        store = await Store.open()
-        await store.wait_ready()
-        try:
-            yield store
-        finally:
-            await store.close()
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            async with Store.embedded(tmp) as store:
-                yield store
 
 
 def template() -> dict:
@@ -81,7 +64,7 @@ def rows(base: dict, start: int, count: int, rng: random.Random) -> list[dict]:
 
 async def main(count: int, batch_size: int) -> None:
     base, rng = template(), random.Random(7)
-    async with open_store() as store:
+    async with benchmark_store() as store:
         storage = store.adapters.storage(True)
         started = time.perf_counter()
         for start in range(0, count, WRITE_BATCH):

@@ -20,8 +20,6 @@ import asyncio
 import json
 import sys
 import tarfile
-import tempfile
-from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,10 +28,10 @@ import bson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backtest_store import Settings, Store  # noqa: E402
 from backtest_store.models import (  # noqa: E402
     CandleItem, Item, LogItem, MeasureItem, NotificationItem, SignalItem, StorageItem,
 )
+from servers import benchmark_store  # noqa: E402
 
 DUMP = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "backtest-kit-19.5-dump.tar.gz"
 MINUTES_PER_YEAR = 365 * 24 * 60  # 525,600
@@ -70,26 +68,11 @@ def index_entry(doc: dict[str, Any], fields: list[str]) -> int:
     return 4 + len(elements) + 1 + RECORD_ID
 
 
-@asynccontextmanager
-async def open_store():  # type: ignore[no-untyped-def]
-    if Settings.configured_in_env():
-        store = await Store.open()
-        await store.wait_ready()
-        try:
-            yield store
-        finally:
-            await store.close()
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            async with Store.embedded(tmp) as store:
-                yield store
-
-
 async def measure_documents() -> tuple[dict[type[Item], dict[str, int]], dict[str, int]]:
     files = dump_files()
     when = datetime(2025, 3, 2, tzinfo=timezone.utc)
     sizes: dict[type[Item], dict[str, int]] = {}
-    async with open_store() as store:
+    async with benchmark_store() as store:
         a = store.adapters
         await a.candle("BTCUSDT", "1m", "binance").write_candles_data([files["candle"]])
         await a.storage(True).write_storage_data([files["storage"]])
