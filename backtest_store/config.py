@@ -113,6 +113,9 @@ class Settings:
     redis_socket_timeout: float = 1.0
     # PyMongo's timeoutMS: bounds every MongoDB call as a whole (server selection, retries, reply).
     mongo_timeout_ms: int = 15_000
+    # Count the commands sent to MongoDB and Redis (`Store.stats()`, the demo, the benchmarks). Off by default:
+    # PyMongo's command events cost client time on every command (see `counting.py`).
+    count_commands: bool = False
 
     def __post_init__(self) -> None:
         check_url(self.mongo_url, "MongoDB", "mongo_url (CC_MONGO_CONNECTION_STRING)")

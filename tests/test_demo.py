@@ -39,7 +39,7 @@ async def fresh_store(servers: Any) -> AsyncIterator[Callable[[], Awaitable[Stor
     async def _open() -> Store:
         database = _name("demo")
         store = await Store.open(mongo_url=servers.mongo_db(database), redis_url=servers.redis,
-                                 cache_prefix=_name("bts"))
+                                 cache_prefix=_name("bts"), count_commands=True)
         opened.append((store, database))
         await store.create_indexes()
         return store

@@ -501,6 +501,7 @@ class DemoRun:
     async def run(self) -> dict[str, Any]:
         cache_before = self.store.cache_stats.as_dict()
         mongo_before = dict(self.store.mongo_commands.counts)
+        redis_before = dict(self.store.redis_commands.counts)
         started = time.perf_counter()
         await self._init()
         # Symbols advance in lock-step on one clock (they share the risk profile and the windows); the order
@@ -514,6 +515,10 @@ class DemoRun:
         elapsed = time.perf_counter() - started
         mongo = {k: v - mongo_before.get(k, 0) for k, v in self.store.mongo_commands.counts.items()}
         mongo = {k: v for k, v in sorted(mongo.items()) if v}
+        # What the Redis server received from this store (the cache's commands, and redis-py's own on a new
+        # connection), not calls to the cache.
+        redis = {k: v - redis_before.get(k, 0) for k, v in self.store.redis_commands.counts.items()}
+        redis = {k: v for k, v in sorted(redis.items()) if v}
         cache_after = self.store.cache_stats.as_dict()
         cache: dict[str, float] = {k: cache_after[k] - cache_before.get(k, 0) for k in cache_after}
         looked = cache["hits"] + cache["misses"] + cache["stale"]
@@ -554,7 +559,9 @@ class DemoRun:
             "cache": cache,
             "mongo_commands": mongo,
             "mongo_commands_total": sum(mongo.values()),
-            "redis_commands": cache["commands"],
+            "redis_commands": sum(redis.values()),
+            "redis_command_names": redis,
+            "commands_counted": bool(self.store.settings.count_commands),
         }
 
 
@@ -569,8 +576,9 @@ async def run_demo(store: "Store", *, symbols: int | Sequence[str] = DEFAULT_SYM
     after every minute of the frame. The summary has the sections `run`, `simulation`, `documents` (estimated
     document count per collection), `calls` (per `<adapter>.<method>`: calls, p50_ms, p99_ms, max_ms,
     total_ms), `candles` (candle cache hits and misses as the framework sees them), `cache` (the Redis id
-    cache, including `hit_ratio`), `mongo_commands` (by name), `mongo_commands_total` and `redis_commands`;
-    the counters cover this run only.
+    cache, including `hit_ratio`), `mongo_commands` (by name), `mongo_commands_total`, `redis_commands` (what the
+    Redis server received) and `redis_command_names` (the same by name); the counters cover this run only, and
+    count only on a store opened with `count_commands=True` (`commands_counted` says which).
     """
     names = symbol_names(symbols) if isinstance(symbols, int) else list(symbols)
     if not names or len(set(names)) != len(names):
