@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from itertools import chain
 from typing import Any
 
 import bson
+from bson import Int64
 
 from .errors import InvalidInput
 from .models.candle import OHLCV
@@ -20,7 +24,7 @@ INTERVAL_MINUTES: dict[str, int] = {
 }
 # MongoDB's document limit, less room for `_id`, the timestamps and the update command around the document.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-_ENVELOPE_BYTES = 16 * 1024
+_ENVELOPE_BYTES = ENVELOPE_BYTES = 16 * 1024
 # MongoDB refuses documents nested deeper than this (each object or array is a level, the document the first).
 MAX_NESTING = 100
 _INT64 = (-(2**63), 2**63 - 1)
@@ -126,6 +130,85 @@ def _path(node: tuple[Any, ...] | None) -> str:
 
 
 def payload(value: Any, name: str = "payload") -> Any:
+    """Accept JSON-like values only, naming the path to the first that is not (see `_payload_with_paths`).
+
+    A payload is walked once by `_plain`, which only answers yes or no; only a payload it refuses is walked again,
+    this time keeping the path to every value, to name the first bad one in the error.
+    """
+    if _plain(value, 2):
+        return value
+    return _payload_with_paths(value, name)
+
+
+_INT64_MIN, _INT64_MAX = _INT64
+
+
+def _text(value: str) -> bool:
+    return value.isascii() or _encodable(value)
+
+
+def _scalar(value: Any, kind: type) -> bool:
+    """A value that is neither a dict nor a list: True if BSON stores it and gives it back equal."""
+    if kind is str:
+        return _text(value)
+    if kind is float or kind is bool or value is None:
+        return True
+    if kind is int or kind is Int64:
+        return bool(_INT64_MIN <= value <= _INT64_MAX)
+    if kind is datetime:
+        return bool(value.tzinfo is not None and value.utcoffset() is not None and not value.microsecond % 1000)
+    return False
+
+
+def _plain(value: Any, level: int) -> bool:
+    """`_payload_with_paths`'s rules without the paths: a recursive walk with no allocation per value, several times
+    cheaper. False means "not sure": the caller then walks again with paths, which accepts or names the error.
+    Exact types only (a subclass of int other than Int64 goes the slow way, which accepts it)."""
+    kind = type(value)
+    if kind is dict:
+        if level > MAX_NESTING:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or "\x00" in key or not _text(key):
+                return False
+            sub = type(item)
+            if sub is str:
+                if not (item.isascii() or _encodable(item)):
+                    return False
+            elif sub is float or sub is bool or item is None:
+                continue
+            elif sub is int:
+                if not _INT64_MIN <= item <= _INT64_MAX:
+                    return False
+            elif sub is dict or sub is list or sub is tuple:
+                if not _plain(item, level + 1):
+                    return False
+            elif not _scalar(item, sub):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        if level > MAX_NESTING:
+            return False
+        for item in value:
+            sub = type(item)
+            if sub is str:
+                if not (item.isascii() or _encodable(item)):
+                    return False
+            elif sub is float or sub is bool or item is None:
+                continue
+            elif sub is int:
+                if not _INT64_MIN <= item <= _INT64_MAX:
+                    return False
+            elif sub is dict or sub is list or sub is tuple:
+                if not _plain(item, level + 1):
+                    return False
+            elif not _scalar(item, sub):
+                return False
+        return True
+    return _scalar(value, kind)
+
+
+def _payload_with_paths(value: Any, name: str = "payload") -> Any:
     """Accept JSON-like values only, naming the path to the first that is not.
 
     Accepted beyond JSON, because every value a read returns must be writable: `bson.Int64` (how PyMongo returns
@@ -182,6 +265,22 @@ def document(key: dict[str, Any], fields: dict[str, Any]) -> None:
                            "document limit")
 
 
+def row_size(name: str, index: int, size: int) -> None:
+    """A row of `size` bytes (its BSON) fits a document with its context, before it is sent."""
+    if size > MAX_DOCUMENT_BYTES - _ENVELOPE_BYTES:
+        raise InvalidInput(f"{name}[{index}] encodes to {size} bytes, over MongoDB's 16 MiB document limit")
+
+
+def unencodable(fields: Mapping[str, Any], exc: BaseException) -> InvalidInput:
+    """The error for fields BSON could not encode: the path to the bad value where the payload rules find one."""
+    for name, value in fields.items():
+        try:
+            _payload_with_paths(value, name)
+        except InvalidInput as error:
+            return error
+    return InvalidInput(f"cannot be stored: {type(exc).__name__}: {str(exc)[:200]}")
+
+
 def _describe(key: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}={str(v)[:40]!r}" for k, v in key.items()) + "}"
 
@@ -223,11 +322,63 @@ def candle(value: Any, index: int) -> dict[str, Any]:
 
 def rows(name: str, value: Any, id_field: str) -> list[tuple[str, Any]]:
     """A list of dict rows each carrying a non-empty str id; returns (id, row) pairs."""
+    return [(row_id, row_payload(name, i, row)) for i, row_id, row in row_ids(name, value, id_field)]
+
+
+def row_ids(name: str, value: Any, id_field: str) -> list[tuple[int, str, dict[str, Any]]]:
+    """A list of dict rows each carrying a non-empty str id: (index, id, row) triples. The rows' other values are
+    not looked at here (`row_payload`)."""
     if type(value) not in (list, tuple):
         raise InvalidInput(f"{name} must be a list, got {type(value).__name__}")
     out = []
     for i, row in enumerate(value):
         if type(row) is not dict:
             raise InvalidInput(f"{name}[{i}] must be a dict, got {type(row).__name__}")
-        out.append((context_str(f"{name}[{i}].{id_field}", row.get(id_field)), payload(row, f"{name}[{i}]")))
+        row_id = row.get(id_field)
+        if type(row_id) is not str or not row_id or "\x00" in row_id or not _text(row_id):
+            row_id = context_str(f"{name}[{i}].{id_field}", row_id)  # raises, saying why
+        out.append((i, str(row_id), row))
     return out
+
+
+def row_payload(name: str, index: int, row: Any) -> Any:
+    """`payload` for the row at `index` of the list `name`; the path is only built for an error."""
+    if _plain(row, 2):
+        return row
+    return _payload_with_paths(row, f"{name}[{index}]")
+
+
+_TIMESTAMP = operator.itemgetter("timestamp")
+_PRICES = operator.itemgetter(*CANDLE_FIELDS[1:])
+_CANDLE_KEYS = frozenset({CANDLE_FIELDS})
+
+
+def candles(value: Any) -> list[dict[str, Any]]:
+    """`candle` for every candle of a list, the rows in order.
+
+    Most candles are the six OHLCV fields in order, with an int timestamp and float prices: their stored row is the
+    candle itself, and a whole list of them is checked at once with C-level passes (types, the timestamps' range,
+    one `fsum` that is finite only if every price is). Any other list goes candle by candle through `candle`, which
+    converts what it accepts and names the first bad value.
+    """
+    if type(value) not in (list, tuple):
+        raise InvalidInput(f"candles must be a list, got {type(value).__name__}")
+    if not value:
+        return []
+    if (set(map(type, value)) == _DICT_ONLY and set(map(len, value)) == _SIX and set(map(tuple, value)) == _CANDLE_KEYS):
+        stamps = list(map(_TIMESTAMP, value))
+        prices = list(chain.from_iterable(map(_PRICES, value)))
+        try:
+            finite = math.isfinite(math.fsum(prices))
+        except (OverflowError, TypeError):
+            finite = False
+        if (finite and set(map(type, stamps)) == _INT_ONLY and set(map(type, prices)) == _FLOAT_ONLY
+                and min(stamps) >= 0 and max(stamps) <= _INT64_MAX):
+            return list(value)
+    return [candle(c, i) for i, c in enumerate(value)]
+
+
+_DICT_ONLY = frozenset({dict})
+_INT_ONLY = frozenset({int})
+_FLOAT_ONLY = frozenset({float})
+_SIX = frozenset({len(CANDLE_FIELDS)})
