@@ -141,6 +141,7 @@ def payload(value: Any, name: str = "payload") -> Any:
 
 
 _INT64_MIN, _INT64_MAX = _INT64
+_STR_ONLY = frozenset({str})
 
 
 def _text(value: str) -> bool:
@@ -168,9 +169,14 @@ def _plain(value: Any, level: int) -> bool:
     if kind is dict:
         if level > MAX_NESTING:
             return False
-        for key, item in value.items():
-            if type(key) is not str or "\x00" in key or not _text(key):
+        if value:
+            # Every key at once: exactly str, then no NUL and UTF-8 encodable, checked on their concatenation.
+            if not _STR_ONLY.issuperset(map(type, value)):
                 return False
+            keys = "".join(value)
+            if "\x00" in keys or not (keys.isascii() or _encodable(keys)):
+                return False
+        for item in value.values():
             sub = type(item)
             if sub is str:
                 if not (item.isascii() or _encodable(item)):
@@ -206,6 +212,42 @@ def _plain(value: Any, level: int) -> bool:
                 return False
         return True
     return _scalar(value, kind)
+
+
+_FLAT = frozenset({str, float, bool, int, Int64, type(None)})
+
+
+def payload_shape(value: Any) -> bool:
+    """`payload`'s rules on types and nesting only, for a value about to be BSON-encoded, which checks the rest
+    (UTF-8 text, 64-bit ints, keys without NUL) in C: True means the value is a payload if it encodes. Cheaper
+    than `payload` on large values: each dict's and list's types are checked in one C-level pass. False means
+    "not sure", as for `_plain`."""
+    return _shape(value, 2)
+
+
+def _shape(value: Any, level: int) -> bool:
+    kind = type(value)
+    if kind is dict:
+        if value and not _STR_ONLY.issuperset(map(type, value)):
+            return False
+        items: Any = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    elif kind is datetime:
+        return _scalar(value, kind)
+    else:
+        return kind in _FLAT
+    if level > MAX_NESTING:
+        return False
+    if _FLAT.issuperset(map(type, items)):
+        return True
+    for item in items:
+        sub = type(item)
+        if sub in _FLAT:
+            continue
+        if not _shape(item, level + 1):
+            return False
+    return True
 
 
 def _payload_with_paths(value: Any, name: str = "payload") -> Any:
@@ -271,6 +313,10 @@ def row_size(name: str, index: int, size: int) -> None:
         raise InvalidInput(f"{name}[{index}] encodes to {size} bytes, over MongoDB's 16 MiB document limit")
 
 
+class Unencodable(InvalidInput):
+    """BSON refused a value that passed `payload_shape`: the caller names the bad value with `payload`."""
+
+
 def unencodable(fields: Mapping[str, Any], exc: BaseException) -> InvalidInput:
     """The error for fields BSON could not encode: the path to the bad value where the payload rules find one."""
     for name, value in fields.items():
@@ -322,22 +368,29 @@ def candle(value: Any, index: int) -> dict[str, Any]:
 
 def rows(name: str, value: Any, id_field: str) -> list[tuple[str, Any]]:
     """A list of dict rows each carrying a non-empty str id; returns (id, row) pairs."""
-    return [(row_id, row_payload(name, i, row)) for i, row_id, row in row_ids(name, value, id_field)]
+    return [(row_id, row_payload(name, i, row)) for i, (row_id, row) in enumerate(zip(row_ids(name, value, id_field),
+                                                                                     value))]
 
 
-def row_ids(name: str, value: Any, id_field: str) -> list[tuple[int, str, dict[str, Any]]]:
-    """A list of dict rows each carrying a non-empty str id: (index, id, row) triples. The rows' other values are
-    not looked at here (`row_payload`)."""
+def row_ids(name: str, value: Any, id_field: str) -> list[str]:
+    """The ids of a list of dict rows, each a non-empty str (the rows' other values are not looked at here:
+    `row_payload`). A list of plain rows is checked at once, in C-level passes; any other goes row by row, to name
+    the first bad one."""
     if type(value) not in (list, tuple):
         raise InvalidInput(f"{name} must be a list, got {type(value).__name__}")
+    if not value:
+        return []
+    if _DICT_ONLY.issuperset(map(type, value)):
+        ids = list(map(operator.methodcaller("get", id_field), value))
+        if _STR_ONLY.issuperset(map(type, ids)) and all(ids):
+            joined = "".join(ids)
+            if "\x00" not in joined and (joined.isascii() or _encodable(joined)):
+                return ids
     out = []
     for i, row in enumerate(value):
         if type(row) is not dict:
             raise InvalidInput(f"{name}[{i}] must be a dict, got {type(row).__name__}")
-        row_id = row.get(id_field)
-        if type(row_id) is not str or not row_id or "\x00" in row_id or not _text(row_id):
-            row_id = context_str(f"{name}[{i}].{id_field}", row_id)  # raises, saying why
-        out.append((i, str(row_id), row))
+        out.append(context_str(f"{name}[{i}].{id_field}", row.get(id_field)))
     return out
 
 
@@ -348,34 +401,43 @@ def row_payload(name: str, index: int, row: Any) -> Any:
     return _payload_with_paths(row, f"{name}[{index}]")
 
 
+def encoded_row_shape(name: str, index: int, row: Any) -> Any:
+    """`row_payload` for a row BSON has just encoded (see `payload_shape`)."""
+    if _shape(row, 2):
+        return row
+    return _payload_with_paths(row, f"{name}[{index}]")
+
+
 _TIMESTAMP = operator.itemgetter("timestamp")
 _PRICES = operator.itemgetter(*CANDLE_FIELDS[1:])
 _CANDLE_KEYS = frozenset({CANDLE_FIELDS})
 
 
-def candles(value: Any) -> list[dict[str, Any]]:
+def candles(value: Any) -> tuple[list[dict[str, Any]], list[int]]:
     """`candle` for every candle of a list, the rows in order.
 
     Most candles are the six OHLCV fields in order, with an int timestamp and float prices: their stored row is the
     candle itself, and a whole list of them is checked at once with C-level passes (types, the timestamps' range,
     one `fsum` that is finite only if every price is). Any other list goes candle by candle through `candle`, which
-    converts what it accepts and names the first bad value.
+    converts what it accepts and names the first bad value. Returns the rows and their timestamps.
     """
     if type(value) not in (list, tuple):
         raise InvalidInput(f"candles must be a list, got {type(value).__name__}")
     if not value:
-        return []
-    if (set(map(type, value)) == _DICT_ONLY and set(map(len, value)) == _SIX and set(map(tuple, value)) == _CANDLE_KEYS):
+        return [], []
+    if (_DICT_ONLY.issuperset(map(type, value)) and _SIX.issuperset(map(len, value))
+            and _CANDLE_KEYS.issuperset(map(tuple, value))):
         stamps = list(map(_TIMESTAMP, value))
         prices = list(chain.from_iterable(map(_PRICES, value)))
         try:
             finite = math.isfinite(math.fsum(prices))
         except (OverflowError, TypeError):
             finite = False
-        if (finite and set(map(type, stamps)) == _INT_ONLY and set(map(type, prices)) == _FLOAT_ONLY
+        if (finite and _INT_ONLY.issuperset(map(type, stamps)) and _FLOAT_ONLY.issuperset(map(type, prices))
                 and min(stamps) >= 0 and max(stamps) <= _INT64_MAX):
-            return list(value)
-    return [candle(c, i) for i, c in enumerate(value)]
+            return list(value), stamps
+    rows = [candle(c, i) for i, c in enumerate(value)]
+    return rows, list(map(_TIMESTAMP, rows))
 
 
 _DICT_ONLY = frozenset({dict})

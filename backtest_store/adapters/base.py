@@ -63,10 +63,10 @@ class RecordAdapter(Adapter):
         return doc[field]
 
     async def _write(self, value: Any, when: datetime | None = None, **extra: Any) -> None:
-        fields: dict[str, Any] = {self.model.value_field: validation.payload(value)}
+        fields: dict[str, Any] = {self.model.value_field: _checked(value, "payload")}
         if when is not None:
             fields["when"] = validation.when_ms(when)
-        await self._repo.upsert({**self._context, **extra}, fields)
+        await _upsert(self._repo, {**self._context, **extra}, fields, value, "payload")
 
 
 class EntryAdapter(Adapter):
@@ -90,9 +90,9 @@ class EntryAdapter(Adapter):
         key = self._key(entry)
         if type(data) is not dict:
             raise InvalidInput(f"data must be a dict record, got {type(data).__name__}")
-        fields = {"payload": validation.payload(data, "data"), "removed": bool(data.get("removed", False)),
+        fields = {"payload": _checked(data, "data"), "removed": bool(data.get("removed", False)),
                   "when": validation.when_ms(when)}
-        await self._repo.upsert(key, fields)
+        await _upsert(self._repo, key, fields, data, "data")
 
     async def _remove_entry(self, entry: Any) -> None:
         await self._repo.soft_delete(self._key(entry))
@@ -148,15 +148,15 @@ class RowsAdapter(Adapter):
                 if doc.get("payload") is not None]
 
     async def _write_rows(self, rows: Any, name: str) -> BulkCounts:
-        checked = validation.row_ids(name, rows, "id")
+        ids = validation.row_ids(name, rows, "id")
         if self.append_only:
-            return await self._append(checked, name)
-        return await self._window(checked, name)
+            return await self._append(ids, rows, name)
+        return await self._window(ids, rows, name)
 
-    async def _window(self, checked: list[tuple[int, str, dict[str, Any]]], name: str) -> BulkCounts:
+    async def _window(self, ids: list[str], rows: list[dict[str, Any]], name: str) -> BulkCounts:
         field, context, written = self.row_field, self._context, self._written
         window: dict[str, WindowRow] = {}  # a row id repeated within one call ends with its last row
-        for index, row_id, row in checked:
+        for index, (row_id, row) in enumerate(zip(ids, rows)):
             try:
                 encoded = encoded_row(row)
             except ENCODING_ERRORS as exc:
@@ -165,28 +165,29 @@ class RowsAdapter(Adapter):
             # A row with the bytes this adapter last wrote under its id was checked then: the same bytes are the
             # same value. Any other row is checked now, before any I/O.
             if written.get(row_id) != row_digest:
-                validation.row_payload(name, index, row)
+                validation.encoded_row_shape(name, index, row)
                 validation.row_size(name, index, len(encoded))
             window[row_id] = WindowRow({**context, field: row_id}, row_id, encoded, row_digest)
-        rows = list(window.values())
-        counts = await self._repo.write_window(rows, written)
-        self._written = {r.row_id: r.digest for r in rows}
+        checked = list(window.values())
+        counts = await self._repo.write_window(checked, written)
+        self._written = {r.row_id: r.digest for r in checked}
         return counts
 
-    async def _append(self, checked: list[tuple[int, str, dict[str, Any]]], name: str) -> BulkCounts:
+    async def _append(self, ids: list[str], rows: list[dict[str, Any]], name: str) -> BulkCounts:
         field, context, stored = self.row_field, self._context, self._stored
         new: dict[str, RawBSONDocument] = {}
-        for index, row_id, row in checked:
-            if row_id in stored or row_id in new:
-                continue  # first write wins: its value is never read
-            validation.row_payload(name, index, row)
+        # First write wins: a stored id's value is never read.
+        for index in [i for i, row_id in enumerate(ids) if row_id not in stored]:
+            row_id, row = ids[index], rows[index]
+            if row_id in new:
+                continue
             try:
                 encoded = encoded_row(row)
             except ENCODING_ERRORS as exc:
                 raise validation.unencodable({f"{name}[{index}]": row}, exc) from None
+            validation.encoded_row_shape(name, index, row)
             validation.row_size(name, index, len(encoded))
             new[row_id] = RawBSONDocument(encoded)
-        ids = frozenset(row_id for _, row_id, _ in checked)
         if len(new) > 1 and not stored:
             # Nothing known (a new adapter): which of them are stored already, ids only, before sending any.
             found = await self._repo.stored_values({field: {"$in": list(new)}}, field)
@@ -196,8 +197,24 @@ class RowsAdapter(Adapter):
         docs = [{**context, field: row_id, "payload": row, "createDate": now, "updatedDate": now}
                 for row_id, row in new.items()]
         inserted = await self._repo.insert_new(docs)
-        self._stored = ids
-        return BulkCounts(inserted, len(ids) - inserted, 0)
+        self._stored = frozenset(ids)
+        return BulkCounts(inserted, len(self._stored) - inserted, 0)
+
+
+def _checked(value: Any, name: str) -> Any:
+    """A keyed write's payload: its types and nesting here (`payload_shape`), the rest when the repository encodes
+    it, before any I/O. Anything unusual goes through `payload`, which names the bad value."""
+    if validation.payload_shape(value):
+        return value
+    return validation.payload(value, name)
+
+
+async def _upsert(repo: Repository, key: dict[str, Any], fields: dict[str, Any], value: Any, name: str) -> None:
+    try:
+        await repo.upsert(key, fields)
+    except validation.Unencodable:
+        validation.payload(value, name)  # names the value BSON refused
+        raise
 
 
 _PROJECTIONS: dict[tuple[type[Item], tuple[str, ...]], dict[str, int]] = {}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import bisect
+import operator
 import time
+from collections import deque
 from datetime import datetime, timezone
+from itertools import repeat
 from typing import Any
 
 from .. import validation
@@ -17,6 +20,10 @@ MAX_BATCH = 100_000
 _CANDLE = {"_id": 0, "timestamp": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "extra": 1,
            "keyOrder": 1}
 _PLAIN = len(validation.CANDLE_FIELDS)
+_TIMESTAMP = operator.itemgetter("timestamp")
+_INT_ONLY = frozenset({int})
+_SIX = frozenset({_PLAIN})
+_CANDLE_KEYS = frozenset({OHLCV})
 
 
 class KnownRanges:
@@ -99,19 +106,17 @@ class CandleAdapter(Adapter):
             # Never fill gaps and never return neighbours: the framework refetches on None.
             self._known.discard(since, last, step)
             return None
-        # The documents are the candles: the projection returns the six fields, in their stored order. Only the
-        # timestamp's type is fixed here (a stored int64 reads as bson.Int64); a candle with other fields, or
-        # stored in another order (the TypeScript original's documents), is rebuilt by `candle_of`.
-        expected = since
-        for i, doc in enumerate(docs):
-            ts = doc["timestamp"]
-            if ts != expected:
-                return self._unordered(docs, since, last)
-            if type(ts) is not int:
-                doc["timestamp"] = int(ts)
-            if len(doc) != _PLAIN or tuple(doc) != OHLCV:
-                docs[i] = candle_of(doc)
-            expected += step
+        # The documents are the candles: the projection returns the six fields, in their stored order. In C-level
+        # passes: the timestamps are the range in order; a stored int64 reads as bson.Int64 and a double written
+        # by the Node driver as a float, so they are made ints; a candle with other fields, or stored in another
+        # order (the TypeScript original's documents), is rebuilt by `candle_of`.
+        stamps = list(map(_TIMESTAMP, docs))
+        if stamps != list(range(since, last + 1, step)):
+            return self._unordered(docs, since, last)
+        if not _INT_ONLY.issuperset(map(type, stamps)):
+            deque(map(dict.__setitem__, docs, repeat("timestamp"), map(int, stamps)), maxlen=0)
+        if not (_SIX.issuperset(map(len, docs)) and _CANDLE_KEYS.issuperset(map(tuple, docs))):
+            docs = [doc if len(doc) == _PLAIN and tuple(doc) == OHLCV else candle_of(doc) for doc in docs]
         if since % step == 0:
             self._known.add(since, last, step)
         return docs
@@ -131,27 +136,32 @@ class CandleAdapter(Adapter):
         candles this adapter has seen stored (first write wins: they are not sent)."""
         if type(candles) not in (list, tuple):
             raise InvalidInput(f"candles must be a list, got {type(candles).__name__}")
-        rows = validation.candles(candles)
+        rows, stamps = validation.candles(candles)
         if not rows:
             return 0
         step, known = self._step, self._known
         now_ms = int(time.time() * 1000)
         interval = self._context["interval"]
-        stamps = [row["timestamp"] for row in rows]
         first, last = min(stamps), max(stamps)
         if validation.forming(last, interval, now_ms):
-            rows = [row for row in rows if not validation.forming(row["timestamp"], interval, now_ms)]
+            kept = [i for i, ts in enumerate(stamps) if not validation.forming(ts, interval, now_ms)]
+            rows, stamps = [rows[i] for i in kept], [stamps[i] for i in kept]
             if not rows:
                 return 0
-            stamps = [row["timestamp"] for row in rows]
             first, last = min(stamps), max(stamps)
         aligned = not any(map(step.__rmod__, stamps))
-        if aligned and known.covers(first, last):
+        unique = len(set(stamps)) == len(stamps)
+        # One contiguous run on the grid, the usual write: known or not as a whole.
+        run = aligned and unique and last - first == (len(stamps) - 1) * step
+        if run and known.covers(first, last):
             return 0
-        new: dict[int, dict[str, Any]] = {}
-        for ts, row in zip(stamps, rows):
-            if ts not in new and not (known and ts % step == 0 and known.covers(ts, ts)):
-                new[ts] = row
+        if unique and not known:
+            new = dict(zip(stamps, rows))
+        else:
+            new = {}
+            for ts, row in zip(stamps, rows):
+                if ts not in new and not (ts % step == 0 and known.covers(ts, ts)):
+                    new[ts] = row
         if len(new) > 1 and not known:
             # A new adapter knows nothing: which are stored already, timestamps only, before sending any (a write of
             # 1,000 candles that all exist then costs one small read). Once it knows some, the framework's writes
@@ -160,11 +170,16 @@ class CandleAdapter(Adapter):
             within = {"$gte": first, "$lte": last} if aligned and span <= 2 * len(new) else {"$in": list(new)}
             for doc in await self._repo.stored_values({**self._context, "timestamp": within}, "timestamp"):
                 new.pop(int(doc["timestamp"]), None)
-        now = datetime.now(timezone.utc)
-        context = self._context
-        inserted = await self._repo.insert_new(
-            [{**context, **row, "createDate": now, "updatedDate": now} for row in new.values()])
-        self._remember(sorted({ts for ts in stamps if ts % step == 0}))
+        inserted = 0
+        if new:
+            now = datetime.now(timezone.utc)
+            context = self._context
+            inserted = await self._repo.insert_new(
+                [{**context, **row, "createDate": now, "updatedDate": now} for row in new.values()])
+        if run:
+            known.add(first, last, step)
+        else:
+            self._remember(sorted({ts for ts in stamps if ts % step == 0}))
         return inserted
 
     def _remember(self, stamps: list[int]) -> None:

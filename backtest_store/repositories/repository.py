@@ -90,8 +90,9 @@ def digest(encoded: bytes) -> bytes:
 
 
 def encoded_row(row: Mapping[str, Any]) -> bytes:
-    """A row's BSON, which both its digest and the update carry (as a `RawBSONDocument`): encoded once."""
-    return bson.encode(row)
+    """A row's BSON, which both its digest and the update carry (as a `RawBSONDocument`): encoded once. Encoded as
+    a value inside a document, as it is stored: a top-level document would have its `_id` key moved first."""
+    return bson.encode({"": row})[6:-1]
 
 
 def _set_if_changed(fields: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
@@ -160,7 +161,7 @@ class Repository:
             raw = bson.encode(stage)
             size = len(raw) + len(bson.encode(flt))
         except ENCODING_ERRORS as exc:
-            raise validation.unencodable(fields, exc) from None
+            raise validation.Unencodable(f"cannot be stored: {type(exc).__name__}: {str(exc)[:200]}") from None
         if size > validation.MAX_DOCUMENT_BYTES - validation.ENVELOPE_BYTES:
             validation.document(dict(flt), dict(fields))  # the exact size, and the error naming the document
         return [{"$set": RawBSONDocument(raw)}]
