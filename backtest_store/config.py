@@ -135,6 +135,7 @@ class StoreOptions(TypedDict, total=False):
     redis_socket_timeout: float
     mongo_timeout_ms: int
     uncached_collections: tuple[str, ...]
+    count_commands: bool
 
 
 def uncached_from_env(env: os._Environ[str] | dict[str, str] | None = None) -> tuple[str, ...]:
@@ -159,6 +160,9 @@ class Settings:
     # Collections whose keyed reads skip the Redis id cache and go by key: on a sharded cluster a read by `_id`
     # goes to every shard, a read by key to one (docs/scale-out.md). Also `BACKTEST_STORE_UNCACHED=a,b`.
     uncached_collections: tuple[str, ...] = ()
+    # Count the commands sent to MongoDB and Redis (`Store.stats()`, the demo, the benchmarks). Off by default:
+    # PyMongo's command events cost client time on every command (see `counting.py`).
+    count_commands: bool = False
 
     def __post_init__(self) -> None:
         check_url(self.mongo_url, "MongoDB", "mongo_url (CC_MONGO_CONNECTION_STRING)")

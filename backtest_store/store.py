@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 import pymongo
 from beanie import init_beanie
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.errors import ConfigurationError as MongoConfigurationError
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisClusterException
@@ -24,6 +23,7 @@ from .cache import CacheHealth, CacheStats, IdCache, flush_prefix
 from .cache.client import connect as connect_redis
 from .cache.ids import REDIS_FAILURES
 from .config import Settings, StoreOptions, redact
+from .counting import CommandCounter, RedisCommandCounter
 from .drivers import Client, Database, RedisClient
 from .errors import ConfigurationError, NotReady
 from .faults import Fault, mongo_fault, redis_fault
@@ -41,22 +41,6 @@ log = logging.getLogger("backtest_store")
 UNCACHED: frozenset[type[Item]] = frozenset({CandleItem, StorageItem, NotificationItem, LogItem})
 
 
-class CommandCounter(monitoring.CommandListener):
-    """Counts the MongoDB commands this store sends, by name (for the demo's summary and for benchmarks)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.counts[event.command_name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 class Store:
     def __init__(self, settings: Settings, mongo: Client, database: Database, redis: RedisClient,
                  commands: CommandCounter) -> None:
@@ -65,7 +49,11 @@ class Store:
         self.database = database
         self.redis = redis
         self.cache_stats = CacheStats()
+        # Both stay empty unless the store was opened with `count_commands=True` (see `counting.py`).
         self.mongo_commands = commands
+        self.redis_commands = RedisCommandCounter()
+        if settings.count_commands:
+            self.redis_commands.attach(redis)
         self._health = CacheHealth(settings.cache_retry_after, self.cache_stats)
         self._repositories: dict[type[Item], Repository] = {}
         for model in DOCUMENTS:
@@ -103,7 +91,8 @@ class Store:
         # waiting for the monitor to give up on the server (35 s measured against a configured 5 s).
         try:
             mongo: Client = AsyncMongoClient(
-                settings.mongo_url, tz_aware=True, appname="backtest-store", event_listeners=[commands],
+                settings.mongo_url, tz_aware=True, appname="backtest-store",
+                event_listeners=[commands] if settings.count_commands else [],
                 timeoutMS=settings.mongo_timeout_ms, serverSelectionTimeoutMS=settings.mongo_timeout_ms)
         except (PyMongoError, ValueError, TypeError) as exc:
             # The driver's words may quote pieces of the URL: only their redacted form is shown, with no cause.
@@ -281,6 +270,7 @@ class Store:
         return {
             "cache": {**self.cache_stats.as_dict(), "hit_ratio": self.cache_stats.hit_ratio},
             "mongo_commands": dict(self.mongo_commands.counts),
+            "redis_commands": dict(self.redis_commands.counts),
         }
 
     def __repr__(self) -> str:

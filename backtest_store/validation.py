@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Mapping
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 import bson
+from bson import Int64
 
 from .errors import InvalidInput
 from .models.candle import OHLCV
@@ -21,7 +25,7 @@ INTERVAL_MINUTES: dict[str, int] = {
 }
 # MongoDB's document limit, less room for `_id`, the timestamps and the update command around the document.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-_ENVELOPE_BYTES = 16 * 1024
+_ENVELOPE_BYTES = ENVELOPE_BYTES = 16 * 1024
 # MongoDB refuses documents nested deeper than this (each object or array is a level, the document the first).
 MAX_NESTING = 100
 _INT64 = (-(2**63), 2**63 - 1)
@@ -113,6 +117,127 @@ def _path(node: tuple[Any, ...] | None) -> str:
 
 
 def payload(value: Any, name: str = "payload") -> Any:
+    """Accept JSON-like values only, naming the path to the first that is not (see `_payload_with_paths`).
+
+    A payload is walked once by `_plain`, which only answers yes or no; only a payload it refuses is walked again,
+    this time keeping the path to every value, to name the first bad one in the error.
+    """
+    if _plain(value, 2):
+        return value
+    return _payload_with_paths(value, name)
+
+
+_INT64_MIN, _INT64_MAX = _INT64
+_STR_ONLY = frozenset({str})
+
+
+def _text(value: str) -> bool:
+    return value.isascii() or _encodable(value)
+
+
+def _scalar(value: Any, kind: type) -> bool:
+    """A value that is neither a dict nor a list: True if BSON stores it and gives it back equal."""
+    if kind is str:
+        return _text(value)
+    if kind is float or kind is bool or value is None:
+        return True
+    if kind is int or kind is Int64:
+        return bool(_INT64_MIN <= value <= _INT64_MAX)
+    if kind is datetime:
+        return bool(value.tzinfo is not None and value.utcoffset() is not None and not value.microsecond % 1000)
+    return False
+
+
+def _plain(value: Any, level: int) -> bool:
+    """`_payload_with_paths`'s rules without the paths: a recursive walk with no allocation per value, several times
+    cheaper. False means "not sure": the caller then walks again with paths, which accepts or names the error.
+    Exact types only (a subclass of int other than Int64 goes the slow way, which accepts it)."""
+    kind = type(value)
+    if kind is dict:
+        if level > MAX_NESTING:
+            return False
+        if value:
+            # Every key at once: exactly str, then no NUL and UTF-8 encodable, checked on their concatenation.
+            if not _STR_ONLY.issuperset(map(type, value)):
+                return False
+            keys = "".join(value)
+            if "\x00" in keys or not (keys.isascii() or _encodable(keys)):
+                return False
+        for item in value.values():
+            sub = type(item)
+            if sub is str:
+                if not (item.isascii() or _encodable(item)):
+                    return False
+            elif sub is float or sub is bool or item is None:
+                continue
+            elif sub is int:
+                if not _INT64_MIN <= item <= _INT64_MAX:
+                    return False
+            elif sub is dict or sub is list or sub is tuple:
+                if not _plain(item, level + 1):
+                    return False
+            elif not _scalar(item, sub):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        if level > MAX_NESTING:
+            return False
+        for item in value:
+            sub = type(item)
+            if sub is str:
+                if not (item.isascii() or _encodable(item)):
+                    return False
+            elif sub is float or sub is bool or item is None:
+                continue
+            elif sub is int:
+                if not _INT64_MIN <= item <= _INT64_MAX:
+                    return False
+            elif sub is dict or sub is list or sub is tuple:
+                if not _plain(item, level + 1):
+                    return False
+            elif not _scalar(item, sub):
+                return False
+        return True
+    return _scalar(value, kind)
+
+
+_FLAT = frozenset({str, float, bool, int, Int64, type(None)})
+
+
+def payload_shape(value: Any) -> bool:
+    """`payload`'s rules on types and nesting only, for a value about to be BSON-encoded, which checks the rest
+    (UTF-8 text, 64-bit ints, keys without NUL) in C: True means the value is a payload if it encodes. Cheaper
+    than `payload` on large values: each dict's and list's types are checked in one C-level pass. False means
+    "not sure", as for `_plain`."""
+    return _shape(value, 2)
+
+
+def _shape(value: Any, level: int) -> bool:
+    kind = type(value)
+    if kind is dict:
+        if value and not _STR_ONLY.issuperset(map(type, value)):
+            return False
+        items: Any = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    elif kind is datetime:
+        return _scalar(value, kind)
+    else:
+        return kind in _FLAT
+    if level > MAX_NESTING:
+        return False
+    if _FLAT.issuperset(map(type, items)):
+        return True
+    for item in items:
+        sub = type(item)
+        if sub in _FLAT:
+            continue
+        if not _shape(item, level + 1):
+            return False
+    return True
+
+
+def _payload_with_paths(value: Any, name: str = "payload") -> Any:
     """Accept JSON-like values only, naming the path to the first that is not.
 
     Accepted beyond JSON, because every value a read returns must be writable: `bson.Int64` (how PyMongo returns
@@ -169,6 +294,26 @@ def document(key: dict[str, Any], fields: dict[str, Any]) -> None:
                            "document limit")
 
 
+def row_size(name: str, index: int, size: int) -> None:
+    """A row of `size` bytes (its BSON) fits a document with its context, before it is sent."""
+    if size > MAX_DOCUMENT_BYTES - _ENVELOPE_BYTES:
+        raise InvalidInput(f"{name}[{index}] encodes to {size} bytes, over MongoDB's 16 MiB document limit")
+
+
+class Unencodable(InvalidInput):
+    """BSON refused a value that passed `payload_shape`: the caller names the bad value with `payload`."""
+
+
+def unencodable(fields: Mapping[str, Any], exc: BaseException) -> InvalidInput:
+    """The error for fields BSON could not encode: the path to the bad value where the payload rules find one."""
+    for name, value in fields.items():
+        try:
+            _payload_with_paths(value, name)
+        except InvalidInput as error:
+            return error
+    return InvalidInput(f"cannot be stored: {type(exc).__name__}: {str(exc)[:200]}")
+
+
 def _describe(key: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}={str(v)[:40]!r}" for k, v in key.items()) + "}"
 
@@ -210,11 +355,79 @@ def candle(value: Any, index: int) -> dict[str, Any]:
 
 def rows(name: str, value: Any, id_field: str) -> list[tuple[str, Any]]:
     """A list of dict rows each carrying a non-empty str id; returns (id, row) pairs."""
+    return [(row_id, row_payload(name, i, row)) for i, (row_id, row) in enumerate(zip(row_ids(name, value, id_field),
+                                                                                     value))]
+
+
+def row_ids(name: str, value: Any, id_field: str) -> list[str]:
+    """The ids of a list of dict rows, each a non-empty str (the rows' other values are not looked at here:
+    `row_payload`). A list of plain rows is checked at once, in C-level passes; any other goes row by row, to name
+    the first bad one."""
     if type(value) not in (list, tuple):
         raise InvalidInput(f"{name} must be a list, got {type(value).__name__}")
+    if not value:
+        return []
+    if _DICT_ONLY.issuperset(map(type, value)):
+        ids = list(map(operator.methodcaller("get", id_field), value))
+        if _STR_ONLY.issuperset(map(type, ids)) and all(ids):
+            joined = "".join(ids)
+            if "\x00" not in joined and (joined.isascii() or _encodable(joined)):
+                return ids
     out = []
     for i, row in enumerate(value):
         if type(row) is not dict:
             raise InvalidInput(f"{name}[{i}] must be a dict, got {type(row).__name__}")
-        out.append((context_str(f"{name}[{i}].{id_field}", row.get(id_field)), payload(row, f"{name}[{i}]")))
+        out.append(context_str(f"{name}[{i}].{id_field}", row.get(id_field)))
     return out
+
+
+def row_payload(name: str, index: int, row: Any) -> Any:
+    """`payload` for the row at `index` of the list `name`; the path is only built for an error."""
+    if _plain(row, 2):
+        return row
+    return _payload_with_paths(row, f"{name}[{index}]")
+
+
+def encoded_row_shape(name: str, index: int, row: Any) -> Any:
+    """`row_payload` for a row BSON has just encoded (see `payload_shape`)."""
+    if _shape(row, 2):
+        return row
+    return _payload_with_paths(row, f"{name}[{index}]")
+
+
+_TIMESTAMP = operator.itemgetter("timestamp")
+_PRICES = operator.itemgetter(*CANDLE_FIELDS[1:])
+_CANDLE_KEYS = frozenset({CANDLE_FIELDS})
+
+
+def candles(value: Any) -> tuple[list[dict[str, Any]], list[int]]:
+    """`candle` for every candle of a list, the rows in order.
+
+    Most candles are the six OHLCV fields in order, with an int timestamp and float prices: their stored row is the
+    candle itself, and a whole list of them is checked at once with C-level passes (types, the timestamps' range,
+    one `fsum` that is finite only if every price is). Any other list goes candle by candle through `candle`, which
+    converts what it accepts and names the first bad value. Returns the rows and their timestamps.
+    """
+    if type(value) not in (list, tuple):
+        raise InvalidInput(f"candles must be a list, got {type(value).__name__}")
+    if not value:
+        return [], []
+    if (_DICT_ONLY.issuperset(map(type, value)) and _SIX.issuperset(map(len, value))
+            and _CANDLE_KEYS.issuperset(map(tuple, value))):
+        stamps = list(map(_TIMESTAMP, value))
+        prices = list(chain.from_iterable(map(_PRICES, value)))
+        try:
+            finite = math.isfinite(math.fsum(prices))
+        except (OverflowError, TypeError):
+            finite = False
+        if (finite and _INT_ONLY.issuperset(map(type, stamps)) and _FLOAT_ONLY.issuperset(map(type, prices))
+                and min(stamps) >= 0 and max(stamps) <= _INT64_MAX):
+            return list(value), stamps
+    rows = [candle(c, i) for i, c in enumerate(value)]
+    return rows, list(map(_TIMESTAMP, rows))
+
+
+_DICT_ONLY = frozenset({dict})
+_INT_ONLY = frozenset({int})
+_FLOAT_ONLY = frozenset({float})
+_SIX = frozenset({len(CANDLE_FIELDS)})

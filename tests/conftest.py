@@ -40,6 +40,8 @@ async def open_store(servers: ServerUrls) -> AsyncIterator[OpenStore]:
         options.setdefault("mongo_url", servers.mongo_db(database))
         options.setdefault("redis_url", servers.redis)
         options.setdefault("cache_prefix", prefix)
+        # The tests assert round trips: count every command sent (production stores do not, see counting.py).
+        options.setdefault("count_commands", True)
         store = await Store.open(**options)  # type: ignore[arg-type]
         opened.append((store, database, fresh))
         await store.create_indexes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import bson
 import pytest
 
 from backtest_store import StorageError, Store
@@ -49,8 +50,10 @@ class ForgetfulCollection:
         self.calls += 1
         if self.calls <= self.losses:
             return None
-        # The update is a pipeline whose values are `$literal`s.
-        fields = {k: v["$literal"] for k, v in update[0]["$set"].items() if isinstance(v, dict) and "$literal" in v}
+        # The update is a pipeline whose values are `$literal`s (its stage encoded once, as a RawBSONDocument).
+        stage = update[0]["$set"]
+        stage = bson.decode(stage.raw) if hasattr(stage, "raw") else stage
+        fields = {k: v["$literal"] for k, v in stage.items() if isinstance(v, dict) and "$literal" in v}
         return {"_id": "x", **flt, **fields}
 
 

@@ -226,11 +226,11 @@ async def test_entry_for_a_key_mongo_does_not_hold_is_dropped(store: Store) -> N
 
 
 async def test_a_large_write_is_bounded_per_round_trip_not_as_a_whole(store: Store) -> None:
-    """mongo_timeout_ms bounds each round trip: 2,500 candles go as three bulk writes, so a call of any size can
+    """mongo_timeout_ms bounds each round trip: 2,500 candles go as three inserts, so a call of any size can
     finish on a slow server (one bulk write of 20,000 candles was cut off after 15 s on the embedded one)."""
     from backtest_store.repositories.repository import BULK_CHUNK
     from tests.zoo import T0_MS, candles
 
-    before = store.mongo_commands.counts["update"]
+    before = store.mongo_commands.counts["insert"]
     assert await store.adapters.candle("BTCUSDT", "1m", "e").write_candles_data(candles(T0_MS, 2500)) == 2500
-    assert store.mongo_commands.counts["update"] - before == -(-2500 // BULK_CHUNK) == 3
+    assert store.mongo_commands.counts["insert"] - before == -(-2500 // BULK_CHUNK) == 3

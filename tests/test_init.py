@@ -22,7 +22,7 @@ async def test_false_costs_nothing(open_store: OpenStore) -> None:
 async def test_concurrent_callers_share_one_attempt(servers: ServerUrls) -> None:
     database = unique("init")
     store = await Store.open(mongo_url=servers.mongo_db(database), redis_url=servers.redis,
-                             cache_prefix=unique("bts"))
+                             cache_prefix=unique("bts"), count_commands=True)
     try:
         await asyncio.gather(*(store.adapters.log().wait_for_init(True) for _ in range(20)))
         assert store.mongo_commands.counts["ping"] == 1
@@ -66,7 +66,7 @@ async def test_failure_is_not_cached_recovers_once_the_server_is_up(servers: Ser
 
 async def test_runtime_never_touches_indexes(servers: ServerUrls) -> None:
     database = unique("no_index")
-    store = await Store.open(mongo_url=servers.mongo_db(database), redis_url=servers.redis, cache_prefix=unique("bts"))
+    store = await Store.open(mongo_url=servers.mongo_db(database), redis_url=servers.redis, cache_prefix=unique("bts"), count_commands=True)
     try:
         sig = store.adapters.signal("B", "s", "e")
         await sig.wait_for_init(True)

@@ -24,13 +24,14 @@ from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from backtest_store import Settings, Store
-from backtest_store.errors import ConfigurationError
 from backtest_store.cli import main
+from backtest_store.errors import ConfigurationError
 from backtest_store.migrations import check, create_indexes, read_shard_config
 from backtest_store.migrations.sharding import (
     COARSE_KEY,
     DOCUMENTS,
     EVERY,
+    INSERT_ONLY,
     KEYLESS,
     LIST_READS,
     ONE,
@@ -128,8 +129,8 @@ def test_recommended_keys_enforce_every_unique_index_and_target_every_keyed_call
     assert report.errors == [] and report.shards == 3
     assert [c.collection for c in report.collections] == [
         "candle-items", "storage-items", "notification-items", "log-items", "measure-items", "interval-items"]
-    assert routes(report, "candle-items") == {"upsert": ONE, "range read": SOME}
-    assert routes(report, "log-items") == {"upsert": ONE, "read rows": EVERY}  # every row: inherent, not a finding
+    assert routes(report, "candle-items") == {"insert": ONE, "range read": SOME}
+    assert routes(report, "log-items") == {"insert": ONE, "read rows": EVERY}  # every row: inherent, not a finding
     assert routes(report, "storage-items") == {"upsert": ONE, "read rows": SOME}
     assert routes(report, "measure-items") == {"upsert": ONE, "read by key": ONE, "read by cached _id": EVERY,
                                                "list": SOME}
@@ -157,7 +158,7 @@ def test_misconfigured_keys_name_what_they_break() -> None:
     }
     assert {f.collection for f in report.errors} == {"candle-items", "signal-items", "risk-items", "memory-items",
                                                      "measure-items"}
-    assert routes(report, "candle-items") == {"upsert": ONE, "range read": ONE}
+    assert routes(report, "candle-items") == {"insert": ONE, "range read": ONE}
     assert routes(report, "signal-items") == {"upsert": EVERY, "read by key": EVERY, "read by cached _id": ONE}
     assert routes(report, "memory-items")["list"] == EVERY
 
@@ -187,7 +188,7 @@ def test_every_recommended_key_and_every_context_key_is_sound() -> None:
         # Only the cached reads by _id scatter; no key is coarse.
         assert {f.kind for f in report.findings} <= {SCATTER}
         for sharded in report.collections:
-            assert all(c.routing == ONE for c in sharded.calls if c.name in ("upsert", "read by key"))
+            assert all(c.routing == ONE for c in sharded.calls if c.name in ("upsert", "insert", "read by key"))
 
 
 def test_an_unreadable_config_database_is_a_warning_never_an_error() -> None:
@@ -202,7 +203,7 @@ def test_the_call_table_is_the_stores_own() -> None:
     assert KEYLESS == UNCACHED
     for model in DOCUMENTS:
         names = [c.name for c in calls(model, (("_id", 1),), cached=model not in UNCACHED)]
-        assert names[0] == "upsert"
+        assert names[0] == ("insert" if model in INSERT_ONLY else "upsert")
         assert ("read by key" in names) == (model not in KEYLESS)
         assert ("list" in names or "read rows" in names or "range read" in names) == (model in LIST_READS)
 
@@ -283,8 +284,9 @@ async def test_the_call_table_matches_the_filters_the_adapters_send(store: Store
 
     exercised = [CandleItem, StorageItem, NotificationItem, LogItem, SignalItem, MeasureItem, IntervalItem, MemoryItem]
     for model in exercised:
+        # An insert carries no filter: the listener sees the filters of the other calls only.
         expected = {(tuple(sorted(c.equal)), c.ranged)
-                    for c in calls(model, (("_id", 1),), cached=model not in UNCACHED)}
+                    for c in calls(model, (("_id", 1),), cached=model not in UNCACHED) if c.name != "insert"}
         assert listener.seen[model.collection_name()] == expected, model
 
 

@@ -115,7 +115,7 @@ async def test_write_read_is_the_identity(store: Store, data: dict[str, Any], ex
     await interval.write_interval_data(record, "k", NOW)
     assert same(await interval.read_interval_data("k"), record)
 
-    rows = [{"id": "r", **data}]
+    rows = [{**data, "id": "r"}]
     await a.notification(True).write_notification_data(rows)
     (row,) = await a.notification(True).read_notification_data()
     assert same(row, rows[0])

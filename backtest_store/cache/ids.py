@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Final
 
-from aredis_om import HashModel, NotFoundError
+from aredis_om import HashModel
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
@@ -117,6 +118,13 @@ def bind_model(redis: RedisClient, prefix: str, collection: str) -> type[CachedI
                            lambda ns: ns.update({"Meta": meta, "__module__": __name__}))
 
 
+def _client(model: type[CachedId]) -> "Redis[str]":
+    """The Redis client a bound model writes to (its `Meta.database`). A `RedisCluster` has the same key commands
+    at run time; the type stubs describe them on `Redis` only, so that is the type given here."""
+    client: Redis[str] = model.db()  # type: ignore[no-untyped-call]
+    return client
+
+
 class IdCache:
     """key → `_id` for one collection."""
 
@@ -130,34 +138,49 @@ class IdCache:
         return encode_key(self.key_fields, key)
 
     async def get(self, key: Mapping[str, object]) -> str | Stale | None:
-        """The cached `_id`; None on a miss or while Redis is failing; STALE for an unreadable entry (dropped)."""
+        """The cached `_id`; None on a miss or while Redis is failing; STALE for an unreadable entry (dropped).
+
+        One `HGETALL`, read as redis-om's `HashModel.get` reads it, without building a model: the entry is ours
+        when it is a hash with a string `doc_id`.
+        """
         if not self.health.available():
             return None
         self.health.stats.commands += 1
         pk = self.pk(key)
+        redis_key = self.model.make_primary_key(pk)
         try:
-            entry = await self.model.get(pk)
-        except NotFoundError:
-            self.health.succeeded()
-            return None
+            entry = await _client(self.model).hgetall(redis_key)
         except (ValueError, *REDIS_FAILURES) as exc:
             if not unreadable(exc):
                 self.health.failed("read", exc)
                 return None
-            log.debug("stale cache entry %s dropped: %s", self.model.make_primary_key(pk), exc)
+            log.debug("stale cache entry %s dropped: %s", redis_key, exc)
             await self._drop(pk)
             return STALE
         self.health.succeeded()
-        return entry.doc_id
+        if not entry:
+            return None
+        doc_id = entry.get("doc_id")
+        if type(doc_id) is not str:
+            log.debug("stale cache entry %s dropped: no doc_id", redis_key)
+            await self._drop(pk)
+            return STALE
+        return doc_id
 
     async def set(self, key: Mapping[str, object], doc_id: object) -> None:
+        """One `HSET` of the hash redis-om's `HashModel.save()` writes (`pk` and `doc_id`), and nothing else.
+
+        `save()` itself would re-validate the model and, on servers reporting Redis 7.4 or newer, send an `HTTL`
+        before the `HSET` (and an `INFO` once per client): two or three commands where one is enough.
+        """
         if not self.health.available():
             return
         self.health.stats.commands += 1
         pk = self.pk(key)
-        entry = self.model(pk=pk, doc_id=str(doc_id))
+        redis_key = self.model.make_primary_key(pk)
+        mapping: dict[str | bytes, bytes | float | int | str] = {"pk": pk, "doc_id": str(doc_id)}
         try:
-            await entry.save()
+            await _client(self.model).hset(redis_key, mapping=mapping)
         except REDIS_FAILURES as exc:
             if not unreadable(exc):
                 self.health.failed("write", exc)
@@ -168,7 +191,7 @@ class IdCache:
                 return
             self.health.stats.commands += 1
             try:
-                await entry.save()
+                await _client(self.model).hset(redis_key, mapping=mapping)
             except REDIS_FAILURES as exc:
                 self.health.failed("write", exc)
                 return

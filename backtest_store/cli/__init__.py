@@ -12,7 +12,7 @@ from ..config import redact
 from ..errors import BacktestStoreError
 
 # Module names under backtest_store.cli; each defines `register(subparsers)` and sets `func` on its parser.
-COMMANDS = ("demo", "migrate", "inspect", "dump", "serve", "report")
+COMMANDS = ("demo", "migrate", "inspect", "dump", "serve", "report", "bench")
 
 
 DESCRIPTION = """MongoDB + Redis persistence for backtest-kit's 16 persistence contracts.
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # how the command was asked for (bench's report)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

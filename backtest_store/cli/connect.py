@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConfigurationError as MongoConfigurationError
@@ -99,17 +100,18 @@ async def mongo_database(uri: str, timeout: float, appname: str) -> AsyncIterato
 
 
 @asynccontextmanager
-async def open_store(data_dir: str | os.PathLike[str] = DEFAULT_DATA_DIR) -> AsyncIterator[Store]:
-    """The user's servers when `CC_MONGO_CONNECTION_STRING` is set, else embedded ones keeping data in `data_dir`."""
+async def open_store(data_dir: str | os.PathLike[str] = DEFAULT_DATA_DIR, **options: Any) -> AsyncIterator[Store]:
+    """The user's servers when `CC_MONGO_CONNECTION_STRING` is set, else embedded ones keeping data in `data_dir`.
+    `options` are `Store.open`'s (`count_commands=True`, ...)."""
     if Settings.configured_in_env():
-        store = await Store.open()
+        store = await Store.open(**options)
         try:
             await store.wait_ready()
             yield store
         finally:
             await store.close()
     else:
-        async with Store.embedded(Path(data_dir).resolve()) as store:
+        async with Store.embedded(Path(data_dir).resolve(), **options) as store:
             yield store
 
 

@@ -86,7 +86,8 @@ async def _run(args: argparse.Namespace) -> int:
         warn.print("[yellow]note:[/] CC_REDIS_* is set but CC_MONGO_CONNECTION_STRING is not: using the "
                    "embedded servers for both.", highlight=False)
     data_dir = Path(args.data_dir).resolve()
-    async with open_store(data_dir) as store:
+    # Counting on: the summary reports the commands each server received.
+    async with open_store(data_dir, count_commands=True) as store:
         if configured:
             _banner(info, "configured servers", store)
             await warn_missing_indexes(store, warn)
@@ -163,15 +164,21 @@ def render(summary: dict[str, Any], console: Console) -> None:
                  f"{candles['hit_ratio']:.1%}")
     console.print(hits)
 
-    commands = Table(title="Commands issued", title_justify="left")
+    commands = Table(title="Commands issued", title_justify="left",
+                     caption="as each server received them (Redis: the cache's commands and redis-py's own on a new "
+                             "connection)", caption_justify="left")
     commands.add_column("server")
     commands.add_column("command")
     commands.add_column("count", justify="right")
     for name, count in summary["mongo_commands"].items():
         commands.add_row("MongoDB", name, f"{count:,}")
     commands.add_row("MongoDB", "[bold]total[/]", f"[bold]{summary['mongo_commands_total']:,}[/]")
+    for name, count in summary.get("redis_command_names", {}).items():
+        commands.add_row("Redis", name, f"{count:,}")
     commands.add_row("Redis", "[bold]total[/]", f"[bold]{summary['redis_commands']:,}[/]")
     console.print(commands)
+    if not summary.get("commands_counted", True):
+        console.print("Commands were not counted: open the store with count_commands=True.", style="dim")
     if summary.get("servers", {}).get("mode") == "embedded":
         console.print("Latencies above are the embedded SecantusDB's (a Python server, slow on large collections), "
                       "not MongoDB's.", style="dim", highlight=False)

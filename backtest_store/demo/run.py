@@ -93,9 +93,14 @@ class _Symbol:
 
 
 class DemoRun:
-    def __init__(self, store: "Store", symbols: Sequence[str], minutes: int, seed: int,
-                 progress: Progress | None, mode: str = DEFAULT_MODE) -> None:
+    """One simulated run. `store` is a `Store`, or for `simulate()` alone anything with an `adapters` factory of the
+    same shape (the benchmark drives other storage designs through the same calls). `timed=False` calls the
+    adapters directly, with no latency recorder in between."""
+
+    def __init__(self, store: "Store | Any", symbols: Sequence[str], minutes: int, seed: int,
+                 progress: Progress | None, mode: str = DEFAULT_MODE, *, timed: bool = True) -> None:
         self.store = store
+        self.timed = timed
         self.mode = mode
         self.backtest = mode == "backtest"
         self.frame = FRAME if self.backtest else ""
@@ -137,7 +142,9 @@ class DemoRun:
     # -- helpers ---------------------------------------------------------------------------------------------------
 
     def _wrap(self, name: str, adapter: Any) -> Any:
-        return self.timer.wrap(name, adapter) if name in PERSISTED[self.mode] else InMemory()
+        if name not in PERSISTED[self.mode]:
+            return InMemory()
+        return self.timer.wrap(name, adapter) if self.timed else adapter
 
     def _now(self, t: int) -> int:
         self.clock = max(t, self.clock + 1)
@@ -498,9 +505,8 @@ class DemoRun:
 
     # -- driver ----------------------------------------------------------------------------------------------------
 
-    async def run(self) -> dict[str, Any]:
-        cache_before = self.store.cache_stats.as_dict()
-        mongo_before = dict(self.store.mongo_commands.counts)
+    async def simulate(self) -> float:
+        """The init reads, then every tick: the calls alone, no summary. Returns the seconds it took."""
         started = time.perf_counter()
         await self._init()
         # Symbols advance in lock-step on one clock (they share the risk profile and the windows); the order
@@ -511,9 +517,39 @@ class DemoRun:
                 await self._tick(sym, t)
             if self.progress is not None:
                 self.progress(i + 1, self.minutes)
-        elapsed = time.perf_counter() - started
+        return time.perf_counter() - started
+
+    def simulation(self) -> dict[str, Any]:
+        """What the simulated strategy did: the same for a seed whatever stores its data."""
+        counts = dict(self.counts)
+        return {
+            "signals_scheduled": counts.get("signals_scheduled", 0),
+            "signals_opened": counts.get("signals_opened", 0),
+            "signals_closed": counts.get("signals_closed", 0),
+            "signals_cancelled": counts.get("signals_cancelled", 0),
+            "close_reasons": {k.removeprefix("closed_"): v for k, v in sorted(counts.items())
+                              if k.startswith("closed_")},
+            "breakevens": counts.get("breakevens", 0),
+            "risk_rejections": counts.get("risk_rejections", 0),
+            "exchange_fetches": self.exchange.fetches,
+            "candles_fetched": self.exchange.candles,
+            "restored": {"storage_rows": counts.get("restored_storage_rows", 0),
+                         "notifications": counts.get("restored_notifications", 0),
+                         "log_entries": counts.get("restored_log_entries", 0)},
+            "pnl_percentage": {s.name: round(s.pnl, 4) for s in self.symbols},
+        }
+
+    async def run(self) -> dict[str, Any]:
+        cache_before = self.store.cache_stats.as_dict()
+        mongo_before = dict(self.store.mongo_commands.counts)
+        redis_before = dict(self.store.redis_commands.counts)
+        elapsed = await self.simulate()
         mongo = {k: v - mongo_before.get(k, 0) for k, v in self.store.mongo_commands.counts.items()}
         mongo = {k: v for k, v in sorted(mongo.items()) if v}
+        # What the Redis server received from this store (the cache's commands, and redis-py's own on a new
+        # connection), not calls to the cache.
+        redis = {k: v - redis_before.get(k, 0) for k, v in self.store.redis_commands.counts.items()}
+        redis = {k: v for k, v in sorted(redis.items()) if v}
         cache_after = self.store.cache_stats.as_dict()
         cache: dict[str, float] = {k: cache_after[k] - cache_before.get(k, 0) for k in cache_after}
         looked = cache["hits"] + cache["misses"] + cache["stale"]
@@ -530,22 +566,7 @@ class DemoRun:
                     "mode": self.mode, "persisted": sorted(PERSISTED[self.mode]),
                     "start": iso(START_MS), "end": iso(START_MS + self.minutes * MINUTE),
                     "ticks": self.minutes * len(self.symbols), "elapsed_s": round(elapsed, 3)},
-            "simulation": {
-                "signals_scheduled": counts.get("signals_scheduled", 0),
-                "signals_opened": counts.get("signals_opened", 0),
-                "signals_closed": counts.get("signals_closed", 0),
-                "signals_cancelled": counts.get("signals_cancelled", 0),
-                "close_reasons": {k.removeprefix("closed_"): v for k, v in sorted(counts.items())
-                                  if k.startswith("closed_")},
-                "breakevens": counts.get("breakevens", 0),
-                "risk_rejections": counts.get("risk_rejections", 0),
-                "exchange_fetches": self.exchange.fetches,
-                "candles_fetched": self.exchange.candles,
-                "restored": {"storage_rows": counts.get("restored_storage_rows", 0),
-                             "notifications": counts.get("restored_notifications", 0),
-                             "log_entries": counts.get("restored_log_entries", 0)},
-                "pnl_percentage": {s.name: round(s.pnl, 4) for s in self.symbols},
-            },
+            "simulation": self.simulation(),
             "documents": documents,
             "calls": self.timer.summary(),
             "candles": {"reads": candle_reads, "hits": counts.get("candle_hits", 0),
@@ -554,7 +575,9 @@ class DemoRun:
             "cache": cache,
             "mongo_commands": mongo,
             "mongo_commands_total": sum(mongo.values()),
-            "redis_commands": cache["commands"],
+            "redis_commands": sum(redis.values()),
+            "redis_command_names": redis,
+            "commands_counted": bool(self.store.settings.count_commands),
         }
 
 
@@ -569,8 +592,9 @@ async def run_demo(store: "Store", *, symbols: int | Sequence[str] = DEFAULT_SYM
     after every minute of the frame. The summary has the sections `run`, `simulation`, `documents` (estimated
     document count per collection), `calls` (per `<adapter>.<method>`: calls, p50_ms, p99_ms, max_ms,
     total_ms), `candles` (candle cache hits and misses as the framework sees them), `cache` (the Redis id
-    cache, including `hit_ratio`), `mongo_commands` (by name), `mongo_commands_total` and `redis_commands`;
-    the counters cover this run only.
+    cache, including `hit_ratio`), `mongo_commands` (by name), `mongo_commands_total`, `redis_commands` (what the
+    Redis server received) and `redis_command_names` (the same by name); the counters cover this run only, and
+    count only on a store opened with `count_commands=True` (`commands_counted` says which).
     """
     names = symbol_names(symbols) if isinstance(symbols, int) else list(symbols)
     if not names or len(set(names)) != len(names):

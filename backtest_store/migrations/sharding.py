@@ -76,6 +76,8 @@ CONFIG_DATABASE = "config"
 
 # The documents the adapters never read by key, and so never through the Redis id cache (`store.UNCACHED`).
 KEYLESS: frozenset[type[Item]] = frozenset({CandleItem, StorageItem, NotificationItem, LogItem})
+# Written with inserts (first write wins), not upserts.
+INSERT_ONLY: frozenset[type[Item]] = frozenset({CandleItem, LogItem})
 
 # The adapters' reads besides those by key (backtest_store/adapters): name, equality fields, range field.
 LIST_READS: dict[type[Item], tuple[str, tuple[str, ...], str | None]] = {
@@ -259,8 +261,13 @@ def routing(key: Sequence[tuple[str, Any]], equal: Collection[str], ranged: str 
 def calls(model: type[Item], key: Sequence[tuple[str, Any]], cached: bool) -> list[Call]:
     """Our calls on `model`'s collection, each routed under `key` (backtest_store/repositories/repository.py)."""
     context = model.context_key()
-    # Every write (find_one_and_update, or a bulk of UpdateOne) is an upsert filtering on the whole context key.
-    found = [Call("upsert", context, None, routing(key, context), upsert=True)]
+    # Every keyed write (find_one_and_update, or a bulk of UpdateOne) is an upsert filtering on the whole context
+    # key. Candles and log entries are first-write-wins inserts instead: a document holds its whole context key,
+    # so it goes where its shard-key fields say, as an equality filter on that key would.
+    if model in INSERT_ONLY:
+        found = [Call("insert", context, None, routing(key, context))]
+    else:
+        found = [Call("upsert", context, None, routing(key, context), upsert=True)]
     if model not in KEYLESS:
         found.append(Call("read by key", context, None, routing(key, context)))
         if cached:

@@ -26,6 +26,9 @@ class Item(Document):
 
     # Which document field holds the adapter's value: `positions` for Risk, as in the original.
     value_field: ClassVar[str] = "payload"
+    # Rows re-sent whole as windows (Storage, Notification): stored with a digest of their payload, so that a
+    # re-sent row equal to the stored one is never sent again (`Repository.write_window`).
+    windowed: ClassVar[bool] = False
 
     @classmethod
     def collection_name(cls) -> str:

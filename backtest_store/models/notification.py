@@ -1,9 +1,12 @@
 """Notification: the 31-variant notification rows, upserted by id."""
 
+from typing import ClassVar
+
 from .base import PayloadItem, context_index
 
 
 class NotificationItem(PayloadItem):
+    windowed: ClassVar[bool] = True
     backtest: bool
     notificationId: str
 

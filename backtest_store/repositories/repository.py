@@ -12,16 +12,21 @@ shares one budget rather than getting a fresh one per attempt. Cursors are bound
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import bson
 import pymongo
 from bson import ObjectId
-from bson.errors import InvalidId
+from bson.errors import InvalidDocument, InvalidId
+from bson.raw_bson import RawBSONDocument
 from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from .. import validation
@@ -37,6 +42,15 @@ ATTEMPTS = 3
 # Operations per bulk_write round trip.
 BULK_CHUNK = 1000
 DUPLICATE_KEY = 11000
+# Where a window row's digest is stored (Storage, Notification): what a re-sent row is compared with, so that an
+# unchanged row is never sent again. Not part of the TypeScript original's layout; the dump tools never read it.
+DIGEST = "payloadDigest"
+# Lists ask for batches this large; the server still caps each batch at 16 MiB, which bounds the memory a list
+# holds, so 10,000 keys come in one round trip instead of one per 1,000.
+LIST_BATCH = 100_000
+# What bson raises for a value it cannot encode (the validators run first: reaching these is a bug, or a type the
+# fast checks let through, and is still refused before any I/O).
+ENCODING_ERRORS = (InvalidDocument, OverflowError, UnicodeEncodeError, TypeError)
 
 Key = Mapping[str, Any]
 
@@ -69,6 +83,18 @@ def _literal(fields: Mapping[str, Any]) -> dict[str, Any]:
 def _set(fields: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
     """Last writer wins, as an update pipeline."""
     return [{"$set": {**_literal(fields), "updatedDate": now, "createDate": {"$ifNull": ["$createDate", now]}}}]
+
+
+def digest(encoded: bytes) -> bytes:
+    """The digest stored beside a window row: 16 bytes of BLAKE2b over the row's BSON (key order included, as
+    MongoDB's own equality of documents counts it)."""
+    return hashlib.blake2b(encoded, digest_size=16).digest()
+
+
+def encoded_row(row: Mapping[str, Any]) -> bytes:
+    """A row's BSON, which both its digest and the update carry (as a `RawBSONDocument`): encoded once. Encoded as
+    a value inside a document, as it is stored: a top-level document would have its `_id` key moved first."""
+    return bson.encode({"": row})[6:-1]
 
 
 def _set_if_changed(fields: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
@@ -104,10 +130,13 @@ class Repository:
         self.cache = cache
         self.timeout = timeout
         self.key_fields = model.context_key()
+        self._key_set = frozenset(self.key_fields)
+        # Storage and Notification rows carry a digest of their payload (see `write_window`).
+        self.digests = bool(getattr(model, "windowed", False))
 
     def _filter(self, key: Key) -> dict[str, Any]:
         """The filter is exactly the unique index, in index order; anything else is a bug in an adapter."""
-        if set(key) != set(self.key_fields):
+        if key.keys() != self._key_set:
             raise TypeError(f"{self.model.__name__} is keyed by {self.key_fields}, got {tuple(key)}")
         return {f: key[f] for f in self.key_fields}
 
@@ -126,10 +155,25 @@ class Repository:
     def _bounded(self) -> Any:
         return pymongo.timeout(self.timeout)
 
+    def _stage(self, flt: Mapping[str, Any], fields: Mapping[str, Any], now: datetime) -> list[Any]:
+        """`_set` encoded once, here: the size check reads the bytes that go on the wire, and PyMongo copies them
+        as they are (a `RawBSONDocument`) instead of encoding the payload a second time."""
+        stage = {**_literal(fields), "updatedDate": now, "createDate": {"$ifNull": ["$createDate", now]}}
+        try:
+            raw = bson.encode(stage)
+            size = len(raw) + len(bson.encode(flt))
+        except ENCODING_ERRORS as exc:
+            raise validation.Unencodable(f"cannot be stored: {type(exc).__name__}: {str(exc)[:200]}") from None
+        if size > validation.MAX_DOCUMENT_BYTES - validation.ENVELOPE_BYTES:
+            validation.document(dict(flt), dict(fields))  # the exact size, and the error naming the document
+        return [{"$set": RawBSONDocument(raw)}]
+
     async def upsert(self, key: Key, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Last writer wins: one round trip, the Redis entry then set from the returned document."""
-        self._checked(key, fields)
-        doc = await self._find_one_and_update(key, _set(fields, datetime.now(timezone.utc)), upsert=True)
+        """Last writer wins: one round trip, the Redis entry then set from the returned `_id` (the only field the
+        server sends back). Returns `{"_id": ...}`."""
+        flt = self._filter(key)
+        update = self._stage(flt, fields, datetime.now(timezone.utc))
+        doc = await self._find_one_and_update(key, update, upsert=True)
         assert doc is not None  # an upsert that returns nothing is retried, then raised, by _find_one_and_update
         if self.cache:
             await self.cache.set(key, doc["_id"])
@@ -142,17 +186,17 @@ class Repository:
             await self.cache.set(key, doc["_id"])
         return doc is not None
 
-    async def _find_one_and_update(self, key: Key, update: list[dict[str, Any]], *, upsert: bool) -> dict[str, Any] | None:
+    async def _find_one_and_update(self, key: Key, update: list[Any], *, upsert: bool) -> dict[str, Any] | None:
         flt = self._filter(key)
         with self._bounded():
             return await self._find_one_and_update_attempts(flt, update, upsert=upsert)
 
-    async def _find_one_and_update_attempts(self, flt: dict[str, Any], update: list[dict[str, Any]], *,
+    async def _find_one_and_update_attempts(self, flt: dict[str, Any], update: list[Any], *,
                                             upsert: bool) -> dict[str, Any] | None:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 doc = await self.collection.find_one_and_update(
-                    flt, update, upsert=upsert, return_document=ReturnDocument.AFTER)
+                    flt, update, projection=_ID_ONLY, upsert=upsert, return_document=ReturnDocument.AFTER)
             except DuplicateKeyError as exc:
                 if attempt == ATTEMPTS:
                     raise self._fail("upsert", exc) from exc
@@ -167,35 +211,42 @@ class Repository:
             log.warning("%s returned no document for an upsert, retrying", self.collection.name)
         raise StorageError(f"upsert on {self.collection.name} returned no document after {ATTEMPTS} attempts")
 
-    async def find(self, key: Key, projection: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-        """Redis → `_id` → MongoDB; on a miss or a mismatched document, the key query, then a cache backfill."""
+    def projection(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A read's projection with the key fields added, so that a cached `_id` can be checked against the key.
+        Adapters build theirs once."""
+        return {**fields, **{f: 1 for f in self.key_fields}}
+
+    async def find(self, key: Key, projection: Mapping[str, Any] | None = None, *,
+                   keyed: bool = False) -> dict[str, Any] | None:
+        """Redis → `_id` → MongoDB; on a miss or a mismatched document, the key query, then a cache backfill.
+        `keyed=True` says the projection already holds the key fields (`projection()`)."""
         flt = self._filter(key)
-        if projection is not None:
-            # The key fields come back so that a cached `_id` can be checked against the requested key.
-            projection = {**projection, **{f: 1 for f in self.key_fields}}
-        cached = await self.cache.get(key) if self.cache else None
+        if projection is not None and not keyed:
+            projection = self.projection(projection)
+        cache = self.cache
+        cached = await cache.get(key) if cache else None
         try:
             # The Redis lookup above has its own timeout; the id read and the key query share this one.
             with self._bounded():
-                if self.cache and isinstance(cached, str):
+                if cache and type(cached) is str:
                     doc = await self._by_id(cached, projection)
                     if doc is not None and self._matches(doc, key):
-                        self.cache.health.stats.hits += 1
+                        cache.health.stats.hits += 1
                         return doc
-                if self.cache:
+                if cache:
                     # Unreadable (STALE), or pointing at nothing or at another key's document.
                     if cached is None:
-                        self.cache.health.stats.misses += 1
+                        cache.health.stats.misses += 1
                     else:
-                        self.cache.health.stats.stale += 1
+                        cache.health.stats.stale += 1
                 doc = await self.collection.find_one(flt, projection)
         except PyMongoError as exc:
             raise self._fail("read", exc) from exc
-        if self.cache:
+        if cache:
             if doc is not None:
-                await self.cache.set(key, doc["_id"])
-            elif isinstance(cached, str):
-                await self.cache.forget(key)
+                await cache.set(key, doc["_id"])
+            elif type(cached) is str:
+                await cache.forget(key)
         return doc
 
     async def _by_id(self, doc_id: str, projection: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -215,17 +266,122 @@ class Repository:
         except PyMongoError as exc:
             raise self._fail("list", exc) from exc
 
-    async def upsert_many(self, items: Sequence[tuple[Key, Mapping[str, Any]]]) -> BulkCounts:
-        """Last-writer-wins upserts of many keys in one bulk round trip.
+    def cursor(self, match: Mapping[str, Any], projection: Mapping[str, Any] | None = None) -> AsyncCursor[Any]:
+        """A list's cursor, in batches of up to `LIST_BATCH` documents (and 16 MiB). The caller iterates it itself,
+        one async layer fewer per document than `iterate`, and reports a failure with `list_failed`."""
+        return self.collection.find(dict(match), projection, batch_size=LIST_BATCH)
 
-        The framework re-sends whole windows (50 storage rows, 500 notifications) on every event. As a pipeline
-        update, a row equal to the stored one changes nothing, so the server skips the write and only the rows
-        that changed cost one.
-        """
+    def list_failed(self, exc: PyMongoError) -> StorageError:
+        return self._fail("list", exc)
+
+    async def find_all(self, match: Mapping[str, Any], projection: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
+        """At most `limit` documents in one list: one round trip for a limit up to the server's batch (a candle
+        range of up to 16 MiB)."""
+        try:
+            with self._bounded():
+                return await self.collection.find(dict(match), projection, batch_size=limit, limit=limit).to_list()
+        except PyMongoError as exc:
+            raise self._fail("read", exc) from exc
+
+    async def stored_values(self, match: Mapping[str, Any], field: str, *extra: str) -> list[dict[str, Any]]:
+        """The `field` (and `extra` fields) of every matching document: which keys of a write are stored already,
+        and their digests. One round trip for up to 16 MiB of them."""
+        projection = {field: 1, "_id": 0, **{f: 1 for f in extra}}
+        try:
+            with self._bounded():
+                return await self.collection.find(dict(match), projection, batch_size=LIST_BATCH).to_list()
+        except PyMongoError as exc:
+            raise self._fail("read", exc) from exc
+
+    async def insert_new(self, docs: Sequence[dict[str, Any]]) -> int:
+        """First write wins, as plain inserts: a key stored already (by another writer in the meantime) is the
+        unique index's duplicate-key error, which leaves that document as it is and is not a failure. Returns how
+        many documents were inserted. Unordered: one refused document does not stop the others. Round trips of
+        BULK_CHUNK documents, each bounded by mongo_timeout_ms, so that a call of any size can finish."""
+        inserted = 0
+        for start in range(0, len(docs), BULK_CHUNK):
+            inserted += await self._insert_chunk(docs[start:start + BULK_CHUNK])
+        return inserted
+
+    async def _insert_chunk(self, docs: Sequence[dict[str, Any]]) -> int:
+        try:
+            with self._bounded():
+                result = await self.collection.insert_many(list(docs), ordered=False)
+            return len(result.inserted_ids)
+        except BulkWriteError as exc:
+            # Only a duplicate of OUR key means "stored already": a duplicate on another unique index (the
+            # original's exchange-less candle index, say) is a refusal, and raises like any other.
+            ours = set(self.key_fields)
+            refused = [e for e in exc.details.get("writeErrors", [])
+                       if e.get("code") != DUPLICATE_KEY or set(e.get("keyPattern") or ()) != ours]
+            if refused or exc.details.get("writeConcernErrors"):
+                raise self._fail("insert", exc) from exc
+            inserted: int = exc.details.get("nInserted", 0)
+            return inserted
+        except PyMongoError as exc:
+            raise self._fail("insert", exc) from exc
+
+    async def upsert_many(self, items: Sequence[tuple[Key, Mapping[str, Any]]]) -> BulkCounts:
+        """Last-writer-wins upserts of many keys in one bulk round trip; a row equal to the stored one keeps its
+        `updatedDate` (the server skips the write). Used by the dump import, which sends only the rows that differ
+        from what is stored; windows go through `write_window`, which sends none of the unchanged ones."""
         now = datetime.now(timezone.utc)
-        ops = [UpdateOne(self._checked(key, fields), _set_if_changed(fields, now), upsert=True) for key, fields in items]
+        ops = []
+        for key, fields in items:
+            flt = self._checked(key, fields)
+            if self.digests and type(fields.get("payload")) is dict:
+                ops.append(UpdateOne(flt, _set_digested(fields, digest(encoded_row(fields["payload"])), now),
+                                     upsert=True))
+            else:
+                ops.append(UpdateOne(flt, _set_if_changed(fields, now), upsert=True))
         # Ordered, so that a key repeated within one call ends with its last row.
         return await self._bulk(ops, ordered=True)
+
+    async def write_window(self, rows: Sequence[WindowRow], known: Mapping[str, bytes] | None = None) -> BulkCounts:
+        """Last writer wins for every row of a re-sent window, sending only rows whose digest differs from the
+        stored one.
+
+        `known` is what the caller last wrote, row id → digest. A row whose digest differs from it (or a row it
+        does not know) changed since: it is written unconditionally. The others are believed unchanged, but
+        another writer may have changed them since: their stored digests are read (ids and digests only) while
+        the changed rows are written, and any that differ are written after. With nothing known, the digests of
+        every row are read first. So an unchanged window costs one read and no write, and a writer's rows always
+        end up stored whoever wrote in between: a row is only ever skipped when the stored bytes are its own.
+        """
+        if not rows:
+            return BulkCounts()
+        now = datetime.now(timezone.utc)
+        if known:
+            changed = [r for r in rows if known.get(r.row_id) != r.digest]
+            unchanged = [r for r in rows if known.get(r.row_id) == r.digest]
+        else:
+            changed, unchanged = [], list(rows)
+        written = BulkCounts()
+        if unchanged and changed:
+            async with asyncio.TaskGroup() as group:
+                stored_task = group.create_task(self._stored_digests(unchanged))
+                written_task = group.create_task(self._write_rows(changed, now))
+            stored, written = stored_task.result(), written_task.result()
+        elif unchanged:
+            stored = await self._stored_digests(unchanged)
+        else:
+            stored, written = {}, await self._write_rows(changed, now)
+        differ = [r for r in unchanged if stored.get(r.row_id) != r.digest]
+        if differ:
+            written += await self._write_rows(differ, now)
+        skipped = len(unchanged) - len(differ)
+        return written + BulkCounts(0, skipped, 0)
+
+    async def _stored_digests(self, rows: Sequence[WindowRow]) -> dict[str, bytes | None]:
+        """row id → stored digest, for the rows given (their key prefix is shared: one query on the unique index)."""
+        *prefix, last = self.key_fields
+        match = {f: rows[0].key[f] for f in prefix}
+        match[last] = {"$in": [r.row_id for r in rows]}
+        return {doc[last]: doc.get(DIGEST) for doc in await self.stored_values(match, last, DIGEST)}
+
+    async def _write_rows(self, rows: Sequence[WindowRow], now: datetime) -> BulkCounts:
+        ops = [UpdateOne(r.key, _set_digested_raw(r, now), upsert=True) for r in rows]
+        return await self._bulk(ops, ordered=False)
 
     async def insert_missing(self, items: Sequence[tuple[Key, Mapping[str, Any]]]) -> BulkCounts:
         """First write wins: `$setOnInsert` leaves existing keys untouched."""
@@ -258,3 +414,30 @@ class Repository:
             except PyMongoError as exc:
                 raise self._fail("bulk write", exc) from exc
         raise AssertionError("unreachable")
+
+
+_ID_ONLY = {"_id": 1}
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    """One row of a window write, checked and encoded: its full key, its id, its BSON and the BSON's digest."""
+
+    key: dict[str, Any]
+    row_id: str
+    encoded: bytes
+    digest: bytes
+
+
+def _set_digested(fields: Mapping[str, Any], row_digest: bytes, now: datetime) -> list[dict[str, Any]]:
+    """Last writer wins with the row's digest; a row whose stored digest is the same keeps its `updatedDate`."""
+    same = {"$eq": [f"${DIGEST}", {"$literal": row_digest}]}
+    return [{"$set": {**_literal(fields), DIGEST: {"$literal": row_digest},
+                      "updatedDate": {"$cond": [same, "$updatedDate", now]},
+                      "createDate": {"$ifNull": ["$createDate", now]}}}]
+
+
+def _set_digested_raw(row: WindowRow, now: datetime) -> list[dict[str, Any]]:
+    """A changed window row: its payload as the bytes already encoded for its digest, sent once."""
+    return [{"$set": {"payload": {"$literal": RawBSONDocument(row.encoded)}, DIGEST: {"$literal": row.digest},
+                      "updatedDate": now, "createDate": {"$ifNull": ["$createDate", now]}}}]

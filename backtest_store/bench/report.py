@@ -1,0 +1,176 @@
+"""The benchmark's results as a terminal table and as `docs/performance.md`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .calls import BY_KEY, ORIGINAL_LIST_CAP
+
+FLOOR, ORIGINAL = "floor", "original"
+
+
+def _ratio(value: float | None, reference: float | None) -> str:
+    if value is None or not reference:
+        return "—"
+    return f"{value / reference:.2f}×"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _int(value: Any) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def _label(result: dict[str, Any], key: str) -> str:
+    v = result["variants"][key]
+    return f"({v['letter']}) {v['short']}"
+
+
+def call_rows(result: dict[str, Any]) -> Iterator[tuple[str, list[list[str]]]]:
+    """Per call and size: one row per design (round trips, CPU and wall per call, and their ratios)."""
+    groups: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    for row in result.get("calls", []):
+        groups.setdefault((row["call"], row["size"]), {})[row["variant"]] = row
+    for (call, size), by_variant in groups.items():
+        scenario = BY_KEY[call]
+        title = f"{scenario.title}, {size:,} {scenario.unit}"
+        floor, original = by_variant.get(FLOOR, {}), by_variant.get(ORIGINAL, {})
+        rows = []
+        for key in result["variants"]:
+            row = by_variant.get(key)
+            if row is None:
+                continue
+            if "skipped" in row:
+                rows.append([_label(result, key), "—", "—", "—", "—", "—", "—", "—", "—", row["skipped"]])
+                continue
+            note = ""
+            if key == ORIGINAL and call == "measure_list" and size > ORIGINAL_LIST_CAP:
+                note = f"returns {ORIGINAL_LIST_CAP:,} (its cap)"
+            rows.append([_label(result, key), _int(row["mongo"]), _int(row["redis"]), _num(row["cpu_ms"]),
+                         _ratio(row["cpu_ms"], floor.get("cpu_ms")), _ratio(row["cpu_ms"], original.get("cpu_ms")),
+                         _num(row["wall_ms"], 2), _ratio(row["wall_ms"], floor.get("wall_ms")),
+                         _ratio(row["wall_ms"], original.get("wall_ms")), note or f"{row['peak_alloc_kib']:,.0f} KiB"])
+        yield title, rows
+
+
+CALL_COLUMNS = ("design", "MongoDB", "Redis", "CPU ms", "÷ (d)", "÷ (c)", "wall ms", "÷ (d)", "÷ (c)",
+                "peak alloc")
+
+
+def backtest_rows(result: dict[str, Any]) -> list[list[str]]:
+    rows_by = {r["variant"]: r for r in result.get("backtest", [])}
+    floor, original = rows_by.get(FLOOR, {}), rows_by.get(ORIGINAL, {})
+    rows = []
+    for key in result["variants"]:
+        row = rows_by.get(key)
+        if row is None:
+            continue
+        if "skipped" in row:
+            rows.append([_label(result, key)] + ["—"] * 9 + [row["skipped"]])
+            continue
+        rows.append([_label(result, key), _int(row.get("mongo")), _int(row.get("redis")), _num(row["cpu_s"], 2),
+                     _ratio(row["cpu_s"], floor.get("cpu_s")), _ratio(row["cpu_s"], original.get("cpu_s")),
+                     _num(row["wall_s"], 2), _ratio(row["wall_s"], floor.get("wall_s")),
+                     _ratio(row["wall_s"], original.get("wall_s")), _num(row["peak_rss_mib"], 0),
+                     "" if row.get("same_simulation") else "a different simulation!"])
+    return rows
+
+
+BACKTEST_COLUMNS = ("design", "MongoDB cmds", "Redis cmds", "CPU s", "÷ (d)", "÷ (c)", "wall s", "÷ (d)", "÷ (c)",
+                    "peak RSS MiB", "")
+
+
+def notes(result: dict[str, Any]) -> list[str]:
+    servers = result["servers"]
+    out = []
+    if servers["embedded_mongo"]:
+        out.append(f"MongoDB here is {servers['mongo']}: its wall times are a Python server's, not MongoDB's, and "
+                   "it is slow on some query shapes (`$in` lists, `findAndModify` on large collections), so the file "
+                   "store (e) looks faster than it would against MongoDB. Round trips and client CPU do not depend "
+                   "on the server. Set BACKTEST_STORE_BENCH_MONGO_URL to measure against a real MongoDB.")
+    out.append("CPU is `time.process_time()` of the benchmark's own process (the servers run in theirs), per call; "
+               "the designs take turns in blocks and each figure is the median of its blocks. Round trips are "
+               "counted on a separate connection with command counting on; CPU and wall time on one with it off.")
+    out.append("(d) does backtest-store's round trips with nothing else: no input checks, error translation, "
+               "timeouts, stale-cache handling or layers. (c) does the TypeScript original's: one MongoDB command and "
+               "one Redis command per candle and per row, whole Log windows rewritten, lists capped at 1,000.")
+    out.append("\"peak alloc\" is the most Python memory one call had allocated at once (tracemalloc, in the counted "
+               "call); peak RSS is the whole process's, running that design's backtest alone.")
+    if any("skipped" in r for r in result.get("calls", [])):
+        out.append("A size is not run when the previous size of the same call, scaled up, would take longer than "
+                   f"{result['options']['max_call_s']:g} s per call.")
+    backtest = result.get("backtest")
+    if backtest:
+        o = result["options"]
+        out.append(f"Whole backtest: the demo's call pattern ({o['mode']} mode), {o['symbols']} symbols × "
+                   f"{o['minutes']:,} one-minute ticks, seed {o['seed']}, from an empty database (or folder) each, "
+                   "once timed and once counted; every design ran the same simulation (the same trades).")
+    return out
+
+
+def render(result: dict[str, Any], console: Console) -> None:
+    m, s = result["machine"], result["servers"]
+    console.print(f"[bold]backtest-store bench[/]: {m['cpu']}, {m['cores']} cores, Python {m['python']}; "
+                  f"{s['mongo']}; {s['redis']}", highlight=False)
+    for title, rows in call_rows(result):
+        table = Table(title=title, title_justify="left", show_edge=False)
+        for i, col in enumerate(CALL_COLUMNS):
+            table.add_column(col, justify="left" if i in (0, len(CALL_COLUMNS) - 1) else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    if result.get("backtest"):
+        table = Table(title="Whole simulated backtest", title_justify="left", show_edge=False)
+        for i, col in enumerate(BACKTEST_COLUMNS):
+            table.add_column(col, justify="left" if i in (0, len(BACKTEST_COLUMNS) - 1) else "right")
+        for row in backtest_rows(result):
+            table.add_row(*row)
+        console.print(table)
+    for note in notes(result):
+        console.print(f"- {note}", style="dim", highlight=False)
+
+
+def _md_table(columns: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"]
+    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return out
+
+
+def markdown(result: dict[str, Any], command: str) -> str:
+    m, s = result["machine"], result["servers"]
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Performance",
+        "",
+        "Generated by `backtest-store bench`; do not edit by hand. To regenerate it, run the command below from the "
+        "repository's root.",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        f"- Run: {when}, {result['elapsed_s']:,} s",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['os']}, {m['implementation']} {m['python']}",
+        f"- MongoDB: {s['mongo']}",
+        f"- Redis: {s['redis']}",
+        "",
+        "Designs: " + "; ".join(f"({v['letter']}) {v['label']}" for v in result["variants"].values()) + ".",
+        "",
+    ]
+    if result.get("calls"):
+        lines += ["## Calls", ""]
+        for title, rows in call_rows(result):
+            lines += [f"### {title}", "", *_md_table(CALL_COLUMNS, rows), ""]
+    if result.get("backtest"):
+        lines += ["## Whole simulated backtest", "", *_md_table(BACKTEST_COLUMNS, backtest_rows(result)), ""]
+    lines += ["## Notes", ""] + [f"- {note}" for note in notes(result)] + [""]
+    return "\n".join(lines)
