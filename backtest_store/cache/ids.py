@@ -15,7 +15,7 @@ import time
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Final
+from typing import Final, Literal
 
 from aredis_om import HashModel
 from redis.asyncio import Redis
@@ -136,6 +136,10 @@ class IdCache:
 
     def pk(self, key: Mapping[str, object]) -> str:
         return encode_key(self.key_fields, key)
+
+    def outcome(self, counter: Literal["hits", "misses", "stale"]) -> None:
+        """How a lookup turned out once the repository checked the document: the cache keeps its own statistics."""
+        setattr(self.health.stats, counter, getattr(self.health.stats, counter) + 1)
 
     async def get(self, key: Mapping[str, object]) -> str | Stale | None:
         """The cached `_id`; None on a miss or while Redis is failing; STALE for an unreadable entry (dropped).

@@ -231,14 +231,11 @@ class Repository:
                 if cache and type(cached) is str:
                     doc = await self._by_id(cached, projection)
                     if doc is not None and self._matches(doc, key):
-                        cache.health.stats.hits += 1
+                        cache.outcome("hits")
                         return doc
                 if cache:
                     # Unreadable (STALE), or pointing at nothing or at another key's document.
-                    if cached is None:
-                        cache.health.stats.misses += 1
-                    else:
-                        cache.health.stats.stale += 1
+                    cache.outcome("misses" if cached is None else "stale")
                 doc = await self.collection.find_one(flt, projection)
         except PyMongoError as exc:
             raise self._fail("read", exc) from exc
