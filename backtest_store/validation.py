@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from itertools import chain
 from typing import Any
@@ -163,42 +163,29 @@ def _plain(value: Any, level: int) -> bool:
             keys = "".join(value)
             if "\x00" in keys or not (keys.isascii() or _encodable(keys)):
                 return False
-        for item in value.values():
-            sub = type(item)
-            if sub is str:
-                if not (item.isascii() or _encodable(item)):
-                    return False
-            elif sub is float or sub is bool or item is None:
-                continue
-            elif sub is int:
-                if not _INT64_MIN <= item <= _INT64_MAX:
-                    return False
-            elif sub is dict or sub is list or sub is tuple:
-                if not _plain(item, level + 1):
-                    return False
-            elif not _scalar(item, sub):
-                return False
-        return True
-    if kind is list or kind is tuple:
+        items: Iterable[Any] = value.values()
+    elif kind is list or kind is tuple:
         if level > MAX_NESTING:
             return False
-        for item in value:
-            sub = type(item)
-            if sub is str:
-                if not (item.isascii() or _encodable(item)):
-                    return False
-            elif sub is float or sub is bool or item is None:
-                continue
-            elif sub is int:
-                if not _INT64_MIN <= item <= _INT64_MAX:
-                    return False
-            elif sub is dict or sub is list or sub is tuple:
-                if not _plain(item, level + 1):
-                    return False
-            elif not _scalar(item, sub):
+        items = value
+    else:
+        return _scalar(value, kind)
+    for item in items:
+        sub = type(item)
+        if sub is str:
+            if not (item.isascii() or _encodable(item)):
                 return False
-        return True
-    return _scalar(value, kind)
+        elif sub is float or sub is bool or item is None:
+            continue
+        elif sub is int:
+            if not _INT64_MIN <= item <= _INT64_MAX:
+                return False
+        elif sub is dict or sub is list or sub is tuple:
+            if not _plain(item, level + 1):
+                return False
+        elif not _scalar(item, sub):
+            return False
+    return True
 
 
 _FLAT = frozenset({str, float, bool, int, Int64, type(None)})

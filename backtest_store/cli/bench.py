@@ -16,19 +16,10 @@ from ..bench import SCENARIOS, VARIANTS, BenchOptions, run_bench
 from ..bench.report import markdown, render
 from ..bench.servers import MONGO_ENV, REDIS_ENV
 from ..demo import DEFAULT_MINUTES, DEFAULT_SEED, DEFAULT_SYMBOLS
+from .connect import positive_int
 
 DEFAULT_MARKDOWN = Path("docs") / "performance.md"
 _BY_LETTER = {v.letter: k for k, v in VARIANTS.items()}
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -63,7 +54,7 @@ def _calls(text: str) -> tuple[str, ...]:
 
 
 def _sizes(text: str) -> tuple[int, ...]:
-    return tuple(sorted({_positive(part) for part in text.split(",") if part.strip()}))
+    return tuple(sorted({positive_int(part) for part in text.split(",") if part.strip()}))
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -88,9 +79,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                         help="skip a larger size when the previous one, scaled up, would take longer (default 30)")
     parser.add_argument("--no-calls", action="store_true", help="only the whole backtest")
     parser.add_argument("--no-backtest", action="store_true", help="only the calls")
-    parser.add_argument("--symbols", type=_positive, default=DEFAULT_SYMBOLS, metavar="N",
+    parser.add_argument("--symbols", type=positive_int, default=DEFAULT_SYMBOLS, metavar="N",
                         help=f"symbols in the whole backtest (default {DEFAULT_SYMBOLS})")
-    parser.add_argument("--minutes", type=_positive, default=DEFAULT_MINUTES, metavar="N",
+    parser.add_argument("--minutes", type=positive_int, default=DEFAULT_MINUTES, metavar="N",
                         help=f"one-minute ticks per symbol in the whole backtest (default {DEFAULT_MINUTES})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N", help=argparse.SUPPRESS)
     parser.add_argument("--backtest-timeout", type=_seconds, default=3600.0, metavar="SECONDS",

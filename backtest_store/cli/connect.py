@@ -25,6 +25,17 @@ ENV_URI = "CC_MONGO_CONNECTION_STRING"
 DEFAULT_DATA_DIR = ".backtest-store"
 
 
+def positive_int(text: str) -> int:
+    """An option's value that must be a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_uri_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uri", help=f"MongoDB URL naming the database (default: ${ENV_URI}, else the embedded "
                                       "servers of --data-dir)")

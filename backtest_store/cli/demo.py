@@ -37,17 +37,7 @@ from ..demo import (
 )
 from ..store import Store
 from ..wording import plural
-from .connect import add_data_dir_option, open_store, warn_missing_indexes
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from .connect import add_data_dir_option, open_store, positive_int, warn_missing_indexes
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -57,9 +47,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                     "persistence adapters the way backtest-kit calls them, then summarize documents, latencies, "
                     "cache hits and commands. Uses embedded servers unless CC_MONGO_CONNECTION_STRING is set. "
                     "Running it again on the same data stores nothing new.")
-    parser.add_argument("--symbols", type=_positive, default=DEFAULT_SYMBOLS, metavar="N",
+    parser.add_argument("--symbols", type=positive_int, default=DEFAULT_SYMBOLS, metavar="N",
                         help=f"number of symbols (default {DEFAULT_SYMBOLS})")
-    parser.add_argument("--minutes", type=_positive, default=DEFAULT_MINUTES, metavar="N",
+    parser.add_argument("--minutes", type=positive_int, default=DEFAULT_MINUTES, metavar="N",
                         help=f"one-minute ticks per symbol (default {DEFAULT_MINUTES})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N",
                         help=f"seed of the synthetic market (default {DEFAULT_SEED})")
