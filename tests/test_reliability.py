@@ -30,6 +30,9 @@ import pytest
 from tests.conftest import ServerUrls, unique
 from tests.reliability_child import MEASURE_KEYS, ROW_IDS, SHARED_BUCKET, SYMBOLS, TASKS, UNIQUE_BUCKET, whole
 
+
+pytestmark = pytest.mark.reliability
+
 ROOT = Path(__file__).resolve().parents[1]
 Report = Callable[[str], None]
 # Generous bounds: they only turn a hang into a failure, never decide a result.
