@@ -392,7 +392,7 @@ def candles(value: Any) -> tuple[list[dict[str, Any]], list[int]]:
 
     Most candles are the six OHLCV fields in order, with an int timestamp and float prices: their stored row is the
     candle itself, and a whole list of them is checked at once with C-level passes (types, the timestamps' range,
-    one `fsum` that is finite only if every price is). Any other list goes candle by candle through `candle`, which
+    one sum that is finite only if every price is). Any other list goes candle by candle through `candle`, which
     converts what it accepts and names the first bad value. Returns the rows and their timestamps.
     """
     if type(value) not in (list, tuple):
@@ -404,7 +404,9 @@ def candles(value: Any) -> tuple[list[dict[str, Any]], list[int]]:
         stamps = list(map(_TIMESTAMP, value))
         prices = list(chain.from_iterable(map(_PRICES, value)))
         try:
-            finite = math.isfinite(math.fsum(prices))
+            # Finite only if every price is (an inf or a nan carries through a sum); a huge sum that overflows just
+            # sends the list the slow way, which names a bad value if there is one.
+            finite = math.isfinite(sum(prices))
         except (OverflowError, TypeError):
             finite = False
         if (finite and _INT_ONLY.issuperset(map(type, stamps)) and _FLOAT_ONLY.issuperset(map(type, prices))

@@ -24,7 +24,7 @@ def test_bench_smoke(tmp_path: Path, capsys) -> None:
     calls = {(row["call"], row["size"], row["variant"]): row for row in result["calls"]}
     assert set(calls) == {(s.key, n, v) for s in SCENARIOS for n in (1, 3) for v in VARIANTS}
     for key, row in calls.items():
-        assert "skipped" not in row, key
+        assert "skipped" not in row and "failed" not in row, key
         assert row["cpu_ms"] > 0 and row["wall_ms"] > 0 and row["rounds"] >= 1, key
         if row["variant"] == "files":
             assert row["mongo"] == row["redis"] == 0, key

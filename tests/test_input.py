@@ -52,6 +52,13 @@ async def test_non_finite_candle(store: Store, price: object) -> None:
     assert "candles[1].close" in str(error)
 
 
+async def test_infinities_of_both_signs_in_one_list(store: Store) -> None:
+    # inf + -inf has no sum: the list is still checked candle by candle, and the first bad price named.
+    adapter = store.adapters.candle("BTC", "1m", "e")
+    error = await writes_nothing(store, lambda: adapter.write_candles_data([{**OK, "open": math.inf, "low": -math.inf}]))
+    assert "candles[0].open" in str(error)
+
+
 async def test_candle_shape(store: Store) -> None:
     adapter = store.adapters.candle("BTC", "1m", "e")
     await writes_nothing(store, lambda: adapter.write_candles_data([{k: v for k, v in OK.items() if k != "volume"}]))

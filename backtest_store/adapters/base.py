@@ -190,7 +190,7 @@ class RowsAdapter(Adapter):
             new[row_id] = RawBSONDocument(encoded)
         if len(new) > 1 and not stored:
             # Nothing known (a new adapter): which of them are stored already, ids only, before sending any.
-            found = await self._repo.stored_values({field: {"$in": list(new)}}, field)
+            found = await self._repo.stored_among({}, field, list(new))
             for doc in found:
                 new.pop(doc[field], None)
         now = datetime.now(timezone.utc)

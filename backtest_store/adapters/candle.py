@@ -20,11 +20,22 @@ from .base import Adapter, Backend
 MAX_BATCH = 100_000
 _CANDLE = {"_id": 0, "timestamp": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "extra": 1,
            "keyOrder": 1}
-_PLAIN = len(validation.CANDLE_FIELDS)
 _TIMESTAMP = operator.itemgetter("timestamp")
 _INT_ONLY = frozenset({int})
-_SIX = frozenset({_PLAIN})
 _CANDLE_KEYS = frozenset({OHLCV})
+
+
+def _shape(stamps: list[int], step: int) -> tuple[int, int, bool, bool, bool]:
+    """A write's first and last open times, whether all are on the grid, whether none repeats, and whether they are
+    one contiguous run on the grid in order (the usual write: known or not as a whole), in as few passes as the
+    usual write allows."""
+    first = stamps[0]
+    if first % step == 0 and stamps == list(range(first, first + len(stamps) * step, step)):
+        return first, stamps[-1], True, True, True
+    first, last = min(stamps), max(stamps)
+    aligned = not any(map(step.__rmod__, stamps))
+    unique = len(set(stamps)) == len(stamps)
+    return first, last, aligned, unique, aligned and unique and last - first == (len(stamps) - 1) * step
 
 
 class KnownRanges:
@@ -114,13 +125,14 @@ class CandleAdapter(Adapter):
         # passes: the timestamps are the range in order; a stored int64 reads as bson.Int64 and a double written
         # by the Node driver as a float, so they are made ints; a candle with other fields, or stored in another
         # order (the TypeScript original's documents), is rebuilt by `candle_of`.
+        expected = range(since, last + 1, step)
         stamps = list(map(_TIMESTAMP, docs))
-        if stamps != list(range(since, last + 1, step)):
+        if stamps != list(expected):
             return self._unordered(docs, since, last)
         if not _INT_ONLY.issuperset(map(type, stamps)):
-            deque(map(dict.__setitem__, docs, repeat("timestamp"), map(int, stamps)), maxlen=0)
-        if not (_SIX.issuperset(map(len, docs)) and _CANDLE_KEYS.issuperset(map(tuple, docs))):
-            docs = [doc if len(doc) == _PLAIN and tuple(doc) == OHLCV else candle_of(doc) for doc in docs]
+            deque(map(dict.__setitem__, docs, repeat("timestamp"), expected), maxlen=0)
+        if not _CANDLE_KEYS.issuperset(map(tuple, docs)):
+            docs = [doc if tuple(doc) == OHLCV else candle_of(doc) for doc in docs]
         if since % step == 0:
             self._known.add(since, last, step)
         return docs
@@ -146,17 +158,13 @@ class CandleAdapter(Adapter):
         step, known = self._step, self._known
         now_ms = int(self.clock() * 1000)
         interval = self._context["interval"]
-        first, last = min(stamps), max(stamps)
+        first, last, aligned, unique, run = _shape(stamps, step)
         if validation.forming(last, interval, now_ms):
             kept = [i for i, ts in enumerate(stamps) if not validation.forming(ts, interval, now_ms)]
             rows, stamps = [rows[i] for i in kept], [stamps[i] for i in kept]
             if not rows:
                 return 0
-            first, last = min(stamps), max(stamps)
-        aligned = not any(map(step.__rmod__, stamps))
-        unique = len(set(stamps)) == len(stamps)
-        # One contiguous run on the grid, the usual write: known or not as a whole.
-        run = aligned and unique and last - first == (len(stamps) - 1) * step
+            first, last, aligned, unique, run = _shape(stamps, step)
         if run and known.covers(first, last):
             return 0
         if unique and not known:
@@ -172,8 +180,8 @@ class CandleAdapter(Adapter):
             # are its refetches after a miss: new candles, inserted at once.
             span = (last - first) // step + 1
             within = {"$gte": first, "$lte": last} if aligned and span <= 2 * len(new) else {"$in": list(new)}
-            for doc in await self._repo.stored_values({**self._context, "timestamp": within}, "timestamp"):
-                new.pop(int(doc["timestamp"]), None)
+            stored = await self._repo.stored_values({**self._context, "timestamp": within}, "timestamp")
+            deque(map(new.pop, map(int, map(_TIMESTAMP, stored)), repeat(None)), maxlen=0)
         inserted = 0
         if new:
             now = datetime.now(timezone.utc)

@@ -19,7 +19,7 @@ from pymongo.errors import BulkWriteError
 
 from ..adapters.candle import KnownRanges
 from ..cache.keys import encode_key
-from ..repositories.repository import DIGEST, LIST_BATCH, digest, encoded_row
+from ..repositories.repository import BULK_CHUNK, DIGEST, LIST_BATCH, digest, encoded_row
 from .contracts import Factories, Shape, when_ms
 from .raw import RawClients
 
@@ -39,13 +39,22 @@ class _Mongo(Shape):
 
 
 async def _insert(coll: Any, docs: list[dict[str, Any]]) -> int:
-    if not docs:
-        return 0
-    try:
-        return len((await coll.insert_many(docs, ordered=False)).inserted_ids)
-    except BulkWriteError as exc:
-        inserted: int = exc.details.get("nInserted", 0)
-        return inserted
+    inserted = 0
+    for start in range(0, len(docs), BULK_CHUNK):
+        try:
+            inserted += len((await coll.insert_many(docs[start:start + BULK_CHUNK], ordered=False)).inserted_ids)
+        except BulkWriteError as exc:
+            inserted += exc.details.get("nInserted", 0)
+    return inserted
+
+
+async def _among(coll: Any, match: dict[str, Any], field: str, ids: list[str],
+                 projection: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(ids), BULK_CHUNK):
+        found += await coll.find({**match, field: {"$in": ids[start:start + BULK_CHUNK]}}, projection,
+                                 batch_size=LIST_BATCH).to_list()
+    return found
 
 
 class Candle(_Mongo):
@@ -186,8 +195,7 @@ class Rows(_Mongo):
         field, stored = self.contract.entry_field, self.stored
         new = {row["id"]: row for row in rows if row["id"] not in stored}
         if len(new) > 1 and not stored:
-            for doc in await self.coll.find({field: {"$in": list(new)}}, {field: 1, "_id": 0},
-                                            batch_size=LIST_BATCH).to_list():
+            for doc in await _among(self.coll, {}, field, list(new), {field: 1, "_id": 0}):
                 new.pop(doc[field], None)
         now = datetime.now(timezone.utc)
         inserted = await _insert(self.coll, [{**self.context, field: row_id, "payload": row, "createDate": now,
@@ -210,18 +218,17 @@ class Rows(_Mongo):
         async def stored() -> dict[str, Any]:
             if not unchanged:
                 return {}
-            docs = await self.coll.find({**self.context, field: {"$in": unchanged}}, {field: 1, DIGEST: 1, "_id": 0},
-                                        batch_size=LIST_BATCH).to_list()
+            docs = await _among(self.coll, self.context, field, unchanged, {field: 1, DIGEST: 1, "_id": 0})
             return {doc[field]: doc.get(DIGEST) for doc in docs}
 
         async def write(ids: list[str]) -> None:
-            if ids:
+            for start in range(0, len(ids), BULK_CHUNK):
                 await self.coll.bulk_write([UpdateOne(
                     {**self.context, field: i},
                     [{"$set": {"payload": {"$literal": RawBSONDocument(window[i][0])},
                                DIGEST: {"$literal": window[i][1]}, "updatedDate": now,
-                               "createDate": {"$ifNull": ["$createDate", now]}}}], upsert=True) for i in ids],
-                    ordered=False)
+                               "createDate": {"$ifNull": ["$createDate", now]}}}], upsert=True)
+                    for i in ids[start:start + BULK_CHUNK]], ordered=False)
 
         found, _ = await asyncio.gather(stored(), write(changed))
         await write([i for i in unchanged if found.get(i) != window[i][1]])

@@ -35,6 +35,10 @@ def _label(result: dict[str, Any], key: str) -> str:
     return f"({v['letter']}) {v['short']}"
 
 
+def _why_not(row: dict[str, Any]) -> str:
+    return str(row.get("skipped") or f"failed: {row.get('failed', 'no measurement')}")
+
+
 def call_rows(result: dict[str, Any]) -> Iterator[tuple[str, list[list[str]]]]:
     """Per call and size: one row per design (round trips, CPU and wall per call, and their ratios)."""
     groups: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
@@ -49,8 +53,8 @@ def call_rows(result: dict[str, Any]) -> Iterator[tuple[str, list[list[str]]]]:
             row = by_variant.get(key)
             if row is None:
                 continue
-            if "skipped" in row:
-                rows.append([_label(result, key), "—", "—", "—", "—", "—", "—", "—", "—", row["skipped"]])
+            if "cpu_ms" not in row:
+                rows.append([_label(result, key), "—", "—", "—", "—", "—", "—", "—", "—", _why_not(row)])
                 continue
             note = ""
             if key == ORIGINAL and call == "measure_list" and size > ORIGINAL_LIST_CAP:
@@ -83,6 +87,56 @@ def backtest_rows(result: dict[str, Any]) -> list[list[str]]:
                      _ratio(row["wall_s"], original.get("wall_s")), _num(row["peak_rss_mib"], 0),
                      "" if row.get("same_simulation") else "a different simulation!"])
     return rows
+
+
+# The issue's targets, in this output: client CPU within CPU_TARGET of the floor (d), and the round trips below.
+CPU_TARGET = 1.3
+SHIPPED = "shipped"
+
+
+def target_rows(result: dict[str, Any]) -> list[list[str]]:
+    """One row per target and measurement of (a): what it is, what was measured, and whether it holds."""
+    by = {(r["call"], r["size"], r["variant"]): r for r in result.get("calls", [])}
+    rows: list[list[str]] = []
+
+    def add(target: str, measured: str, holds: bool | None) -> None:
+        rows.append([target, measured, "—" if holds is None else ("yes" if holds else "**no**")])
+
+    for (call, size, variant), row in by.items():
+        if variant != SHIPPED:
+            continue
+        scenario = BY_KEY[call]
+        what = f"{scenario.title}, {size:,} {scenario.unit}"
+        floor = by.get((call, size, FLOOR), {})
+        if "cpu_ms" in row and "cpu_ms" in floor:
+            ratio = row["cpu_ms"] / floor["cpu_ms"]
+            add(f"client CPU ≤ {CPU_TARGET}× (d): {what}", f"{ratio:.2f}×", ratio <= CPU_TARGET)
+        elif "cpu_ms" not in row:
+            add(f"client CPU ≤ {CPU_TARGET}× (d): {what}", _why_not(row), None)
+        if "mongo_names" not in row:
+            continue
+        mongo, redis = row["mongo_names"], row["redis_names"]
+        sent = _names(mongo, redis)
+        if call == "keyed_write":
+            add(f"1 MongoDB + exactly 1 Redis command: {what}", sent,
+                mongo == {"findAndModify": 1} and sum(redis.values()) == 1)
+        elif call in ("storage_window", "notification_window"):
+            add(f"no payload sent, nothing written (reads of the stored digests only): {what}", sent,
+                set(mongo) == {"find"} and not redis)
+        elif call == "log_window":
+            add(f"1 new entry is 1 insert: {what}", sent, mongo == {"insert": 1} and not redis)
+        elif call == "measure_list" and size >= 10_000:
+            add(f"a list is not one round trip per 1,000 entries: {what}", sent,
+                mongo.get("getMore", 0) == 0 and sum(mongo.values()) == 1)
+    return rows
+
+
+def _names(mongo: dict[str, int], redis: dict[str, int]) -> str:
+    parts = [f"{n} {name}" for name, n in sorted(mongo.items())] + [f"{n} Redis {name}" for name, n in sorted(redis.items())]
+    return ", ".join(parts) or "nothing"
+
+
+TARGET_COLUMNS = ("target (backtest-store as shipped)", "measured", "holds")
 
 
 BACKTEST_COLUMNS = ("design", "MongoDB cmds", "Redis cmds", "CPU s", "÷ (d)", "÷ (c)", "wall s", "÷ (d)", "÷ (c)",
@@ -128,6 +182,14 @@ def render(result: dict[str, Any], console: Console) -> None:
         for row in rows:
             table.add_row(*row)
         console.print(table)
+    targets = target_rows(result)
+    if targets:
+        table = Table(title=_targets_title(targets), title_justify="left", show_edge=False)
+        for col in TARGET_COLUMNS:
+            table.add_column(col)
+        for row in targets:
+            table.add_row(*(cell.replace("**", "") for cell in row))
+        console.print(table)
     if result.get("backtest"):
         table = Table(title="Whole simulated backtest", title_justify="left", show_edge=False)
         for i, col in enumerate(BACKTEST_COLUMNS):
@@ -137,6 +199,12 @@ def render(result: dict[str, Any], console: Console) -> None:
         console.print(table)
     for note in notes(result):
         console.print(f"- {note}", style="dim", highlight=False)
+
+
+def _targets_title(rows: list[list[str]]) -> str:
+    judged = [r for r in rows if r[2] != "—"]
+    held = sum(1 for r in judged if r[2] == "yes")
+    return f"Targets: {held} of {len(judged)} hold"
 
 
 def _md_table(columns: tuple[str, ...], rows: list[list[str]]) -> list[str]:
@@ -166,6 +234,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "Designs: " + "; ".join(f"({v['letter']}) {v['label']}" for v in result["variants"].values()) + ".",
         "",
     ]
+    targets = target_rows(result)
+    if targets:
+        lines += [f"## {_targets_title(targets)}", "", *_md_table(TARGET_COLUMNS, targets), ""]
     if result.get("calls"):
         lines += ["## Calls", ""]
         for title, rows in call_rows(result):

@@ -47,9 +47,6 @@ class Handle:
     redis_commands: RedisCommandCounter = field(default_factory=RedisCommandCounter)
     file_env: files.FileEnv | None = None
 
-    def commands(self) -> tuple[int, int]:
-        return self.mongo_commands.total(), self.redis_commands.total()
-
 
 @dataclass(frozen=True)
 class Target:

@@ -69,6 +69,7 @@ async def _measure_calls(job: dict[str, Any]) -> dict[str, Any]:
                 rows: dict[str, dict[str, Any]] = {}
                 for v in variants:
                     rows[v.key] = row = {"call": scenario.key, "size": size, "variant": v.key}
+                    # Scaled from a size of 10 or more: below that, a call's fixed cost would be scaled up too.
                     if v.key in previous and previous[v.key][1] * size / previous[v.key][0] > max_call:
                         last_size, last_wall = previous[v.key]
                         row["skipped"] = (f"not run: about {last_wall * size / last_size:.0f} s per call, estimated "
@@ -76,7 +77,7 @@ async def _measure_calls(job: dict[str, Any]) -> dict[str, Any]:
                 await _interleaved(runners, scenario.key, size, [v for v in variants if "skipped" not in rows[v.key]],
                                    counting, timing, rows, budget, max_rounds)
                 for key, row in rows.items():
-                    if "wall_ms" in row:
+                    if "wall_ms" in row and size >= 10:
                         previous[key] = (size, row["wall_ms"] / 1000)
                     results.append(row)
     finally:
@@ -93,51 +94,78 @@ async def _interleaved(runners: dict[str, calls.Calls], scenario: str, size: int
                        budget: float, max_rounds: int) -> None:
     plan: dict[str, tuple[Any, int, int]] = {}
     for v in variants:
-        runner, row = runners[v.key], rows[v.key]
-        # Round trips and the memory a call allocates: a warm-up call (caches filled, connections open), then
-        # one counted call, traced.
-        count_call = runner.make(scenario, size, counting[v.key])
-        runner.check(scenario, size, v.key, await count_call(0))
-        mongo0, redis0 = counting[v.key].commands()
-        tracemalloc.start()
         try:
-            runner.check(scenario, size, v.key, await count_call(1))
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        mongo1, redis1 = counting[v.key].commands()
-        row.update(mongo=mongo1 - mongo0, redis=redis1 - redis0, peak_alloc_kib=round(peak / 1024, 1))
-        # Time: a warm-up call on the uncounted handle, then as many calls as fit the budget, in blocks.
-        call = runner.make(scenario, size, timing[v.key])
-        started = time.perf_counter()
-        runner.check(scenario, size, v.key, await call(2))
-        first = time.perf_counter() - started
-        total = max(1, min(max_rounds, int(budget / max(first, 1e-6))))
-        blocks = min(BLOCKS, total)
-        plan[v.key] = (call, blocks, max(1, total // blocks))
-    samples: dict[str, list[tuple[float, float]]] = {v.key: [] for v in variants}
+            plan[v.key] = await _prepare(runners[v.key], scenario, size, v, counting, timing, rows[v.key], budget,
+                                         max_rounds)
+        except Exception as exc:  # one design failing at one size is reported, and the others go on
+            rows[v.key]["failed"] = _one_line(exc)
+    samples: dict[str, list[tuple[float, float]]] = {key: [] for key in plan}
     counter = 3
+    running = [v for v in variants if v.key in plan]
     for block in range(BLOCKS):
-        order = variants[block % len(variants):] + variants[:block % len(variants)] if variants else []
+        order = running[block % len(running):] + running[:block % len(running)] if running else []
         for v in order:
             call, blocks, rounds = plan[v.key]
-            if block >= blocks:
+            if block >= blocks or "failed" in rows[v.key]:
                 continue
             gc.collect()
             result = None
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            for _ in range(rounds):
-                result = await call(counter)
-                counter += 1
-            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-            runners[v.key].check(scenario, size, v.key, result)
+            try:
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                for _ in range(rounds):
+                    result = await call(counter)
+                    counter += 1
+                cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+                runners[v.key].check(scenario, size, v.key, result)
+            except Exception as exc:
+                rows[v.key]["failed"] = _one_line(exc)
+                continue
             samples[v.key].append((cpu / rounds, wall / rounds))
-    for v in variants:
-        cpus = sorted(c for c, _ in samples[v.key])
-        walls = sorted(w for _, w in samples[v.key])
-        _, blocks, rounds = plan[v.key]
-        rows[v.key].update(cpu_ms=cpus[len(cpus) // 2] * 1000, wall_ms=walls[len(walls) // 2] * 1000,
-                           rounds=blocks * rounds, blocks=blocks)
+    for key, taken in samples.items():
+        if "failed" in rows[key] or not taken:
+            continue
+        cpus = sorted(c for c, _ in taken)
+        walls = sorted(w for _, w in taken)
+        _, blocks, rounds = plan[key]
+        rows[key].update(cpu_ms=cpus[len(cpus) // 2] * 1000, wall_ms=walls[len(walls) // 2] * 1000,
+                         rounds=blocks * rounds, blocks=blocks)
+
+
+def _since(counts: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {name: n - before.get(name, 0) for name, n in counts.items() if n - before.get(name, 0)}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+async def _prepare(runner: calls.Calls, scenario: str, size: int, v: Any, counting: dict[str, Handle],
+                   timing: dict[str, Handle], row: dict[str, Any], budget: float,
+                   max_rounds: int) -> tuple[Any, int, int]:
+    # Round trips and the memory a call allocates: a warm-up call (caches filled, connections open), then
+    # one counted call, traced.
+    count_call = runner.make(scenario, size, counting[v.key])
+    runner.check(scenario, size, v.key, await count_call(0))
+    handle = counting[v.key]
+    mongo0, redis0 = dict(handle.mongo_commands.counts), dict(handle.redis_commands.counts)
+    tracemalloc.start()
+    try:
+        runner.check(scenario, size, v.key, await count_call(1))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    mongo, redis = _since(handle.mongo_commands.counts, mongo0), _since(handle.redis_commands.counts, redis0)
+    row.update(mongo=sum(mongo.values()), redis=sum(redis.values()), mongo_names=mongo, redis_names=redis,
+               peak_alloc_kib=round(peak / 1024, 1))
+    # Time: a warm-up call on the uncounted handle, then as many calls as fit the budget, in blocks.
+    call = runner.make(scenario, size, timing[v.key])
+    started = time.perf_counter()
+    runner.check(scenario, size, v.key, await call(2))
+    first = time.perf_counter() - started
+    total = max(1, min(max_rounds, int(budget / max(first, 1e-6))))
+    blocks = min(BLOCKS, total)
+    return call, blocks, max(1, total // blocks)
 
 
 class _Backend:
@@ -167,8 +195,7 @@ async def _backtest(job: dict[str, Any]) -> dict[str, Any]:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await run.simulate()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        mongo = {k: v - mongo0.get(k, 0) for k, v in handle.mongo_commands.counts.items() if v - mongo0.get(k, 0)}
-        redis = {k: v - redis0.get(k, 0) for k, v in handle.redis_commands.counts.items() if v - redis0.get(k, 0)}
+        mongo, redis = _since(handle.mongo_commands.counts, mongo0), _since(handle.redis_commands.counts, redis0)
     finally:
         await handle.close()
     return {"variant": variant.key, "counted": job["count"], "cpu_s": cpu, "wall_s": wall,

@@ -290,6 +290,17 @@ class Repository:
         except PyMongoError as exc:
             raise self._fail("read", exc) from exc
 
+    async def stored_among(self, match: Mapping[str, Any], field: str, ids: Sequence[Any],
+                           *extra: str) -> list[dict[str, Any]]:
+        """`stored_values` for the documents whose `field` is one of `ids`: an `$in` of at most BULK_CHUNK ids per
+        round trip, as writes send at most BULK_CHUNK rows, so that every round trip does bounded work within
+        mongo_timeout_ms whatever the size of the call (the framework's windows, up to 1,000 rows, take one)."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(ids), BULK_CHUNK):
+            found += await self.stored_values({**match, field: {"$in": list(ids[start:start + BULK_CHUNK])}},
+                                              field, *extra)
+        return found
+
     async def insert_new(self, docs: Sequence[dict[str, Any]]) -> int:
         """First write wins, as plain inserts: a key stored already (by another writer in the meantime) is the
         unique index's duplicate-key error, which leaves that document as it is and is not a failure. Returns how
@@ -372,9 +383,8 @@ class Repository:
     async def _stored_digests(self, rows: Sequence[WindowRow]) -> dict[str, bytes | None]:
         """row id → stored digest, for the rows given (their key prefix is shared: one query on the unique index)."""
         *prefix, last = self.key_fields
-        match = {f: rows[0].key[f] for f in prefix}
-        match[last] = {"$in": [r.row_id for r in rows]}
-        return {doc[last]: doc.get(DIGEST) for doc in await self.stored_values(match, last, DIGEST)}
+        found = await self.stored_among({f: rows[0].key[f] for f in prefix}, last, [r.row_id for r in rows], DIGEST)
+        return {doc[last]: doc.get(DIGEST) for doc in found}
 
     async def _write_rows(self, rows: Sequence[WindowRow], now: datetime) -> BulkCounts:
         ops = [UpdateOne(r.key, _set_digested_raw(r, now), upsert=True) for r in rows]
