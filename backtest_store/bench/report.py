@@ -154,7 +154,8 @@ def notes(result: dict[str, Any]) -> list[str]:
                    "on the server. Set BACKTEST_STORE_BENCH_MONGO_URL to measure against a real MongoDB.")
     out.append("CPU is `time.process_time()` of the benchmark's own process (the servers run in theirs), per call; "
                "the designs take turns in blocks; CPU is a design's lowest block (other work on the machine only "
-               "adds to it), wall time its median block. Round trips are counted on a separate connection with command counting on; CPU and wall time on one with it off.")
+               "adds to it), wall time its median block. Round trips are counted on a separate connection with "
+               "command counting on; CPU and wall time on one with it off.")
     out.append("(d) does backtest-store's round trips with nothing else: no input checks, error translation, "
                "timeouts, stale-cache handling or layers. (c) does the TypeScript original's: one MongoDB command and "
                "one Redis command per candle and per row, whole Log windows rewritten, lists capped at 1,000.")
