@@ -401,36 +401,33 @@ def encoded_row_shape(name: str, index: int, row: Any) -> Any:
 
 _TIMESTAMP = operator.itemgetter("timestamp")
 _PRICES = operator.itemgetter(*CANDLE_FIELDS[1:])
+_CANDLE_KEYS = frozenset({CANDLE_FIELDS})
 
 
 def candles(value: Any) -> tuple[list[dict[str, Any]], list[int]]:
     """`candle` for every candle of a list, the rows in order.
 
-    Most candles are the six OHLCV fields (in any order), with an int timestamp and float prices: their stored row
-    is the candle itself, and a whole list of them is checked at once with C-level passes (types, the timestamps'
-    range, one sum that is finite only if every price is). Any other list goes candle by candle through `candle`,
-    which converts what it accepts and names the first bad value. Returns the rows and their timestamps.
+    Most candles are the six OHLCV fields in order, with an int timestamp and float prices: their stored row is the
+    candle itself, and a whole list of them is checked at once with C-level passes (types, the timestamps' range,
+    one sum that is finite only if every price is). Any other list goes candle by candle through `candle`, which
+    converts what it accepts and names the first bad value. Returns the rows and their timestamps.
     """
     if type(value) not in (list, tuple):
         raise InvalidInput(f"candles must be a list, got {type(value).__name__}")
     if not value:
         return [], []
-    if _DICT_ONLY.issuperset(map(type, value)) and _SIX.issuperset(map(len, value)):
-        # Six keys each; the itemgetters find all six or raise: exactly the OHLCV fields, in whatever order
-        # (stored, read back and exported in that order).
-        try:
-            stamps = list(map(_TIMESTAMP, value))
-            prices = list(chain.from_iterable(map(_PRICES, value)))
-        except KeyError:
-            stamps = prices = []
+    if (_DICT_ONLY.issuperset(map(type, value)) and _SIX.issuperset(map(len, value))
+            and _CANDLE_KEYS.issuperset(map(tuple, value))):
+        stamps = list(map(_TIMESTAMP, value))
+        prices = list(chain.from_iterable(map(_PRICES, value)))
         try:
             # Finite only if every price is (an inf or a nan carries through a sum); a huge sum that overflows just
             # sends the list the slow way, which names a bad value if there is one.
             finite = math.isfinite(sum(prices))
         except (OverflowError, TypeError):
             finite = False
-        if (prices and finite and _INT_ONLY.issuperset(map(type, stamps))
-                and _FLOAT_ONLY.issuperset(map(type, prices)) and min(stamps) >= 0 and max(stamps) <= _INT64_MAX):
+        if (finite and _INT_ONLY.issuperset(map(type, stamps)) and _FLOAT_ONLY.issuperset(map(type, prices))
+                and min(stamps) >= 0 and max(stamps) <= _INT64_MAX):
             return list(value), stamps
     rows = [candle(c, i) for i, c in enumerate(value)]
     return rows, list(map(_TIMESTAMP, rows))

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtest_store import Store
-from backtest_store.models.candle import candle_of
 from tests.zoo import same
 
 NOW = datetime(2026, 1, 2, tzinfo=timezone.utc)
@@ -85,20 +84,6 @@ async def test_extra_candle_fields_are_kept_in_their_order(store: Store) -> None
     raw = await store.database["candle-items"].find_one({"timestamp": T0})
     assert raw is not None and raw["open"] == 1.5 and raw["extra"] == {"quoteVolume": 17.5, "trades": 42}
     assert "keyOrder" not in raw
-
-
-async def test_six_candle_fields_in_another_order_are_kept_in_it(store: Store) -> None:
-    # An exchange whose objects put the open time last: stored in that order, read back and exported in it.
-    adapter = store.adapters.candle("ETHUSDT", "1m", "binance")
-    candles = [{"open": 1.5 + i, "high": 2.0, "low": 1.0, "close": 1.75, "volume": 10.0, "timestamp": T0 + i * MINUTE}
-               for i in range(3)]
-    assert await adapter.write_candles_data(candles) == 3
-    for reader in (adapter, store.adapters.candle("ETHUSDT", "1m", "binance")):
-        read = await reader.read_candles_data(3, T0, T0 + 3 * MINUTE)
-        assert read == candles and [list(c) for c in read] == [list(c) for c in candles]
-    raw = await store.database["candle-items"].find_one({"symbol": "ETHUSDT", "timestamp": T0})
-    assert raw is not None and "keyOrder" not in raw
-    assert list(candle_of(raw)) == list(candles[0])  # what an export writes
 
 
 # -- the property: write -> read -> write -> read is the identity --------------------------------------------------

@@ -22,9 +22,7 @@ _CANDLE = {"_id": 0, "timestamp": 1, "open": 1, "high": 1, "low": 1, "close": 1,
            "keyOrder": 1}
 _TIMESTAMP = operator.itemgetter("timestamp")
 _INT_ONLY = frozenset({int})
-# A stored candle is its six fields unless it has `extra` or `keyOrder` (projected too, when present).
-_PLAIN = len(OHLCV)
-_SIX = frozenset({_PLAIN})
+_CANDLE_KEYS = frozenset({OHLCV})
 
 
 def _shape(stamps: list[int], step: int) -> tuple[int, int, bool, bool, bool]:
@@ -123,18 +121,18 @@ class CandleAdapter(Adapter):
             # Never fill gaps and never return neighbours: the framework refetches on None.
             self._known.discard(since, last, step)
             return None
-        # The documents are the candles: the projection returns the six fields, in their stored order (the order
-        # they were written in). In C-level passes: the timestamps are the range in order; a stored int64 reads as
-        # bson.Int64 and a double written by the Node driver as a float, so they are made ints; a candle with
-        # other fields (`extra`, `keyOrder`) is rebuilt by `candle_of`.
+        # The documents are the candles: the projection returns the six fields, in their stored order. In C-level
+        # passes: the timestamps are the range in order; a stored int64 reads as bson.Int64 and a double written
+        # by the Node driver as a float, so they are made ints; a candle with other fields, or stored in another
+        # order (the TypeScript original's documents), is rebuilt by `candle_of`.
         expected = range(since, last + 1, step)
         stamps = list(map(_TIMESTAMP, docs))
         if stamps != list(expected):
             return self._unordered(docs, since, last)
         if not _INT_ONLY.issuperset(map(type, stamps)):
             deque(map(dict.__setitem__, docs, repeat("timestamp"), expected), maxlen=0)
-        if not _SIX.issuperset(map(len, docs)):
-            docs = [doc if len(doc) == _PLAIN else candle_of(doc) for doc in docs]
+        if not _CANDLE_KEYS.issuperset(map(tuple, docs)):
+            docs = [doc if tuple(doc) == OHLCV else candle_of(doc) for doc in docs]
         if since % step == 0:
             self._known.add(since, last, step)
         return docs

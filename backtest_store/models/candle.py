@@ -6,7 +6,6 @@ from .base import Item, context_index
 
 Interval = Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "1d"]
 OHLCV = ("timestamp", "open", "high", "low", "close", "volume")
-_OHLCV = frozenset(OHLCV)
 
 
 class CandleItem(Item):
@@ -35,9 +34,7 @@ def candle_of(doc: dict[str, Any]) -> dict[str, Any]:
 
     The Node driver stores epoch ms past int32 as doubles: the timestamp comes back an int whoever wrote it.
     """
-    # The six in their stored order (the order they were written in), or the canonical one if some are missing.
-    stored = [k for k in doc if k in _OHLCV]
-    candle: dict[str, Any] = {f: doc.get(f) for f in (stored if len(stored) == len(OHLCV) else OHLCV)}
+    candle: dict[str, Any] = {f: doc.get(f) for f in OHLCV}
     candle["timestamp"] = int(doc["timestamp"])
     extra = doc.get("extra")
     if extra:
