@@ -143,3 +143,22 @@ def test_example_notebooks_are_committed_without_outputs(notebook: Path) -> None
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, cell.id
+
+
+def test_the_cli_works_without_the_notebook_extra(tmp_path: Path) -> None:
+    # README command 1 installs `.[embedded]` only: no pandas, no plotly. Every subcommand's module is imported to
+    # build the parser, so none may import them at the top; `report`, which needs them, says so in one line.
+    blocked = ("import sys; sys.modules['pandas'] = sys.modules['plotly'] = None; "
+               "from backtest_store.cli import main; sys.exit(main(sys.argv[1:]))")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", blocked, *args], cwd=tmp_path, env=_env(), text=True,
+                              capture_output=True, timeout=120)
+
+    helped = run("--help")
+    assert helped.returncode == 0 and "demo" in helped.stdout, helped.stderr[-2000:]
+    assert run("demo", "--help").returncode == 0
+    refused = run("report")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines() == ["backtest-store: error: analysis needs pandas: "
+                                                   "pip install 'backtest-store[notebook]'"]

@@ -17,7 +17,6 @@ import os
 import sys
 from typing import Any
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -115,6 +114,10 @@ def _table(headers: Any, title: str | None = None) -> Table:
 
 
 def show(console: Console, report: Any, stored: dict[str, list[str]] | None) -> None:
+    # Here, not at the top: every subcommand's module is imported to build the parser, and pandas is the optional
+    # `notebook` extra (`pip install -e '.[embedded]' && backtest-store demo` has no pandas).
+    import pandas as pd
+
     console.print(Text(report.headline(), style="bold"))
     if stored is not None:
         found = "; ".join(f"{name}: {', '.join(values)}" for name, values in stored.items() if values)
