@@ -224,8 +224,8 @@ def _shape(value: Any, level: int) -> bool:
             return False
         # The containers below, taken out of this level's values again by C-level filters.
         dicts, sequences = (list(filter(_IS_DICT, _values(dicts, sequences))) if dict in kinds else [],
-                            [seq for kind in (list, tuple) if kind in kinds
-                             for seq in filter(kind.__instancecheck__, _values(dicts, sequences))])
+                            [seq for seq_type in (list, tuple) if seq_type in kinds
+                             for seq in filter(seq_type.__instancecheck__, _values(dicts, sequences))])
         level += 1
     return True
 

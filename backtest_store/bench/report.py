@@ -132,7 +132,8 @@ def target_rows(result: dict[str, Any]) -> list[list[str]]:
 
 
 def _names(mongo: dict[str, int], redis: dict[str, int]) -> str:
-    parts = [f"{n} {name}" for name, n in sorted(mongo.items())] + [f"{n} Redis {name}" for name, n in sorted(redis.items())]
+    parts = [f"{n} {name}" for name, n in sorted(mongo.items())]
+    parts += [f"{n} Redis {name}" for name, n in sorted(redis.items())]
     return ", ".join(parts) or "nothing"
 
 
