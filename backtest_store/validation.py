@@ -222,21 +222,23 @@ def _shape(value: Any, level: int) -> bool:
     while dicts or sequences:
         if level > MAX_NESTING:
             return False
-        # Keys need no pass of ours: BSON refuses a key that is not a str.
-        kinds = set(map(type, _values(dicts, sequences)))
+        # Keys need no pass of ours: BSON refuses a key that is not a str. The level's values are listed once: the
+        # passes below (types, ints, dates, containers) all read them.
+        values = list(_values(dicts, sequences))
+        kinds = set(map(type, values))
         # BSON would store any 64-bit int: the safe-integer bound is ours, checked in C (bools are ints, and safe).
-        if (int in kinds or Int64 in kinds) and not _safe_ints(filter(_IS_INT, _values(dicts, sequences))):
+        if (int in kinds or Int64 in kinds) and not _safe_ints(filter(_IS_INT, values)):
             return False
         if _FLAT.issuperset(kinds):
             return True
         if not _SHAPED.issuperset(kinds):
             return False
-        if datetime in kinds and not all(_scalar(d, datetime) for d in filter(_IS_DATETIME, _values(dicts, sequences))):
+        if datetime in kinds and not all(_scalar(d, datetime) for d in filter(_IS_DATETIME, values)):
             return False
-        # The containers below, taken out of this level's values again by C-level filters.
-        dicts, sequences = (list(filter(_IS_DICT, _values(dicts, sequences))) if dict in kinds else [],
-                            [seq for seq_type in (list, tuple) if seq_type in kinds
-                             for seq in filter(seq_type.__instancecheck__, _values(dicts, sequences))])
+        # The containers below, taken out of this level's values by C-level filters.
+        dicts = list(filter(_IS_DICT, values)) if dict in kinds else []
+        sequences = [seq for seq_type in (list, tuple) if seq_type in kinds
+                     for seq in filter(seq_type.__instancecheck__, values)]
         level += 1
     return True
 

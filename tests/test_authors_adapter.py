@@ -264,7 +264,7 @@ class Interop:
 
 
 @pytest.fixture(scope="module")
-async def interop(servers: ServerUrls, authors_adapter: Path,
+async def interop(authors_adapter: Path, servers: ServerUrls,
                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Interop]:
     workdir = tmp_path_factory.mktemp("authors-adapter")
     a, b = unique("author"), unique("ours")
@@ -337,7 +337,7 @@ EDGES = {"max": SAFE, "min": -SAFE, "int64": Int64(SAFE), "small": 5, "int32_edg
          "nested": [{"ms": 1767225600000, "neg": -(2**40)}]}
 
 
-async def test_the_node_driver_reads_numbers_never_a_long(store: Store, servers: ServerUrls, authors_adapter: Path,
+async def test_the_node_driver_reads_numbers_never_a_long(authors_adapter: Path, store: Store,
                                                           tmp_path: Path) -> None:
     """What backtest-store writes, at the edge of the safe integers, reaches the Node MongoDB driver as numbers; a
     control document holding an Int64 beyond them (written with PyMongo, past our checks) shows what is refused."""
