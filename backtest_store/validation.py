@@ -29,6 +29,11 @@ _ENVELOPE_BYTES = ENVELOPE_BYTES = 16 * 1024
 # MongoDB refuses documents nested deeper than this (each object or array is a level, the document the first).
 MAX_NESTING = 100
 _INT64 = (-(2**63), 2**63 - 1)
+# JavaScript's safe integers, ±Number.MAX_SAFE_INTEGER. A payload int beyond them is refused: BSON would store an
+# Int64 that the Node driver reads back as a `Long` object, not a number, so the TypeScript side would see
+# `{"low":…,"high":…,"unsigned":false}` where it wrote a number (see docs/differences.md).
+MAX_SAFE_INTEGER = 2**53 - 1
+SAFE_INTEGER_RANGE = "JavaScript's safe-integer range ±(2**53 - 1) = ±9007199254740991"
 
 
 def forming(timestamp: int, interval: str, now_ms: int) -> bool:
@@ -128,6 +133,7 @@ def payload(value: Any, name: str = "payload") -> Any:
 
 
 _INT64_MIN, _INT64_MAX = _INT64
+_SAFE_MIN, _SAFE_MAX = -MAX_SAFE_INTEGER, MAX_SAFE_INTEGER
 _STR_ONLY = frozenset({str})
 
 
@@ -142,7 +148,7 @@ def _scalar(value: Any, kind: type) -> bool:
     if kind is float or kind is bool or value is None:
         return True
     if kind is int or kind is Int64:
-        return bool(_INT64_MIN <= value <= _INT64_MAX)
+        return bool(_SAFE_MIN <= value <= _SAFE_MAX)
     if kind is datetime:
         return bool(value.tzinfo is not None and value.utcoffset() is not None and not value.microsecond % 1000)
     return False
@@ -178,7 +184,7 @@ def _plain(value: Any, level: int) -> bool:
         elif sub is float or sub is bool or item is None:
             continue
         elif sub is int:
-            if not _INT64_MIN <= item <= _INT64_MAX:
+            if not _SAFE_MIN <= item <= _SAFE_MAX:
                 return False
         elif sub is dict or sub is list or sub is tuple:
             if not _plain(item, level + 1):
@@ -192,8 +198,8 @@ _FLAT = frozenset({str, float, bool, int, Int64, type(None)})
 
 
 def payload_shape(value: Any) -> bool:
-    """`payload`'s rules on types and nesting only, for a value about to be BSON-encoded, which checks the rest
-    (UTF-8 text, 64-bit ints, keys without NUL) in C: True means the value is a payload if it encodes. Cheaper
+    """`payload`'s rules on types, nesting and ints only, for a value about to be BSON-encoded, which checks the rest
+    (UTF-8 text, keys without NUL) in C: True means the value is a payload if it encodes. Cheaper
     than `payload` on large values: each dict's and list's types are checked in one C-level pass. False means
     "not sure", as for `_plain`."""
     return _shape(value, 2)
@@ -203,6 +209,8 @@ def _shape(value: Any, level: int) -> bool:
     # Level by level: every container at one level is checked together, with C-level passes over all their
     # values, so that a payload of 10,000 small dicts costs a few passes, not 10,000 calls.
     kind = type(value)
+    if kind is int or kind is Int64:
+        return _scalar(value, kind)
     if kind in _FLAT:
         return True
     if kind is datetime:
@@ -214,18 +222,23 @@ def _shape(value: Any, level: int) -> bool:
     while dicts or sequences:
         if level > MAX_NESTING:
             return False
-        # Keys need no pass of ours: BSON refuses a key that is not a str.
-        kinds = set(map(type, _values(dicts, sequences)))
+        # Keys need no pass of ours: BSON refuses a key that is not a str. The level's values are listed once: the
+        # passes below (types, ints, dates, containers) all read them.
+        values = list(_values(dicts, sequences))
+        kinds = set(map(type, values))
+        # BSON would store any 64-bit int: the safe-integer bound is ours, checked in C (bools are ints, and safe).
+        if (int in kinds or Int64 in kinds) and not _safe_ints(filter(_IS_INT, values)):
+            return False
         if _FLAT.issuperset(kinds):
             return True
         if not _SHAPED.issuperset(kinds):
             return False
-        if datetime in kinds and not all(_scalar(d, datetime) for d in filter(_IS_DATETIME, _values(dicts, sequences))):
+        if datetime in kinds and not all(_scalar(d, datetime) for d in filter(_IS_DATETIME, values)):
             return False
-        # The containers below, taken out of this level's values again by C-level filters.
-        dicts, sequences = (list(filter(_IS_DICT, _values(dicts, sequences))) if dict in kinds else [],
-                            [seq for seq_type in (list, tuple) if seq_type in kinds
-                             for seq in filter(seq_type.__instancecheck__, _values(dicts, sequences))])
+        # The containers below, taken out of this level's values by C-level filters.
+        dicts = list(filter(_IS_DICT, values)) if dict in kinds else []
+        sequences = [seq for seq_type in (list, tuple) if seq_type in kinds
+                     for seq in filter(seq_type.__instancecheck__, values)]
         level += 1
     return True
 
@@ -234,7 +247,13 @@ def _values(dicts: list[Any], sequences: list[Any]) -> Iterable[Any]:
     return chain(chain.from_iterable(map(dict.values, dicts)), chain.from_iterable(sequences))
 
 
+def _safe_ints(ints: Iterable[int]) -> bool:
+    values = list(ints)
+    return not values or (min(values) >= _SAFE_MIN and max(values) <= _SAFE_MAX)
+
+
 # The value types are exact (a subclass is not in _SHAPED), so isinstance is the type test here, in C.
+_IS_INT = int.__instancecheck__
 _IS_DICT = dict.__instancecheck__
 _IS_DATETIME = datetime.__instancecheck__
 _CONTAINERS = frozenset({dict, list, tuple})
@@ -244,6 +263,7 @@ _SHAPED = _FLAT | _CONTAINERS | {datetime}
 def _payload_with_paths(value: Any, name: str = "payload") -> Any:
     """Accept JSON-like values only, naming the path to the first that is not.
 
+    Ints must be JavaScript-safe (±(2**53 - 1)), so that the TypeScript side reads a number back, never a `Long`.
     Accepted beyond JSON, because every value a read returns must be writable: `bson.Int64` (how PyMongo returns
     64-bit integers) and timezone-aware `datetime` at millisecond precision (BSON dates: the TypeScript side
     stores `Date` objects). Non-finite floats are allowed: `minuteEstimatedTime` is legitimately Infinity and
@@ -264,8 +284,9 @@ def _payload_with_paths(value: Any, name: str = "payload") -> Any:
                 raise _surrogate(_path(node))
             continue
         if isinstance(item, int):  # int, and bson.Int64 (an int subclass); bool was handled above
-            if not _INT64[0] <= item <= _INT64[1]:
-                raise InvalidInput(f"{_path(node)} is an int outside the 64-bit range MongoDB stores")
+            if not _SAFE_MIN <= item <= _SAFE_MAX:
+                raise InvalidInput(f"{_path(node)} is the int {item}, outside {SAFE_INTEGER_RANGE}: the TypeScript "
+                                   "side would read it as a BSON Long, not a number")
             continue
         if kind is list or kind is tuple or kind is dict:
             if level > MAX_NESTING:
@@ -336,6 +357,8 @@ def candle(value: Any, index: int) -> dict[str, Any]:
     if missing:
         raise InvalidInput(f"candles[{index}] lacks {', '.join(missing)}")
     row: dict[str, Any] = {"timestamp": integer(f"candles[{index}].timestamp", value["timestamp"], minimum=0)}
+    if row["timestamp"] > _SAFE_MAX:
+        raise InvalidInput(f"candles[{index}].timestamp {row['timestamp']} is outside {SAFE_INTEGER_RANGE}")
     for field in CANDLE_FIELDS[1:]:
         raw, number = value[field], math.nan
         if isinstance(raw, (int, float)) and type(raw) is not bool:
@@ -427,7 +450,7 @@ def candles(value: Any) -> tuple[list[dict[str, Any]], list[int]]:
         except (OverflowError, TypeError):
             finite = False
         if (finite and _INT_ONLY.issuperset(map(type, stamps)) and _FLOAT_ONLY.issuperset(map(type, prices))
-                and min(stamps) >= 0 and max(stamps) <= _INT64_MAX):
+                and min(stamps) >= 0 and max(stamps) <= _SAFE_MAX):
             return list(value), stamps
     rows = [candle(c, i) for i, c in enumerate(value)]
     return rows, list(map(_TIMESTAMP, rows))

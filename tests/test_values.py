@@ -88,11 +88,13 @@ async def test_extra_candle_fields_are_kept_in_their_order(store: Store) -> None
 
 # -- the property: write -> read -> write -> read is the identity --------------------------------------------------
 
+# Ints beyond JavaScript's safe integers are refused (tests/test_long.py), so none is generated.
+SAFE = 2**53 - 1
 MS_DATES = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
                         timezones=st.just(timezone.utc)).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.text(), st.floats(allow_nan=True, allow_infinity=True),
-    st.integers(min_value=-(2**63), max_value=2**63 - 1), st.integers(-(2**63), 2**63 - 1).map(Int64), MS_DATES,
+    st.integers(-SAFE, SAFE), st.integers(-SAFE, SAFE).map(Int64), MS_DATES,
 )
 # SecantusDB (0.7.0b3) checks the arguments of these operators even inside `$literal`, so a one-key payload such
 # as {"$ifNull": null} is refused there ("$ifNull needs at least two arguments"); MongoDB does not parse a

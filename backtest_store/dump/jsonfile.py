@@ -1,7 +1,8 @@
 """JSON the way backtest-kit's file backend reads and writes it.
 
 - Reading accepts exactly what JavaScript's `JSON.parse` accepts: no `NaN`/`Infinity` tokens, no BOM. Every
-  number is what JavaScript would hold: an integer beyond 2**53 is read as the double JavaScript reads.
+  number is what JavaScript would hold: an integer beyond the safe ones (±(2**53 - 1)) is read as the double
+  JavaScript reads.
 - Writing produces the bytes `JSON.stringify` produces, so that a dump exported from what was imported is
   byte-identical: compact, UTF-8 without BOM, keys in their stored order, numbers as ECMAScript's
   Number::toString prints them (`0.0000124`, `100`, `1e+21`, `1.5e-7`, `0` for `-0`, `null` for non-finite),
@@ -42,9 +43,11 @@ def _reject_constant(token: str) -> Any:
 
 
 def _js_int(token: str) -> int | float:
-    # JavaScript has doubles only: 12345678901234567890 is 12345678901234567000 once parsed.
+    # JavaScript has doubles only: 12345678901234567890 is 12345678901234567000 once parsed. Beyond the safe
+    # integers (±(2**53 - 1)) the value is kept as that double, which stores as a BSON double the TypeScript side
+    # reads as a number (an int there would be refused: see validation.MAX_SAFE_INTEGER); 2**53 prints the same.
     value = int(token)
-    return value if -_SAFE_INT <= value <= _SAFE_INT else float(token)
+    return value if -_SAFE_INT < value < _SAFE_INT else float(token)
 
 
 def loads(data: bytes) -> Any:

@@ -115,7 +115,7 @@ def _ms(value: Any) -> int | None:
     """A `when` in epoch milliseconds, or None when the payload's value is not one."""
     if type(value) is float and value.is_integer():
         value = int(value)
-    if type(value) is int and -(2**63) <= value < 2**63:
+    if type(value) is int and -validation.MAX_SAFE_INTEGER <= value <= validation.MAX_SAFE_INTEGER:
         return value
     return None
 
