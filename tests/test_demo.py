@@ -15,7 +15,7 @@ from rich.console import Console
 from backtest_store import Store
 from backtest_store.cli.demo import render
 from backtest_store.demo import LIVE_ONLY, PERSISTED, run_demo
-from backtest_store.models import DOCUMENTS
+from backtest_store.contracts import DOCUMENTS
 from tests.zoo import OpenStore, unique
 
 COLLECTIONS = [model.collection_name() for model in DOCUMENTS]

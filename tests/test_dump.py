@@ -20,8 +20,8 @@ from backtest_store import Store
 from backtest_store.cli import main as cli_main
 from backtest_store.dump import ADAPTER_NAMES, export_dump, import_dump
 from backtest_store.dump.jsonfile import to_json
+from backtest_store.contracts import DOCUMENTS
 from backtest_store.models import (
-    DOCUMENTS,
     MeasureItem,
     RiskItem,
     ScheduleItem,

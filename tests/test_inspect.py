@@ -18,7 +18,8 @@ from backtest_store.cli import main
 from backtest_store.errors import ConfigurationError, InvalidInput
 from backtest_store.inspection import audit, schema
 from backtest_store.inspection.schema import _database_size, _storage_size
-from backtest_store.models import DOCUMENTS, MeasureItem, SignalItem
+from backtest_store.contracts import DOCUMENTS
+from backtest_store.models import MeasureItem, SignalItem
 from tests.zoo import T0_MS
 
 from .conftest import ServerUrls, unique

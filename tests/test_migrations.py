@@ -33,7 +33,8 @@ from backtest_store.migrations import (
     operations,
     plan,
 )
-from backtest_store.models import DOCUMENTS, SignalItem, StrategyItem
+from backtest_store.contracts import DOCUMENTS
+from backtest_store.models import SignalItem, StrategyItem
 from tests.realdata import (
     VARIANTS,
     load_ts_original,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from .. import validation
+from ..contracts import CONTRACTS
 
 START = datetime(2024, 3, 1, tzinfo=timezone.utc)  # fixed, long closed: the runs are reproducible
 START_MS = validation.when_ms(START)
@@ -18,11 +19,12 @@ FRAME = "demo-frame"  # live runs have no frame: the framework passes frameName 
 RISK = "demo-risk"
 
 # What backtest-kit persists in each mode. In a backtest it keeps the open position, the deferred-action
-# snapshot, risk and partial/breakeven levels in memory; only a live session writes them, so that a restart
-# can restore them. The rest is written in both modes (Storage, Notification, Log, Recent, Memory, State and
+# snapshot, risk and partial/breakeven levels and (20.x) its dictionaries in memory; only a live session writes
+# them, so that a restart can restore them. The rest is written in both modes (Storage, Notification, Log, Recent, Memory, State and
 # Session once their persistence is enabled, as the demo has it).
-BOTH = ("candle", "measure", "interval", "storage", "notification", "log", "recent", "memory", "state", "session")
-LIVE_ONLY = ("signal", "schedule", "strategy", "risk", "partial", "breakeven")
+# Derived from the registry's `live_only` (backtest_store/contracts.py).
+BOTH = tuple(c.name for c in CONTRACTS if not c.live_only)
+LIVE_ONLY = tuple(c.name for c in CONTRACTS if c.live_only)
 PERSISTED = {"backtest": BOTH, "live": BOTH + LIVE_ONLY}
 DEFAULT_MODE = "backtest"
 

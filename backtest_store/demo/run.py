@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..models import DOCUMENTS
+from ..contracts import DOCUMENTS
 from .constants import (
     ATR_MINUTES,
     BREAKEVEN_AT,
