@@ -58,6 +58,7 @@ MEASURE_BUCKET = "demo-atr_15m_0"  # Cache.file bucket: <name>_<interval>_<insta
 INTERVAL_BUCKET = "demo-hourly_1h_1"  # Interval.file bucket
 MEMORY_BUCKET = "demo-journal"
 STATE_BUCKET = "demo-trade"
+DICTIONARY_NAME = "demo-marks"  # backtest-kit 20 Dictionary: named values per signal
 
 SYMBOL_NAMES = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "AVAXUSDT",
                 "LINKUSDT", "DOTUSDT")
