@@ -8,7 +8,9 @@ and then the database (`Hints`), else reported, never guessed. On export, contex
 are refused (`Layout.joined`).
 
 The directory, the collection, first-write-wins and the import order come from the contract registry
-(backtest_store/contracts.py): `LAYOUTS` has one layout per registry row, `LAYOUT_CLASSES` names the class of each.
+(backtest_store/contracts.py): `LAYOUTS` has one layout per registry row. `LAYOUT_CLASSES` names the class of
+each contract whose files the framework names its own way; the others (Dictionary) are `PlainLayout`, their path
+being their context.
 
 Longer than most files here on purpose: one small class per adapter, so that every rule of an adapter
 (where its files live, how they parse, how they are written back) is in one place next to the others.
@@ -48,7 +50,7 @@ from .names import (
 
 class Layout:
     # How many path components below `root` a file has, its own name included.
-    depths: ClassVar[frozenset[int]]
+    depths: frozenset[int]
     # The framework writes a literal null to clear the record (Signal, Schedule, Strategy), or reads one as empty
     # (Risk): such a file is a stored null, not a skip. Elsewhere a null file is reported.
     nullable: ClassVar[bool] = False
@@ -432,20 +434,23 @@ class SessionLayout(Layout):
                 file_name(joined(safe_name(symbol, "symbol"), mode_name(backtest)), "symbol"))
 
 
-class DictionaryLayout(Layout):
-    """`<signalId>/<dictionaryName>.json` (backtest-kit 20: a per-signal `PersistBase` keyed by dictionary name)."""
+class PlainLayout(Layout):
+    """The default for a record whose directory names nothing but its context: the context fields in key order are
+    the path, directories then the file name (Dictionary: `<signalId>/<dictionaryName>.json`); the payload's
+    `when`, where it has one, is the document's. Every name is taken whole, never split."""
 
-    depths = frozenset({2})
+    def __init__(self, contract: Contract) -> None:
+        super().__init__(contract)
+        self.key = contract.model.context_key()
+        self.depths = frozenset({len(self.key)})
 
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
-        signal_id, name = parts
-        data = _dict(value, "the dictionary record")
-        return self._record({"signalId": signal_id, "dictionaryName": name}, payload=_payload(data),
-                            when=_ms(data.get("when")))
+        data = _dict(value, f"the {self.name} record")
+        return self._record(dict(zip(self.key, parts)), payload=_payload(data), when=_ms(data.get("when")))
 
     def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
-        signal_id, name = _context(doc, "signalId", "dictionaryName")
-        return (safe_name(signal_id, "signalId"), file_name(name, "dictionaryName"))
+        *dirs, last = zip(self.key, _context(doc, *self.key))
+        return (*(safe_name(value, field) for field, value in dirs), file_name(last[1], last[0]))
 
 
 LAYOUT_CLASSES: dict[str, type[Layout]] = {
@@ -453,14 +458,13 @@ LAYOUT_CLASSES: dict[str, type[Layout]] = {
     "risk": RiskLayout, "partial": PartialLayout, "breakeven": BreakevenLayout, "storage": StorageLayout,
     "notification": NotificationLayout, "log": LogLayout, "measure": MeasureLayout, "interval": IntervalLayout,
     "memory": MemoryLayout, "recent": RecentLayout, "state": StateLayout, "session": SessionLayout,
-    "dictionary": DictionaryLayout,
 }
 # Import order, by the registry's `dump_pass`: the adapters whose files name contexts plainly (candle folders,
 # rows, entries, State/Session/Dictionary paths) come first, then Signal/Schedule/Recent rows and Risk positions,
 # then those that only have a `_`-joined directory name (Strategy, Partial, Breakeven); what still splits several
 # ways is looked at again at the end.
 LAYOUTS: tuple[Layout, ...] = tuple(
-    LAYOUT_CLASSES[c.name](c) for c in sorted(CONTRACTS, key=lambda c: c.dump_pass))
+    LAYOUT_CLASSES.get(c.name, PlainLayout)(c) for c in sorted(CONTRACTS, key=lambda c: c.dump_pass))
 ADAPTER_NAMES = tuple(layout.name for layout in LAYOUTS)
 # Top-level entries of a dump that hold persistence data; everything else (reports, JSONL logs...) is not.
 DATA_ROOTS = frozenset(layout.root[0] for layout in LAYOUTS)
