@@ -128,7 +128,7 @@ async def test_to_dataframe(store: Store, monkeypatch: pytest.MonkeyPatch) -> No
     await plant(store)
     report = await store.schema()
     frame = report.to_dataframe()
-    assert len(frame) == 16 and set(frame["collection"]) >= {"signal-items", "measure-items"}
+    assert len(frame) == len(DOCUMENTS) and set(frame["collection"]) >= {"signal-items", "measure-items"}
     assert frame.set_index("collection").loc["signal-items", "count"] == 1
     fields = report["signal-items"].to_dataframe()
     assert list(fields["name"])[-3:] == ["symbol", "strategyName", "exchangeName"]
