@@ -198,6 +198,21 @@ async def test_bucket_entries_soft_delete_and_revive(store: Store, kind: str) ->
     assert sorted([k async for k in listing()]) == ["BTCUSDT_0", "BTCUSDT_1", "BTCUSDT_2"]
 
 
+@pytest.mark.parametrize("removed,hidden", [
+    (float("nan"), False), ([], True), ({}, True),  # where Python and JavaScript disagree: JavaScript decides
+    (0, False), (-0.0, False), ("", False), (None, False), (False, False), (1, True), ("x", True), (True, True),
+])
+async def test_removed_is_javascript_truthiness(store: Store, removed: object, hidden: bool) -> None:
+    """backtest-kit reads an entry as `data.removed ? null : data`."""
+    measure, memory = store.adapters.measure("fn_1m_0"), store.adapters.memory("sig-1", "notes")
+    await measure.write_measure_data({"id": "k", "data": 1, "removed": removed}, "k", T0)
+    await memory.write_memory_data({"priority": 1, "data": {}, "removed": removed, "index": "", "when": 1}, "m", T0)
+    assert (await measure.read_measure_data("k") is None) is hidden
+    assert [k async for k in measure.list_measure_data()] == ([] if hidden else ["k"])
+    assert (await memory.read_memory_data("m") is None) is hidden
+    assert await memory.has_memory_data("m") is True
+
+
 async def test_memory(store: Store) -> None:
     memory = store.adapters.memory("sig-1", "notes")
     entry = {"priority": 1, "data": {"text": "hello"}, "removed": False, "index": "hello", "when": T0_MS}

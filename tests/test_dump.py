@@ -745,6 +745,9 @@ async def test_extra_candle_fields_and_odd_payload_keys_round_trip_byte_for_byte
                                         '[5e-324,1e+21,"\u2028ретест",null,{"a.b":true}],"when":2},"":{"value":'
                                         '{},"when":3}},"when":3}'),
         "dictionary/sig_2.x/a b.json": '{"id":"sig_2.x_a b","data":{},"when":1740955260000}',
+        # `removed` as JavaScript reads it (`data.removed ? null : data`): [] hides the entry, NaN cannot occur.
+        "data/measure/b_1m_0/hidden.json": '{"id":"hidden","data":1,"removed":[]}',
+        "data/measure/b_1m_0/shown.json": '{"id":"shown","data":1,"removed":0}',
     }
     for rel, text in files.items():
         write(src, rel, raw=text.encode())
@@ -756,6 +759,7 @@ async def test_extra_candle_fields_and_odd_payload_keys_round_trip_byte_for_byte
         assert (out / rel).read_bytes() == text.encode(), rel
     again = await import_dump(store, out)
     assert again.imported == 0 and again.unchanged == len(files), again.as_dict()
+    assert [k async for k in store.adapters.measure("b_1m_0").list_measure_data()] == ["shown"]
 
 
 # -- hostile dumps: every bad file is reported and skipped, none stops the import ------------------------------------

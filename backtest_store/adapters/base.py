@@ -90,7 +90,7 @@ class EntryAdapter(Adapter):
         key = self._key(entry)
         if type(data) is not dict:
             raise InvalidInput(f"data must be a dict record, got {type(data).__name__}")
-        fields = {"payload": _checked(data, "data"), "removed": bool(data.get("removed", False)),
+        fields = {"payload": _checked(data, "data"), "removed": validation.js_truthy(data.get("removed")),
                   "when": validation.when_ms(when)}
         await _upsert(self._repo, key, fields, data, "data")
 

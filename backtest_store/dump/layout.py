@@ -304,7 +304,7 @@ class SoftDeleteLayout(Layout):
 
     def value(self, doc: dict[str, Any]) -> Any:
         payload = doc.get("payload")
-        if doc.get("removed") is True and type(payload) is dict and payload.get("removed") is not True:
+        if doc.get("removed") is True and type(payload) is dict and not validation.js_truthy(payload.get("removed")):
             payload = {**payload, "removed": True}
         return payload
 
@@ -314,7 +314,9 @@ class SoftDeleteLayout(Layout):
 
     def _entry(self, key: dict[str, Any], value: Any, when: int | None) -> Record:
         data = _dict(value, "the entry")
-        return self._record(key, payload=_payload(data), removed=data.get("removed") is True, when=when)
+        # Removed as the framework reads it: `data.removed ? null : data`.
+        return self._record(key, payload=_payload(data), removed=validation.js_truthy(data.get("removed")),
+                            when=when)
 
 
 class BucketLayout(SoftDeleteLayout):
