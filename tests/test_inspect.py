@@ -49,6 +49,20 @@ async def cli(*argv: str) -> int:
 # -- schema --------------------------------------------------------------------------------------------------------
 
 
+async def test_cli_inspects_and_audits_the_dictionary_collection(store: Store,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    book = {"id": "sig-1_marks", "data": {"level": {"value": 1.5, "when": SIM_MS}}, "when": SIM_MS}
+    await store.adapters.dictionary("sig-1", "marks").write_dictionary_data(book, FUTURE)
+    assert await cli("inspect", "dictionary-items", "--json", "--uri", store.settings.mongo_url) == 0
+    (found,) = json.loads(capsys.readouterr().out)["collections"]
+    assert (found["document"], found["context_key"], found["count"]) == (
+        "DictionaryItem", ["signalId", "dictionaryName"], 1)
+    assert {i["name"]: i["action"] for i in found["indexes"]} == {
+        "dictionary_context_unique": "unchanged", "dictionary_when": "unchanged"}
+    audit_found = (await store.audit(SIM))["dictionary-items"]
+    assert audit_found.total == 1 and audit_found.documents[0]["dictionaryName"] == "marks"
+
+
 async def test_schema_reports_fields_context_key_indexes_and_counts(store: Store) -> None:
     await plant(store)
     report = await store.schema()

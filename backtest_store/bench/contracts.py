@@ -61,14 +61,15 @@ def _methods(c: registry.Contract) -> dict[str, Callable[..., Any]]:
                 write: lambda s, data, signal_id, when: s.write(data, when, signal_id)}
     if c.shape == "rows":
         return {read: lambda s: s.read_rows(), write: lambda s, rows: s.write_rows(rows)}
+    # Memory, the one with `has`, lists (key, entry) pairs; Measure and Interval list keys.
+    has = hasattr(c.adapter, f"has_{verb}_data")
     methods: dict[str, Callable[..., Any]] = {
         read: lambda s, key: s.read_entry(key),
         write: lambda s, data, key, when: s.write_entry(data, key, when),
         f"remove_{verb}_data": lambda s, key: s.remove_entry(key),
-        # Memory lists (key, entry) pairs; Measure and Interval list keys.
-        f"list_{verb}_data": (lambda s: s.entries()) if hasattr(c.adapter, f"has_{verb}_data") else (lambda s: s.keys()),
+        f"list_{verb}_data": (lambda s: s.entries()) if has else (lambda s: s.keys()),
     }
-    if hasattr(c.adapter, f"has_{verb}_data"):
+    if has:
         methods[f"has_{verb}_data"] = lambda s, key: s.has_entry(key)
     return methods
 

@@ -18,11 +18,11 @@ STRATEGY = "demo-momentum"
 FRAME = "demo-frame"  # live runs have no frame: the framework passes frameName ""
 RISK = "demo-risk"
 
-# What backtest-kit persists in each mode. In a backtest it keeps the open position, the deferred-action
-# snapshot, risk and partial/breakeven levels and (20.x) its dictionaries in memory; only a live session writes
-# them, so that a restart can restore them. The rest is written in both modes (Storage, Notification, Log, Recent, Memory, State and
-# Session once their persistence is enabled, as the demo has it).
-# Derived from the registry's `live_only` (backtest_store/contracts.py).
+# What backtest-kit persists in each mode, from the registry's `live_only` (backtest_store/contracts.py). In a
+# backtest it keeps the open position, the deferred-action snapshot, risk and partial/breakeven levels and (20.x)
+# its dictionaries in memory; only a live session writes them, so that a restart can restore them. The rest is
+# written in both modes (Storage, Notification, Log, Recent, Memory, State and Session once their persistence is
+# enabled, as the demo has it).
 BOTH = tuple(c.name for c in CONTRACTS if not c.live_only)
 LIVE_ONLY = tuple(c.name for c in CONTRACTS if c.live_only)
 PERSISTED = {"backtest": BOTH, "live": BOTH + LIVE_ONLY}
