@@ -1,4 +1,4 @@
-"""backtest-store: MongoDB + Redis persistence for the 16 backtest-kit contracts."""
+"""backtest-store: MongoDB + Redis persistence for the 17 backtest-kit contracts."""
 
 from .config import Settings
 from .errors import (

@@ -177,9 +177,9 @@ class Settings:
         if type(self.mongo_timeout_ms) is not int or self.mongo_timeout_ms <= 0:
             raise ConfigurationError("mongo_timeout_ms must be a positive whole number of milliseconds")
         names = self.uncached_collections
-        from .models import DOCUMENTS
+        from .models.base import collection_names
 
-        known = [model.collection_name() for model in DOCUMENTS]
+        known = collection_names()
         if not isinstance(names, (tuple, list)) or any(name not in known for name in names):
             raise ConfigurationError(f"uncached_collections must name collections among {', '.join(known)}; "
                                      f"got {names!r}")

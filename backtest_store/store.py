@@ -18,17 +18,17 @@ from pymongo.errors import ConfigurationError as MongoConfigurationError
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisClusterException
 
-from .adapters import Adapters
 from .cache import CacheHealth, CacheStats, IdCache, flush_prefix
 from .cache.client import connect as connect_redis
 from .cache.ids import REDIS_FAILURES
 from .config import Settings, StoreOptions, redact
+from .contracts import CONTRACTS, DOCUMENTS, Adapters
 from .counting import CommandCounter, RedisCommandCounter
 from .drivers import Client, Database, RedisClient
 from .errors import ConfigurationError, NotReady
 from .faults import Fault, mongo_fault, redis_fault
 from .migrations import create_indexes
-from .models import DOCUMENTS, CandleItem, Item, LogItem, NotificationItem, StorageItem
+from .models import Item
 from .repositories import Repository
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("backtest_store")
 
-# Row sets are only ever listed and candles are read by range: a per-row Redis key would only cost memory
-#, so these collections have no id cache.
-UNCACHED: frozenset[type[Item]] = frozenset({CandleItem, StorageItem, NotificationItem, LogItem})
+# Row sets are only ever listed and candles are read by range: a per-row Redis key would only cost memory, so
+# these collections have no id cache (the registry's `cached=False`).
+UNCACHED: frozenset[type[Item]] = frozenset(c.model for c in CONTRACTS if not c.cached)
 
 
 class Store:

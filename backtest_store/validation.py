@@ -42,6 +42,19 @@ def forming(timestamp: int, interval: str, now_ms: int) -> bool:
     return timestamp + INTERVAL_MINUTES[interval] * 60_000 > now_ms
 
 
+def js_truthy(value: Any) -> bool:
+    """JavaScript's truthiness, which decides an entry's visibility (the framework's `data.removed ? null : data`):
+    false for null, false, 0, -0, NaN and "", true for anything else. Python disagrees on NaN (true there) and on
+    empty lists and dicts (false there)."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value == value and value != 0  # NaN != NaN
+    if isinstance(value, str):
+        return value != ""
+    return True
+
+
 def context_str(name: str, value: Any, *, allow_empty: bool = False) -> str:
     """A context field: a plain string, never a dict or any other operator-shaped value."""
     if type(value) is not str:

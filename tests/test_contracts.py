@@ -1,4 +1,5 @@
-"""Each of the 16 contracts against real servers: defaults, read-after-write, overwrite, `when` stored."""
+"""Each contract against real servers: defaults, read-after-write, overwrite, `when` stored. The tests that go over
+several contracts take them from the registry (backtest_store/contracts.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from backtest_store import Store
+from backtest_store import InvalidInput, Store
+from backtest_store.contracts import BY_NAME, CONTRACTS, STRATEGY, Contract
 from backtest_store.models import (
-    BreakevenItem,
-    IntervalItem,
-    MeasureItem,
+    DictionaryItem,
     MemoryItem,
-    PartialItem,
     RecentItem,
     RiskItem,
     SessionItem,
@@ -74,7 +73,31 @@ class TestCandle:
         assert await store.adapters.candle("X", "1m", "e").read_candles_data(0, T0_MS, 0) == []
 
 
-@pytest.mark.parametrize("kind", ["signal", "schedule", "strategy"])
+# A sample value for each constructor field, by document field name.
+SAMPLE = {"symbol": "BTCUSDT", "strategyName": "strat", "exchangeName": "binance", "interval": "1m",
+          "riskName": "main-risk", "backtest": True, "bucket": "fn_1m_0", "signalId": "sig-1",
+          "bucketName": "notes", "frameName": "frame", "dictionaryName": "marks"}
+
+
+async def empty_read(adapter, contract: Contract):
+    """What the contract's read gives before any write, called as backtest-kit calls it."""
+    read = getattr(adapter, next(n for n in vars(contract.adapter) if n.startswith("read_") and n.endswith("_data")))
+    args = {"candle": (1, T0_MS, 0), "levels": ("sig-1", T0), "entries": ("key",)}.get(contract.shape, ())
+    if contract.name == "risk":
+        args = (T0,)
+    return await read(*args)
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.name)
+async def test_every_contract_reads_its_empty_value_and_writes_nothing(store: Store, contract: Contract) -> None:
+    adapter = getattr(store.adapters, contract.name)(*(SAMPLE[f] for f in contract.fields))
+    assert isinstance(adapter, contract.adapter)
+    await adapter.wait_for_init(True)
+    assert await empty_read(adapter, contract) == contract.empty
+    assert await store.database[contract.model.collection_name()].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("kind", [c.name for c in CONTRACTS if c.shape == "record" and c.fields == STRATEGY])
 async def test_single_record_signal_like(store: Store, kind: str) -> None:
     adapter = store.adapters.__getattribute__(kind)("BTC/USDT:USDT", "strat", "binance")
     read = getattr(adapter, f"read_{kind}_data")
@@ -105,11 +128,12 @@ async def test_risk_positions_and_when(store: Store) -> None:
     assert await risk.read_position_data(T0) == []
 
 
-@pytest.mark.parametrize("kind,model,data", [
-    ("partial", PartialItem, {"sig-1": {"profitLevels": [10, 20], "lossLevels": []}}),
-    ("breakeven", BreakevenItem, {"sig-1": {"reached": True}}),
-])
-async def test_signal_levels(store: Store, kind: str, model, data: dict) -> None:
+LEVELS = {"partial": {"sig-1": {"profitLevels": [10, 20], "lossLevels": []}}, "breakeven": {"sig-1": {"reached": True}}}
+
+
+@pytest.mark.parametrize("kind", [c.name for c in CONTRACTS if c.shape == "levels"])
+async def test_signal_levels(store: Store, kind: str) -> None:
+    model, data = BY_NAME[kind].model, LEVELS[kind]
     adapter = getattr(store.adapters, kind)("BTCUSDT", "strat", "binance")
     read = getattr(adapter, f"read_{kind}_data")
     write = getattr(adapter, f"write_{kind}_data")
@@ -123,7 +147,7 @@ async def test_signal_levels(store: Store, kind: str, model, data: dict) -> None
     assert doc["when"] == T0_MS
 
 
-@pytest.mark.parametrize("kind", ["storage", "notification"])
+@pytest.mark.parametrize("kind", [c.name for c in CONTRACTS if c.shape == "rows" and not c.insert_only])
 async def test_rows_upserted_by_id_per_mode(store: Store, kind: str) -> None:
     live = getattr(store.adapters, kind)(False)
     backtest = getattr(store.adapters, kind)(True)
@@ -150,8 +174,9 @@ async def test_log_is_append_only(store: Store) -> None:
     assert all(e["topic"] == "t" for e in entries)
 
 
-@pytest.mark.parametrize("kind,model", [("measure", MeasureItem), ("interval", IntervalItem)])
-async def test_bucket_entries_soft_delete_and_revive(store: Store, kind: str, model) -> None:
+@pytest.mark.parametrize("kind", [c.name for c in CONTRACTS if c.shape == "entries" and c.fields == ("bucket",)])
+async def test_bucket_entries_soft_delete_and_revive(store: Store, kind: str) -> None:
+    model = BY_NAME[kind].model
     adapter = getattr(store.adapters, kind)("fn_1m_0")
     other = getattr(store.adapters, kind)("fn_1m_1")
     read, write = getattr(adapter, f"read_{kind}_data"), getattr(adapter, f"write_{kind}_data")
@@ -171,6 +196,21 @@ async def test_bucket_entries_soft_delete_and_revive(store: Store, kind: str, mo
     await write({"id": "BTCUSDT_1", "data": {"v": 9}, "removed": False}, "BTCUSDT_1", T0)  # revive
     assert (await read("BTCUSDT_1"))["data"] == {"v": 9}
     assert sorted([k async for k in listing()]) == ["BTCUSDT_0", "BTCUSDT_1", "BTCUSDT_2"]
+
+
+@pytest.mark.parametrize("removed,hidden", [
+    (float("nan"), False), ([], True), ({}, True),  # where Python and JavaScript disagree: JavaScript decides
+    (0, False), (-0.0, False), ("", False), (None, False), (False, False), (1, True), ("x", True), (True, True),
+])
+async def test_removed_is_javascript_truthiness(store: Store, removed: object, hidden: bool) -> None:
+    """backtest-kit reads an entry as `data.removed ? null : data`."""
+    measure, memory = store.adapters.measure("fn_1m_0"), store.adapters.memory("sig-1", "notes")
+    await measure.write_measure_data({"id": "k", "data": 1, "removed": removed}, "k", T0)
+    await memory.write_memory_data({"priority": 1, "data": {}, "removed": removed, "index": "", "when": 1}, "m", T0)
+    assert (await measure.read_measure_data("k") is None) is hidden
+    assert [k async for k in measure.list_measure_data()] == ([] if hidden else ["k"])
+    assert (await memory.read_memory_data("m") is None) is hidden
+    assert await memory.has_memory_data("m") is True
 
 
 async def test_memory(store: Store) -> None:
@@ -212,6 +252,57 @@ async def test_state_older_when_overwrites(store: Store) -> None:
     doc = await stored(store, StateItem, signalId="sig-1", bucketName="bucket")
     assert doc["when"] == T0_MS
     state.dispose()
+
+
+def marks(signal_id: str, name: str, when_ms: int, **values: object) -> dict:
+    """DictionaryData as backtest-kit 20 writes it: each key's value with the time it was set."""
+    return {"id": f"{signal_id}_{name}", "data": {k: {"value": v, "when": when_ms} for k, v in values.items()},
+            "when": when_ms}
+
+
+async def test_dictionary_round_trip_and_older_when_overwrites(store: Store) -> None:
+    book = store.adapters.dictionary("sig-1", "marks")
+    await book.wait_for_init(True)
+    assert await book.read_dictionary_data() is None
+    later = marks("sig-1", "marks", T0_MS + MINUTE, level=2.5, note="trail", flags=[1, None, {"k": True}])
+    await book.write_dictionary_data(later, T0 + timedelta(minutes=1))
+    assert await book.read_dictionary_data() == later
+    assert await store.adapters.dictionary("sig-1", "other").read_dictionary_data() is None
+    assert await store.adapters.dictionary("sig-2", "marks").read_dictionary_data() is None
+    earlier = marks("sig-1", "marks", T0_MS, level=1.0)
+    await book.write_dictionary_data(earlier, T0)  # a restarted backtest resets what live wrote: last writer wins
+    assert await book.read_dictionary_data() == earlier
+    doc = await stored(store, DictionaryItem, signalId="sig-1", dictionaryName="marks")
+    assert doc["payload"] == earlier and doc["when"] == T0_MS and doc["createDate"] <= doc["updatedDate"]
+    assert await store.database["dictionary-items"].count_documents({}) == 1
+    book.dispose()
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: s.adapters.dictionary("", "marks"),
+    lambda s: s.adapters.dictionary("sig-1", {"$ne": None}),
+    lambda s: s.adapters.dictionary("sig-1", None),
+])
+def test_dictionary_bad_context(store: Store, call) -> None:
+    with pytest.raises(InvalidInput):
+        call(store)
+
+
+@pytest.mark.parametrize("data,when", [
+    (None, T0),  # the original's schema requires the payload
+    ([["level", {"value": 1, "when": T0_MS}]], T0),
+    ("{}", T0),
+    ({"id": "x", "data": {}, "when": T0_MS}, datetime(2024, 1, 1)),  # naive `when`
+    ({"id": "x", "data": {}, "when": T0_MS}, T0_MS),
+    ({"id": "x", "data": {"k": {"value": {1, 2}, "when": T0_MS}}, "when": T0_MS}, T0),  # not JSON
+])
+async def test_dictionary_bad_input_raises_before_any_io(store: Store, data: object, when: object) -> None:
+    book = store.adapters.dictionary("sig-1", "marks")
+    before = sum(store.mongo_commands.counts.values())
+    with pytest.raises(InvalidInput):
+        await book.write_dictionary_data(data, when)
+    assert sum(store.mongo_commands.counts.values()) == before
+    assert await store.database["dictionary-items"].count_documents({}) == 0
 
 
 async def test_session_keyed_by_symbol_and_mode(store: Store) -> None:

@@ -1,4 +1,4 @@
-"""The demo: a deterministic simulated backtest through all 16 adapters, and its CLI."""
+"""The demo: a deterministic simulated backtest through every adapter, and its CLI."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rich.console import Console
 from backtest_store import Store
 from backtest_store.cli.demo import render
 from backtest_store.demo import LIVE_ONLY, PERSISTED, run_demo
-from backtest_store.models import DOCUMENTS
+from backtest_store.contracts import DOCUMENTS, NAMES
 from tests.zoo import OpenStore, unique
 
 COLLECTIONS = [model.collection_name() for model in DOCUMENTS]
@@ -50,7 +50,7 @@ def assert_summary_shape(summary: dict[str, Any]) -> None:
     assert summary["redis_commands"] > 0
 
 
-async def test_live_mode_fills_all_16_collections(store: Store) -> None:
+async def test_live_mode_fills_every_collection(store: Store) -> None:
     summary = await run_demo(store, symbols=2, minutes=300, seed=7, mode="live")
 
     assert_summary_shape(summary)
@@ -61,8 +61,10 @@ async def test_live_mode_fills_all_16_collections(store: Store) -> None:
     assert sim["exchange_fetches"] >= 1 and summary["candles"]["misses"] >= 1
     # Every adapter took part, each through its own methods.
     adapters = {name.split(".")[0] for name in summary["calls"]}
-    assert len(adapters) == 16, sorted(adapters)
-    assert summary["run"]["mode"] == "live" and len(summary["run"]["persisted"]) == 16
+    assert adapters == set(NAMES), sorted(adapters)
+    assert summary["run"]["mode"] == "live" and sorted(summary["run"]["persisted"]) == sorted(NAMES)
+    marks = await store.database["dictionary-items"].find_one({"payload.data.closeReason": {"$exists": True}})
+    assert marks is not None and set(marks["payload"]["data"]) == {"priceOpen", "note", "closeReason"}
     assert summary["cache"]["hits"] > 0
     # Live contexts have no frame (the framework passes frameName ""), and the rows say live.
     recent = await store.database["recent-items"].find_one({})

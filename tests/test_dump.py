@@ -1,4 +1,4 @@
-"""`import-dump` / `export-dump` against the real servers: a realistic dump of all 16 adapters, round-tripped."""
+"""`import-dump` / `export-dump` against the real servers: a realistic dump of every adapter, round-tripped."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ import pytest
 from backtest_store import Store
 from backtest_store.cli import main as cli_main
 from backtest_store.dump import ADAPTER_NAMES, export_dump, import_dump
+from backtest_store.dump.layout import DATA_ROOTS
 from backtest_store.dump.jsonfile import to_json
+from backtest_store.contracts import DOCUMENTS
 from backtest_store.models import (
-    DOCUMENTS,
     MeasureItem,
     RiskItem,
     ScheduleItem,
@@ -93,7 +94,7 @@ EXPECTED_SKIPS = {
 
 
 def build_dump(root: Path) -> dict[str, int]:
-    """A dump covering all 16 adapters. Returns the files each adapter must import."""
+    """A dump covering every adapter. Returns the files each adapter must import."""
     expected = dict.fromkeys(ADAPTER_NAMES, 0)
     # Candle: 30 one-minute candles and 3 hourly ones.
     for i in range(CANDLES_1M):
@@ -200,6 +201,13 @@ def build_dump(root: Path) -> dict[str, int]:
     write(root, f"session/{STRATEGY}/{EXCHANGE}/jan_2026/BTCUSDT_backtest.json",
           {"id": f"BTCUSDT:{STRATEGY}:{EXCHANGE}:jan_2026:backtest", "data": None, "when": T0 + 6 * MINUTE})
     expected["session"] = 2
+    # Dictionary (backtest-kit 20): `<signalId>/<dictionaryName>.json`, no bucket-named directory level.
+    write(root, "dictionary/sig-btc/levels_ru.json",
+          {"id": "sig-btc_levels_ru", "data": {"stop": {"value": 41000.25, "when": T0 + MINUTE},
+                                              "заметка": {"value": "ретест", "when": T0 + 2 * MINUTE}},
+           "when": T0 + 2 * MINUTE})
+    write(root, "dictionary/sig-eth/empty.json", {"id": "sig-eth_empty", "data": {}, "when": T0})
+    expected["dictionary"] = 2
     # Files the import must skip without failing.
     write(root, f"data/candle/binance/BTCUSDT/1m/.tmp-0123456789ab-{T0}.json", {"timestamp": T0})
     write(root, f"data/candle/binance/BTC/USDT/1m/{T0}.json",
@@ -233,7 +241,7 @@ async def snapshot(store: Store) -> dict[str, dict[tuple[Any, ...], tuple[Any, .
 def parsed_files(root: Path, *, leave_out: Any = ()) -> dict[str, Any]:
     files = {p.relative_to(root).as_posix(): p for p in root.rglob("*.json")}
     return {rel: json.loads(p.read_bytes()) for rel, p in files.items()
-            if rel.split("/")[0] in ("data", "memory", "state", "session") and rel not in leave_out}
+            if rel.split("/")[0] in DATA_ROOTS and rel not in leave_out}
 
 
 @pytest.fixture
@@ -289,6 +297,8 @@ async def test_dump_round_trip(store, other_store, tmp_path):
     assert whens["interval-items"][("signalOnce_15m_1", f"BTCUSDT_{T0}")] == T0 + 15 * MINUTE
     assert whens["recent-items"][("BTCUSDT", STRATEGY, EXCHANGE, "", False)] == T0 + 7 * MINUTE
     assert whens["state-items"][("sig-btc", "risk_bucket")] == T0 + 4 * MINUTE
+    assert whens["dictionary-items"][("sig-btc", "levels_ru")] == T0 + 2 * MINUTE
+    assert (await a.dictionary("sig-eth", "empty").read_dictionary_data())["data"] == {}
     assert whens["risk-items"][("main_risk", EXCHANGE)] is None
 
     # Idempotent: everything unchanged, nothing added.
@@ -683,8 +693,9 @@ async def test_typescript_written_documents_export_as_json_stringify_writes_them
     await load_ts_original(store.database, "current", indexes=False)
     out = tmp_path / "out"
     report = await export_dump(store, out)
-    # Candles too: their timestamps are whole-number doubles there.
-    assert all(report.adapters[n].written for n in ADAPTER_NAMES), report.as_dict()
+    # Candles too: their timestamps are whole-number doubles there. Dictionary is backtest-kit 20's: the 19.5
+    # original has none.
+    assert all(report.adapters[n].written for n in ADAPTER_NAMES if n != "dictionary"), report.as_dict()
     assert report.adapters["candle"].written == 10 and report.skipped == 0, report.as_dict()
     files = sorted(str(p) for p in out.rglob("*.json"))
     assert len(files) == report.written
@@ -730,6 +741,13 @@ async def test_extra_candle_fields_and_odd_payload_keys_round_trip_byte_for_byte
             '{"priority":1,"data":{"$gt":1,"a.b":{"$in":["$x"]},".":null},"removed":false,"index":"","when":1}',
         "data/log/log/l1.json": '{"id":"l1","priority":1,"args":[{"$set":{"x.y":1}}]}',
         "session/s/e/BTCUSDT_live.json": '{"id":"BTCUSDT:s:e:live","data":{"$where":"1","k.v":[1e+21,1.5e-7]},"when":1}',
+        "dictionary/sig-1/marks.json": ('{"id":"sig-1_marks","data":{"z":{"value":-0.5,"when":1},"$gt":{"value":'
+                                        '[5e-324,1e+21,"\u2028ретест",null,{"a.b":true}],"when":2},"":{"value":'
+                                        '{},"when":3}},"when":3}'),
+        "dictionary/sig_2.x/a b.json": '{"id":"sig_2.x_a b","data":{},"when":1740955260000}',
+        # `removed` as JavaScript reads it (`data.removed ? null : data`): [] hides the entry, NaN cannot occur.
+        "data/measure/b_1m_0/hidden.json": '{"id":"hidden","data":1,"removed":[]}',
+        "data/measure/b_1m_0/shown.json": '{"id":"shown","data":1,"removed":0}',
     }
     for rel, text in files.items():
         write(src, rel, raw=text.encode())
@@ -741,6 +759,7 @@ async def test_extra_candle_fields_and_odd_payload_keys_round_trip_byte_for_byte
         assert (out / rel).read_bytes() == text.encode(), rel
     again = await import_dump(store, out)
     assert again.imported == 0 and again.unchanged == len(files), again.as_dict()
+    assert [k async for k in store.adapters.measure("b_1m_0").list_measure_data()] == ["shown"]
 
 
 # -- hostile dumps: every bad file is reported and skipped, none stops the import ------------------------------------

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from backtest_store import InvalidInput, Store
-from backtest_store.models import DOCUMENTS
+from backtest_store.contracts import DOCUMENTS
 from tests.zoo import T0 as NOW
 from tests.zoo import T0_MS
 

@@ -18,7 +18,8 @@ from backtest_store.cli import main
 from backtest_store.errors import ConfigurationError, InvalidInput
 from backtest_store.inspection import audit, schema
 from backtest_store.inspection.schema import _database_size, _storage_size
-from backtest_store.models import DOCUMENTS, MeasureItem, SignalItem
+from backtest_store.contracts import DOCUMENTS
+from backtest_store.models import MeasureItem, SignalItem
 from tests.zoo import T0_MS
 
 from .conftest import ServerUrls, unique
@@ -46,6 +47,20 @@ async def cli(*argv: str) -> int:
 
 
 # -- schema --------------------------------------------------------------------------------------------------------
+
+
+async def test_cli_inspects_and_audits_the_dictionary_collection(store: Store,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    book = {"id": "sig-1_marks", "data": {"level": {"value": 1.5, "when": SIM_MS}}, "when": SIM_MS}
+    await store.adapters.dictionary("sig-1", "marks").write_dictionary_data(book, FUTURE)
+    assert await cli("inspect", "dictionary-items", "--json", "--uri", store.settings.mongo_url) == 0
+    (found,) = json.loads(capsys.readouterr().out)["collections"]
+    assert (found["document"], found["context_key"], found["count"]) == (
+        "DictionaryItem", ["signalId", "dictionaryName"], 1)
+    assert {i["name"]: i["action"] for i in found["indexes"]} == {
+        "dictionary_context_unique": "unchanged", "dictionary_when": "unchanged"}
+    audit_found = (await store.audit(SIM))["dictionary-items"]
+    assert audit_found.total == 1 and audit_found.documents[0]["dictionaryName"] == "marks"
 
 
 async def test_schema_reports_fields_context_key_indexes_and_counts(store: Store) -> None:
@@ -127,7 +142,7 @@ async def test_to_dataframe(store: Store, monkeypatch: pytest.MonkeyPatch) -> No
     await plant(store)
     report = await store.schema()
     frame = report.to_dataframe()
-    assert len(frame) == 16 and set(frame["collection"]) >= {"signal-items", "measure-items"}
+    assert len(frame) == len(DOCUMENTS) and set(frame["collection"]) >= {"signal-items", "measure-items"}
     assert frame.set_index("collection").loc["signal-items", "count"] == 1
     fields = report["signal-items"].to_dataframe()
     assert list(fields["name"])[-3:] == ["symbol", "strategyName", "exchangeName"]

@@ -97,7 +97,7 @@ def test_the_cycle_finder_finds_cycles() -> None:
 
 def test_adapters_need_only_a_backend() -> None:
     """An adapter runs on anything with `repository()` and `wait_ready()`, without the whole Store."""
-    from backtest_store.adapters import Adapters
+    from backtest_store.contracts import Adapters
     from backtest_store.models import SignalItem
 
     class Backend:

@@ -33,7 +33,8 @@ from backtest_store.migrations import (
     operations,
     plan,
 )
-from backtest_store.models import DOCUMENTS, SignalItem, StrategyItem
+from backtest_store.contracts import DOCUMENTS
+from backtest_store.models import SignalItem, StrategyItem
 from tests.realdata import (
     VARIANTS,
     load_ts_original,
@@ -409,10 +410,13 @@ async def test_cli_never_prints_the_password(db: Db, capsys) -> None:
 
 CANDLE, SESSION, RISK, MEASURE = "candle-items", "session-items", "risk-items", "measure-items"
 CANDLE_LEGACY, SESSION_LEGACY = "symbol_1_interval_1_timestamp_1", "strategyName_1_exchangeName_1_frameName_1"
-# Declared indexes the original has no equivalent for: everything else is adopted under mongoose's name.
-MISSING = {"current": {(CANDLE, "candle_context_unique"), (MEASURE, "measure_when")},
+DICTIONARY = "dictionary-items"
+# Declared indexes the original has no equivalent for: everything else is adopted under mongoose's name. The
+# fixture is @backtest-kit/mongo 19.5's database: Dictionary (backtest-kit 20) has no collection there yet.
+NEW_IN_20 = {(DICTIONARY, "dictionary_context_unique"), (DICTIONARY, "dictionary_when")}
+MISSING = {"current": {(CANDLE, "candle_context_unique"), (MEASURE, "measure_when"), *NEW_IN_20},
            "legacy-session": {(CANDLE, "candle_context_unique"), (MEASURE, "measure_when"),
-                              (SESSION, "session_context_unique")}}
+                              (SESSION, "session_context_unique"), *NEW_IN_20}}
 BLOCKING = {"current": {(CANDLE, CANDLE_LEGACY)},
             "legacy-session": {(CANDLE, CANDLE_LEGACY), (SESSION, SESSION_LEGACY)}}
 
@@ -605,7 +609,7 @@ async def test_cli_plan_and_apply_on_the_originals_database(db: Db, capsys) -> N
     assert await cli("migrate", "plan", "--json", "--uri", db.url) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["in_sync"] is False and out["legacy_documents"] == []
-    assert out["summary"] == {"create": 2, "blocking": 1, "unchanged": DECLARED - 2, "foreign": 49}
+    assert out["summary"] == {"create": 4, "blocking": 1, "unchanged": DECLARED - 4, "foreign": 49}
     signal = next(c for c in out["changes"] if c["name"] == "signal_context_unique")
     assert (signal["action"], signal["live_name"]) == ("unchanged", "symbol_1_strategyName_1_exchangeName_1")
     blocking = next(c for c in out["changes"] if c["action"] == "blocking")
@@ -649,7 +653,8 @@ async def test_demo_and_dump_warn_about_blocking_indexes_not_adopted_ones(db: Db
     finally:
         await store.close()
     assert missing == {CANDLE: ["candle_context_unique"], MEASURE: ["measure_when"],
-                       SESSION: ["session_context_unique"]}
+                       SESSION: ["session_context_unique"],
+                       DICTIONARY: ["dictionary_context_unique", "dictionary_when"]}
     text = out.getvalue()
     assert f"{CANDLE}.{CANDLE_LEGACY}" in text and f"{SESSION}.{SESSION_LEGACY}" in text
     assert "--replace-blocking" in text

@@ -382,7 +382,7 @@ async def test_cli_plan_json_reports_the_findings_of_a_config_database(server: S
     text = capsys.readouterr().out
     assert "in sync" in text
     assert "sharding warning: measure-items: read by cached _id (_id =) goes to every shard" in text
-    assert "6 of 16 collections sharded, 2 warnings" in text
+    assert "6 of 17 collections sharded, 2 warnings" in text
     assert re.search(r"candle-items\s+│\s+\{exchangeName: 1, symbol: 1, interval: 1, timestamp: 1\}", text)
     assert await check(server.database, shard_config=server.config) is True
 
@@ -390,7 +390,7 @@ async def test_cli_plan_json_reports_the_findings_of_a_config_database(server: S
     monkeypatch.setenv("BACKTEST_STORE_UNCACHED", "measure-items,interval-items")
     assert await cli("migrate", "plan", "--json", "--uri", server.url, "--config-db", cfg) == 0
     sharding = json.loads(capsys.readouterr().out)["sharding"]
-    assert sharding["findings"] == [] and sharding["summary"] == "6 of 16 collections sharded"
+    assert sharding["findings"] == [] and sharding["summary"] == "6 of 17 collections sharded"
 
 
 async def test_library_check_fails_on_a_shard_key_that_keeps_a_unique_index_from_being_enforced(

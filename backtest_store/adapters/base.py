@@ -1,8 +1,8 @@
-"""The generic adapter shapes. Each of the 16 domain files picks one and names the contract's methods.
+"""The generic adapter shapes. Each domain file picks one and names the contract's methods.
 
 Shapes:
-- `RecordAdapter`: one value per context (Signal, Schedule, Strategy, Risk, Recent, State, Session), or per
-  context and signal id (Partial, Breakeven);
+- `RecordAdapter`: one value per context (Signal, Schedule, Strategy, Risk, Recent, State, Session,
+  Dictionary), or per context and signal id (Partial, Breakeven);
 - `EntryAdapter`: soft-deleted entries under a context (Measure, Interval, Memory);
 - `RowsAdapter`: row sets upserted by row id (Storage, Notification, Log);
 - Candle has its own file.
@@ -90,7 +90,7 @@ class EntryAdapter(Adapter):
         key = self._key(entry)
         if type(data) is not dict:
             raise InvalidInput(f"data must be a dict record, got {type(data).__name__}")
-        fields = {"payload": _checked(data, "data"), "removed": bool(data.get("removed", False)),
+        fields = {"payload": _checked(data, "data"), "removed": validation.js_truthy(data.get("removed")),
                   "when": validation.when_ms(when)}
         await _upsert(self._repo, key, fields, data, "data")
 

@@ -1,38 +1,25 @@
-"""The 16 contracts' surface for the benchmark's other storage designs, so that one driver calls them all alike.
+"""The contracts' surface for the benchmark's other storage designs, so that one driver calls them all alike.
 
 backtest-store's own adapters are `store.adapters`. The other designs (the TypeScript original's access pattern,
 the raw floor, a file store) implement five shapes, and `Factories` gives them the contract's factories and
 method names: `factories.signal("BTCUSDT", "s", "e").write_signal_data(row)` works on any of them. Each contract
 method is bound to its shape's method without an extra coroutine in between, so the designs pay nothing for it.
+
+Everything here derives from the contract registry (backtest_store/contracts.py); the method names are the
+adapters' own.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .. import contracts as registry
 from .. import validation
-from ..models import (
-    BreakevenItem,
-    CandleItem,
-    IntervalItem,
-    Item,
-    LogItem,
-    MeasureItem,
-    MemoryItem,
-    NotificationItem,
-    PartialItem,
-    RecentItem,
-    RiskItem,
-    ScheduleItem,
-    SessionItem,
-    SignalItem,
-    StateItem,
-    StorageItem,
-    StrategyItem,
-)
+from ..models import Item
 
 
 @dataclass(frozen=True)
@@ -53,65 +40,43 @@ class Contract:
         return self.model.value_field
 
 
-STRATEGY = ("symbol", "strategyName", "exchangeName")
+def _verb(adapter: type[Any]) -> str:
+    """The infix of the adapter's methods: `read_<verb>_data` (`position` for Risk, `candles` for Candle)."""
+    names: list[str] = [n for n in vars(adapter) if n.startswith("read_") and n.endswith("_data")]
+    (name,) = names
+    return name[len("read_"):-len("_data")]
 
 
-def _record(name: str, model: type[Item], fields: tuple[str, ...], *, default: Any = None, read_when: bool = False,
-            write_when: bool = False, verb: str = "") -> Contract:
-    verb = verb or name
-    read: Callable[..., Any] = ((lambda s, when: s.read(default)) if read_when else (lambda s: s.read(default)))
-    write: Callable[..., Any] = ((lambda s, value, when: s.write(value, when)) if write_when
-                                 else (lambda s, value: s.write(value, None)))
-    return Contract(name, model, "record", fields, default,
-                    methods={f"read_{verb}_data": read, f"write_{verb}_data": write})
-
-
-def _levels(name: str, model: type[Item]) -> Contract:
-    return Contract(name, model, "levels", STRATEGY, {}, methods={
-        f"read_{name}_data": lambda s, signal_id, when: s.read({}, signal_id),
-        f"write_{name}_data": lambda s, data, signal_id, when: s.write(data, when, signal_id)})
-
-
-def _rows(name: str, model: type[Item], fields: tuple[str, ...], row_field: str, *, append_only: bool = False) -> Contract:
-    return Contract(name, model, "rows", fields, [], row_field, append_only, methods={
-        f"read_{name}_data": lambda s: s.read_rows(), f"write_{name}_data": lambda s, rows: s.write_rows(rows)})
-
-
-def _entries(name: str, model: type[Item], fields: tuple[str, ...], entry_field: str) -> Contract:
+def _methods(c: registry.Contract) -> dict[str, Callable[..., Any]]:
+    verb, default = _verb(c.adapter), c.empty
+    read, write = f"read_{verb}_data", f"write_{verb}_data"
+    if c.shape == "candle":
+        return {read: lambda s, limit, since, until: s.read_candles(limit, since),
+                write: lambda s, candles: s.write_candles(candles)}
+    if c.shape == "record":
+        # Risk's read takes a `when` that never filters; Signal, Schedule and Strategy write without one.
+        return {read: lambda s, *when: s.read(default), write: lambda s, value, when=None: s.write(value, when)}
+    if c.shape == "levels":
+        return {read: lambda s, signal_id, when: s.read(default, signal_id),
+                write: lambda s, data, signal_id, when: s.write(data, when, signal_id)}
+    if c.shape == "rows":
+        return {read: lambda s: s.read_rows(), write: lambda s, rows: s.write_rows(rows)}
+    # Memory, the one with `has`, lists (key, entry) pairs; Measure and Interval list keys.
+    has = hasattr(c.adapter, f"has_{verb}_data")
     methods: dict[str, Callable[..., Any]] = {
-        f"read_{name}_data": lambda s, key: s.read_entry(key),
-        f"write_{name}_data": lambda s, data, key, when: s.write_entry(data, key, when),
-        f"remove_{name}_data": lambda s, key: s.remove_entry(key),
-        f"list_{name}_data": (lambda s: s.entries()) if name == "memory" else (lambda s: s.keys()),
+        read: lambda s, key: s.read_entry(key),
+        write: lambda s, data, key, when: s.write_entry(data, key, when),
+        f"remove_{verb}_data": lambda s, key: s.remove_entry(key),
+        f"list_{verb}_data": (lambda s: s.entries()) if has else (lambda s: s.keys()),
     }
-    if name == "memory":
-        methods["has_memory_data"] = lambda s, key: s.has_entry(key)
-    return Contract(name, model, "entries", fields, None, entry_field, methods=methods)
+    if has:
+        methods[f"has_{verb}_data"] = lambda s, key: s.has_entry(key)
+    return methods
 
 
-CONTRACTS: dict[str, Contract] = {c.name: c for c in (
-    Contract("candle", CandleItem, "candle", ("symbol", "interval", "exchangeName"), methods={
-        "read_candles_data": lambda s, limit, since, until: s.read_candles(limit, since),
-        "write_candles_data": lambda s, candles: s.write_candles(candles)}),
-    _record("signal", SignalItem, STRATEGY),
-    _record("schedule", ScheduleItem, STRATEGY),
-    _record("strategy", StrategyItem, STRATEGY),
-    _record("risk", RiskItem, ("riskName", "exchangeName"), default=[], read_when=True, write_when=True,
-            verb="position"),
-    _levels("partial", PartialItem),
-    _levels("breakeven", BreakevenItem),
-    _rows("storage", StorageItem, ("backtest",), "signalId"),
-    _rows("notification", NotificationItem, ("backtest",), "notificationId"),
-    _rows("log", LogItem, (), "entryId", append_only=True),
-    _entries("measure", MeasureItem, ("bucket",), "entryKey"),
-    _entries("interval", IntervalItem, ("bucket",), "entryKey"),
-    _entries("memory", MemoryItem, ("signalId", "bucketName"), "memoryId"),
-    _record("recent", RecentItem, ("symbol", "strategyName", "exchangeName", "frameName", "backtest"),
-            write_when=True),
-    _record("state", StateItem, ("signalId", "bucketName"), write_when=True),
-    _record("session", SessionItem, ("strategyName", "exchangeName", "frameName", "symbol", "backtest"),
-            write_when=True),
-)}
+CONTRACTS: dict[str, Contract] = {c.name: Contract(
+    c.name, c.model, c.shape, c.fields, c.empty, c.field if c.shape in ("rows", "entries") else "",
+    c.shape == "rows" and c.insert_only, _methods(c)) for c in registry.CONTRACTS}
 
 
 class Shape:
@@ -137,58 +102,16 @@ class Factories:
         self.env = env
         self._classes = {name: type(f"{shapes[c.shape].__name__}[{name}]", (shapes[c.shape],), dict(c.methods))
                          for name, c in CONTRACTS.items()}
+        for name in CONTRACTS:
+            setattr(self, name, functools.partial(self._make, name))
 
     def _make(self, name: str, *args: Any) -> Any:
         contract = CONTRACTS[name]
         return self._classes[name](self.env, contract, dict(zip(contract.fields, args)))
 
-    def candle(self, symbol: str, interval: str, exchange_name: str) -> Any:
-        return self._make("candle", symbol, interval, exchange_name)
-
-    def signal(self, symbol: str, strategy_name: str, exchange_name: str) -> Any:
-        return self._make("signal", symbol, strategy_name, exchange_name)
-
-    def schedule(self, symbol: str, strategy_name: str, exchange_name: str) -> Any:
-        return self._make("schedule", symbol, strategy_name, exchange_name)
-
-    def strategy(self, symbol: str, strategy_name: str, exchange_name: str) -> Any:
-        return self._make("strategy", symbol, strategy_name, exchange_name)
-
-    def risk(self, risk_name: str, exchange_name: str) -> Any:
-        return self._make("risk", risk_name, exchange_name)
-
-    def partial(self, symbol: str, strategy_name: str, exchange_name: str) -> Any:
-        return self._make("partial", symbol, strategy_name, exchange_name)
-
-    def breakeven(self, symbol: str, strategy_name: str, exchange_name: str) -> Any:
-        return self._make("breakeven", symbol, strategy_name, exchange_name)
-
-    def storage(self, backtest: bool) -> Any:
-        return self._make("storage", backtest)
-
-    def notification(self, backtest: bool) -> Any:
-        return self._make("notification", backtest)
-
-    def log(self) -> Any:
-        return self._make("log")
-
-    def measure(self, bucket: str) -> Any:
-        return self._make("measure", bucket)
-
-    def interval(self, bucket: str) -> Any:
-        return self._make("interval", bucket)
-
-    def memory(self, signal_id: str, bucket_name: str) -> Any:
-        return self._make("memory", signal_id, bucket_name)
-
-    def state(self, signal_id: str, bucket_name: str) -> Any:
-        return self._make("state", signal_id, bucket_name)
-
-    def recent(self, symbol: str, strategy_name: str, exchange_name: str, frame_name: str, backtest: bool) -> Any:
-        return self._make("recent", symbol, strategy_name, exchange_name, frame_name, backtest)
-
-    def session(self, strategy_name: str, exchange_name: str, frame_name: str, symbol: str, backtest: bool) -> Any:
-        return self._make("session", strategy_name, exchange_name, frame_name, symbol, backtest)
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        # Only reached for a name no contract has: every factory is an instance attribute.
+        raise AttributeError(f"no contract named {name!r}")
 
 
 def when_ms(when: datetime | None) -> int | None:

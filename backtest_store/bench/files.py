@@ -18,6 +18,7 @@ import os
 from datetime import datetime
 from typing import Any
 
+from .. import validation
 from ..dump.jsonfile import write_atomic
 from ..dump.layout import LAYOUTS
 from .contracts import Factories, Shape
@@ -124,7 +125,7 @@ class Entries(_Files):
         if not self._has(directory, name):
             return None
         value = self._read(directory, name)
-        return None if not isinstance(value, dict) or value.get("removed") else value
+        return None if not isinstance(value, dict) or validation.js_truthy(value.get("removed")) else value
 
     async def has_entry(self, key: str) -> bool:
         return self._has(*self._where(key))
@@ -148,7 +149,7 @@ class Entries(_Files):
         out = []
         for name in names:
             value = self._read(directory, name)
-            if isinstance(value, dict) and not value.get("removed"):
+            if isinstance(value, dict) and not validation.js_truthy(value.get("removed")):
                 out.append((name[:-5], value))
         return out
 

@@ -18,6 +18,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from ..adapters.candle import KnownRanges
+from .. import validation
 from ..cache.keys import encode_key
 from ..repositories.repository import BULK_CHUNK, DIGEST, LIST_BATCH, digest, encoded_row
 from .contracts import Factories, Shape, when_ms
@@ -151,7 +152,7 @@ class Entries(Record):
         return await self._find(self._entry(key), _ID) is not None
 
     async def write_entry(self, data: Any, key: str, when: datetime) -> None:
-        await self._upsert(self._entry(key), {"payload": data, "removed": bool(data.get("removed", False)),
+        await self._upsert(self._entry(key), {"payload": data, "removed": validation.js_truthy(data.get("removed")),
                                               "when": when_ms(when)})
 
     async def remove_entry(self, key: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 
+from .. import validation
 from ..cache.keys import encode_key
 from .contracts import Factories, Shape, when_ms
 from .raw import RawClients
@@ -112,7 +113,7 @@ class Entries(_Base):
         return await self._find(self._entry(key)) is not None
 
     async def write_entry(self, data: Any, key: str, when: datetime) -> None:
-        await self._upsert(self._entry(key), {"$set": {"payload": data, "removed": bool(data.get("removed", False)),
+        await self._upsert(self._entry(key), {"$set": {"payload": data, "removed": validation.js_truthy(data.get("removed")),
                                                        "when": when_ms(when)}})
 
     async def remove_entry(self, key: str) -> None:

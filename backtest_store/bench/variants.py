@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..counting import CommandCounter, RedisCommandCounter
-from ..models import DOCUMENTS
+from ..contracts import DOCUMENTS
 from ..store import Store
 from . import files, floor, original
 from .raw import RawClients

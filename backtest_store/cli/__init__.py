@@ -15,7 +15,7 @@ from ..errors import BacktestStoreError
 COMMANDS = ("demo", "migrate", "inspect", "dump", "serve", "report", "bench")
 
 
-DESCRIPTION = """MongoDB + Redis persistence for backtest-kit's 16 persistence contracts.
+DESCRIPTION = """MongoDB + Redis persistence for backtest-kit's 17 persistence contracts.
 
 With nothing configured, every command uses embedded servers whose data lives in ./.backtest-store
 (--data-dir); set CC_MONGO_CONNECTION_STRING (and CC_REDIS_*) to use your own servers."""

@@ -1,4 +1,4 @@
-"""The `demo` command: a deterministic simulated backtest through the 16 adapters, then a summary.
+"""The `demo` command: a deterministic simulated backtest through every adapter, then a summary.
 
 Embedded servers (data under `--data-dir`) unless `CC_MONGO_CONNECTION_STRING` is set, in which case the
 configured MongoDB (and `CC_REDIS_*` Redis) are used as they are: indexes are not created there.
@@ -42,8 +42,8 @@ from .connect import add_data_dir_option, open_store, positive_int, warn_missing
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser(
-        "demo", help="run a simulated backtest through the 16 adapters and print what it stored",
-        description="Run a deterministic simulated backtest (seeded synthetic candles, fixed dates) through the 16 "
+        "demo", help="run a simulated backtest through every adapter and print what it stored",
+        description="Run a deterministic simulated backtest (seeded synthetic candles, fixed dates) through the "
                     "persistence adapters the way backtest-kit calls them, then summarize documents, latencies, "
                     "cache hits and commands. Uses embedded servers unless CC_MONGO_CONNECTION_STRING is set. "
                     "Running it again on the same data stores nothing new.")

@@ -44,7 +44,7 @@ from ..migrations import (
 )
 from ..migrations.operations import blocking_message
 from ..migrations.sharding import ERROR, ShardingReport, analyse, read_shard_config
-from ..models import DOCUMENTS
+from ..contracts import DOCUMENTS
 from ..store import UNCACHED
 from ..wording import plural
 from .connect import add_uri_options, target_database

@@ -1,4 +1,4 @@
-"""A deterministic simulated backtest that drives the 16 adapters the way backtest-kit calls them.
+"""A deterministic simulated backtest that drives every adapter the way backtest-kit calls them.
 
 `await run_demo(store, symbols=3, minutes=2000, seed=42)` replays `minutes` one-minute ticks for each symbol,
 starting at a fixed historical instant (`START`), and returns a summary dict (see `run_demo`).

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from .. import validation
+from ..contracts import CONTRACTS
 
 START = datetime(2024, 3, 1, tzinfo=timezone.utc)  # fixed, long closed: the runs are reproducible
 START_MS = validation.when_ms(START)
@@ -17,12 +18,13 @@ STRATEGY = "demo-momentum"
 FRAME = "demo-frame"  # live runs have no frame: the framework passes frameName ""
 RISK = "demo-risk"
 
-# What backtest-kit persists in each mode. In a backtest it keeps the open position, the deferred-action
-# snapshot, risk and partial/breakeven levels in memory; only a live session writes them, so that a restart
-# can restore them. The rest is written in both modes (Storage, Notification, Log, Recent, Memory, State and
-# Session once their persistence is enabled, as the demo has it).
-BOTH = ("candle", "measure", "interval", "storage", "notification", "log", "recent", "memory", "state", "session")
-LIVE_ONLY = ("signal", "schedule", "strategy", "risk", "partial", "breakeven")
+# What backtest-kit persists in each mode, from the registry's `live_only` (backtest_store/contracts.py). In a
+# backtest it keeps the open position, the deferred-action snapshot, risk and partial/breakeven levels and (20.x)
+# its dictionaries in memory; only a live session writes them, so that a restart can restore them. The rest is
+# written in both modes (Storage, Notification, Log, Recent, Memory, State and Session once their persistence is
+# enabled, as the demo has it).
+BOTH = tuple(c.name for c in CONTRACTS if not c.live_only)
+LIVE_ONLY = tuple(c.name for c in CONTRACTS if c.live_only)
 PERSISTED = {"backtest": BOTH, "live": BOTH + LIVE_ONLY}
 DEFAULT_MODE = "backtest"
 
@@ -56,6 +58,7 @@ MEASURE_BUCKET = "demo-atr_15m_0"  # Cache.file bucket: <name>_<interval>_<insta
 INTERVAL_BUCKET = "demo-hourly_1h_1"  # Interval.file bucket
 MEMORY_BUCKET = "demo-journal"
 STATE_BUCKET = "demo-trade"
+DICTIONARY_NAME = "demo-marks"  # backtest-kit 20 Dictionary: named values per signal
 
 SYMBOL_NAMES = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "AVAXUSDT",
                 "LINKUSDT", "DOTUSDT")

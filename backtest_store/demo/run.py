@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..models import DOCUMENTS
+from ..contracts import DOCUMENTS
 from .constants import (
     ATR_MINUTES,
     BREAKEVEN_AT,
@@ -26,6 +26,7 @@ from .constants import (
     DEFAULT_MODE,
     DEFAULT_SEED,
     DEFAULT_SYMBOLS,
+    DICTIONARY_NAME,
     ENTRY_OFFSET,
     FETCH_CHUNK,
     FRAME,
@@ -69,6 +70,7 @@ class _Signal:
     loss_levels: list[int] = field(default_factory=list)
     breakeven: bool = False
     partials: int = 0
+    marks: dict[str, Any] = field(default_factory=dict)  # the signal's Dictionary entries
 
 
 @dataclass
@@ -370,6 +372,11 @@ class DemoRun:
         await state.wait_for_init(True)
         await state.read_state_data()
         await state.write_state_data(self._state(sig, t, "opened"), when)
+        marks = self._wrap("dictionary", self.store.adapters.dictionary(signal_id, DICTIONARY_NAME))
+        await marks.wait_for_init(True)
+        await marks.read_dictionary_data()
+        sig.marks = {"priceOpen": {"value": row["priceOpen"], "when": t}, "note": {"value": row["note"], "when": t}}
+        await marks.write_dictionary_data(self._marks(sig, t), when)
         memory = self._wrap("memory", self.store.adapters.memory(signal_id, MEMORY_BUCKET))
         await memory.wait_for_init(True)
         async for _ in memory.list_memory_data():  # the BM25 index is rebuilt from a full list, once
@@ -386,6 +393,10 @@ class DemoRun:
                            priceTakeProfit=row["priceTakeProfit"], priceStopLoss=row["priceStopLoss"],
                            minuteEstimatedTime=row["minuteEstimatedTime"], currentPrice=price, note=row["note"])
         await self._log(t, sym, "strategy signal opened", {"signalId": signal_id, "priceOpen": price})
+
+    def _marks(self, sig: _Signal, t: int) -> dict[str, Any]:
+        """DictionaryData: each key's value with the time it was set."""
+        return {"id": f"{sig.row['id']}_{DICTIONARY_NAME}", "data": dict(sig.marks), "when": t}
 
     def _state(self, sig: _Signal, t: int, phase: str) -> dict[str, Any]:
         return {"id": f"{sig.row['id']}_{STATE_BUCKET}", "when": t,
@@ -488,6 +499,9 @@ class DemoRun:
         await sym.breakeven.write_breakeven_data({}, signal_id, when)
         state = self._wrap("state", self.store.adapters.state(signal_id, STATE_BUCKET))
         await state.write_state_data(self._state(sig, t, "closed"), when)
+        sig.marks["closeReason"] = {"value": reason, "when": t}
+        marks = self._wrap("dictionary", self.store.adapters.dictionary(signal_id, DICTIONARY_NAME))
+        await marks.write_dictionary_data(self._marks(sig, t), when)
         memory = self._wrap("memory", self.store.adapters.memory(signal_id, MEMORY_BUCKET))
         entry = await memory.read_memory_data("entry")
         await memory.write_memory_data({

@@ -1,47 +1,32 @@
-"""Where each of the 16 adapters keeps its files in a backtest-kit `./dump`, in both directions.
+"""Where each adapter keeps its files in a backtest-kit `./dump`, in both directions.
 
-One `Layout` per adapter holds every rule for that adapter: the directory, how a path and its JSON become a
+One `Layout` per adapter holds every rule for that adapter: how a path and its JSON become a
 document (`parse`, for the importer) and how a document becomes a path and JSON (`path`/`value`, for the
 exporter). Directory names built by joining context fields with `_` are ambiguous when a name contains `_`:
 they are resolved from the file itself where it carries the context, else from what the rest of the dump says
 and then the database (`Hints`), else reported, never guessed. On export, contexts whose joins are one path
 are refused (`Layout.joined`).
 
-Longer than most files here on purpose: sixteen small classes, one per adapter, so that every rule of an adapter
+The directory, the collection, first-write-wins and the import order come from the contract registry
+(backtest_store/contracts.py): `LAYOUTS` has one layout per registry row. `LAYOUT_CLASSES` names the class of
+each contract whose files the framework names its own way; the others (Dictionary) are `PlainLayout`, their path
+being their context.
+
+Longer than most files here on purpose: one small class per adapter, so that every rule of an adapter
 (where its files live, how they parse, how they are written back) is in one place next to the others.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from .. import validation
+from ..contracts import CONTRACTS, Contract
 from ..errors import InvalidInput
-from ..models import (
-    BreakevenItem,
-    CandleItem,
-    IntervalItem,
-    Item,
-    LogItem,
-    MeasureItem,
-    MemoryItem,
-    NotificationItem,
-    PartialItem,
-    RecentItem,
-    RiskItem,
-    ScheduleItem,
-    SessionItem,
-    SignalItem,
-    StateItem,
-    StorageItem,
-    StrategyItem,
-)
+from ..models import Item
 from ..models.candle import candle_of
 from .jsonfile import SUFFIX
-
-if TYPE_CHECKING:
-    pass
 
 from .hints import FRAMED, RISK, TRIPLE, Hints
 from .names import (
@@ -64,18 +49,20 @@ from .names import (
 # -- the layouts -------------------------------------------------------------------------------------------------
 
 class Layout:
-    name: ClassVar[str]
-    model: ClassVar[type[Item]]
-    root: ClassVar[tuple[str, ...]]
     # How many path components below `root` a file has, its own name included.
-    depths: ClassVar[frozenset[int]]
-    # Candles and log entries are first-write-wins: an existing key is unchanged by definition.
-    insert_only: ClassVar[bool] = False
+    depths: frozenset[int]
     # The framework writes a literal null to clear the record (Signal, Schedule, Strategy), or reads one as empty
     # (Risk): such a file is a stored null, not a skip. Elsewhere a null file is reported.
     nullable: ClassVar[bool] = False
     # The context fields whose `_`-join names the directory: two contexts can share a path (export collisions).
     joined: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, contract: Contract) -> None:
+        self.name: str = contract.name
+        self.model: type[Item] = contract.model
+        self.root: tuple[str, ...] = contract.dump
+        # Candles and log entries are first-write-wins: an existing key is unchanged by definition.
+        self.insert_only: bool = contract.insert_only
 
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         """`parts` are the path components below `root`, the last without `.json`; `value` is None only where
@@ -113,7 +100,7 @@ class Layout:
 
 
 class CandleLayout(Layout):
-    name, model, root, depths, insert_only = "candle", CandleItem, ("data", "candle"), frozenset({4}), True
+    depths = frozenset({4})
 
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         exchange, symbol, interval, stem = parts
@@ -186,19 +173,18 @@ def _strategy_dir(doc: dict[str, Any]) -> str:
 
 
 class SignalLayout(PendingLayout):
-    name, model, root = "signal", SignalItem, ("data", "signal")
+    pass
 
 
 class ScheduleLayout(PendingLayout):
-    name, model, root = "schedule", ScheduleItem, ("data", "schedule")
+    pass
 
 
 class StrategyLayout(Layout):
     """`<symbol>_<strategy>_<exchange>/strategy.json`: the snapshot has no context, its inner rows may; a cleared
     snapshot is a literal null."""
 
-    name, model, root, depths, nullable, joined = "strategy", StrategyItem, ("data", "strategy"), frozenset({2}), \
-        True, TRIPLE
+    depths, nullable, joined = frozenset({2}), True, TRIPLE
     FILE = "strategy"
 
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
@@ -233,18 +219,18 @@ class LevelsLayout(Layout):
 
 
 class PartialLayout(LevelsLayout):
-    name, model, root = "partial", PartialItem, ("data", "partial")
+    pass
 
 
 class BreakevenLayout(LevelsLayout):
-    name, model, root = "breakeven", BreakevenItem, ("data", "breakeven")
+    pass
 
 
 class RiskLayout(Layout):
     """`<riskName>_<exchange>/positions.json`; each position names its exchange, which is the suffix. A literal
     null reads as no positions."""
 
-    name, model, root, depths, nullable, joined = "risk", RiskItem, ("data", "risk"), frozenset({2}), True, RISK
+    depths, nullable, joined = frozenset({2}), True, RISK
     FILE = "positions"
 
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
@@ -289,15 +275,15 @@ class RowsLayout(Layout):
 
 
 class StorageLayout(RowsLayout):
-    name, model, root, row_field = "storage", StorageItem, ("data", "storage"), "signalId"
+    row_field = "signalId"
 
 
 class NotificationLayout(RowsLayout):
-    name, model, root, row_field = "notification", NotificationItem, ("data", "notification"), "notificationId"
+    row_field = "notificationId"
 
 
 class LogLayout(Layout):
-    name, model, root, depths, insert_only = "log", LogItem, ("data", "log", "log"), frozenset({1}), True
+    depths = frozenset({1})
 
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         (stem,) = parts
@@ -318,7 +304,7 @@ class SoftDeleteLayout(Layout):
 
     def value(self, doc: dict[str, Any]) -> Any:
         payload = doc.get("payload")
-        if doc.get("removed") is True and type(payload) is dict and payload.get("removed") is not True:
+        if doc.get("removed") is True and type(payload) is dict and not validation.js_truthy(payload.get("removed")):
             payload = {**payload, "removed": True}
         return payload
 
@@ -328,7 +314,9 @@ class SoftDeleteLayout(Layout):
 
     def _entry(self, key: dict[str, Any], value: Any, when: int | None) -> Record:
         data = _dict(value, "the entry")
-        return self._record(key, payload=_payload(data), removed=data.get("removed") is True, when=when)
+        # Removed as the framework reads it: `data.removed ? null : data`.
+        return self._record(key, payload=_payload(data), removed=validation.js_truthy(data.get("removed")),
+                            when=when)
 
 
 class BucketLayout(SoftDeleteLayout):
@@ -342,16 +330,12 @@ class BucketLayout(SoftDeleteLayout):
 
 
 class MeasureLayout(BucketLayout):
-    name, model, root = "measure", MeasureItem, ("data", "measure")
-
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         bucket, key = parts
         return self._entry({"bucket": bucket, "entryKey": key}, value, None)
 
 
 class IntervalLayout(BucketLayout):
-    name, model, root = "interval", IntervalItem, ("data", "interval")
-
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         bucket, key = parts
         when = _iso_ms(value.get("when")) if type(value) is dict else None
@@ -359,7 +343,7 @@ class IntervalLayout(BucketLayout):
 
 
 class MemoryLayout(SoftDeleteLayout):
-    name, model, root, depths = "memory", MemoryItem, ("memory",), frozenset({3})
+    depths = frozenset({3})
 
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         signal_id, bucket, memory_id = parts
@@ -374,7 +358,7 @@ class MemoryLayout(SoftDeleteLayout):
 class RecentLayout(Layout):
     """`<symbol>_<strategy>_<exchange>[_<frame>]_<mode>/<symbol>.json`; the row carries the context."""
 
-    name, model, root, depths, joined = "recent", RecentItem, ("data", "recent"), frozenset({2}), (*FRAMED, "backtest")
+    depths, joined = frozenset({2}), (*FRAMED, "backtest")
 
     @staticmethod
     def dirname(symbol: str, strategy: str, exchange: str, frame: str, backtest: bool) -> str:
@@ -412,7 +396,7 @@ class RecentLayout(Layout):
 class StateLayout(Layout):
     """`<signalId>/<bucketName>/<bucketName>.json`."""
 
-    name, model, root, depths = "state", StateItem, ("state",), frozenset({3})
+    depths = frozenset({3})
 
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         signal_id, bucket, stem = parts
@@ -430,7 +414,7 @@ class StateLayout(Layout):
 class SessionLayout(Layout):
     """`<strategy>/<exchange>/[<frame>/]<symbol>_<mode>.json` (the frame level is absent in live)."""
 
-    name, model, root, depths = "session", SessionItem, ("session",), frozenset({3, 4})
+    depths = frozenset({3, 4})
 
     async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
         strategy, exchange, *frame, stem = parts
@@ -452,14 +436,37 @@ class SessionLayout(Layout):
                 file_name(joined(safe_name(symbol, "symbol"), mode_name(backtest)), "symbol"))
 
 
-# Import order: the adapters whose files name contexts plainly (candle folders, Storage/Notification/Log rows,
-# Session paths, Signal/Schedule/Recent rows, Risk positions) come before those that only have a `_`-joined
-# directory name (Strategy, Partial, Breakeven); what still splits several ways is looked at again at the end.
-LAYOUTS: tuple[Layout, ...] = (
-    CandleLayout(), StorageLayout(), NotificationLayout(), LogLayout(), MeasureLayout(), IntervalLayout(),
-    MemoryLayout(), StateLayout(), SessionLayout(), SignalLayout(), ScheduleLayout(), RecentLayout(), RiskLayout(),
-    StrategyLayout(), PartialLayout(), BreakevenLayout(),
-)
+class PlainLayout(Layout):
+    """The default for a record whose directory names nothing but its context: the context fields in key order are
+    the path, directories then the file name (Dictionary: `<signalId>/<dictionaryName>.json`); the payload's
+    `when`, where it has one, is the document's. Every name is taken whole, never split."""
+
+    def __init__(self, contract: Contract) -> None:
+        super().__init__(contract)
+        self.key = contract.model.context_key()
+        self.depths = frozenset({len(self.key)})
+
+    async def parse(self, parts: tuple[str, ...], value: Any, hints: Hints) -> Record:
+        data = _dict(value, f"the {self.name} record")
+        return self._record(dict(zip(self.key, parts)), payload=_payload(data), when=_ms(data.get("when")))
+
+    def path(self, doc: dict[str, Any]) -> tuple[str, ...]:
+        *dirs, last = zip(self.key, _context(doc, *self.key))
+        return (*(safe_name(value, field) for field, value in dirs), file_name(last[1], last[0]))
+
+
+LAYOUT_CLASSES: dict[str, type[Layout]] = {
+    "candle": CandleLayout, "signal": SignalLayout, "schedule": ScheduleLayout, "strategy": StrategyLayout,
+    "risk": RiskLayout, "partial": PartialLayout, "breakeven": BreakevenLayout, "storage": StorageLayout,
+    "notification": NotificationLayout, "log": LogLayout, "measure": MeasureLayout, "interval": IntervalLayout,
+    "memory": MemoryLayout, "recent": RecentLayout, "state": StateLayout, "session": SessionLayout,
+}
+# Import order, by the registry's `dump_pass`: the adapters whose files name contexts plainly (candle folders,
+# rows, entries, State/Session/Dictionary paths) come first, then Signal/Schedule/Recent rows and Risk positions,
+# then those that only have a `_`-joined directory name (Strategy, Partial, Breakeven); what still splits several
+# ways is looked at again at the end.
+LAYOUTS: tuple[Layout, ...] = tuple(
+    LAYOUT_CLASSES.get(c.name, PlainLayout)(c) for c in sorted(CONTRACTS, key=lambda c: c.dump_pass))
 ADAPTER_NAMES = tuple(layout.name for layout in LAYOUTS)
 # Top-level entries of a dump that hold persistence data; everything else (reports, JSONL logs...) is not.
 DATA_ROOTS = frozenset(layout.root[0] for layout in LAYOUTS)

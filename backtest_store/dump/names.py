@@ -1,4 +1,4 @@
-"""Names in a backtest-kit `./dump`: the file and directory names the 16 layouts build and parse, and the
+"""Names in a backtest-kit `./dump`: the file and directory names the layouts build and parse, and the
 records and refusals the importer and exporter pass around."""
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from bson.json_util import RELAXED_JSON_OPTIONS
 
 from .. import times, validation
 from ..errors import ConfigurationError, InvalidInput
-from ..models import DOCUMENTS, Item
+from ..contracts import DOCUMENTS
+from ..models import Item
 
 
 def find_documents(collection: str | type[Item] | None) -> tuple[type[Item], ...]:

@@ -20,7 +20,8 @@ from typing import Any
 from pymongo import IndexModel
 
 from ..drivers import Database
-from ..models import DOCUMENTS, Item
+from ..contracts import DOCUMENTS
+from ..models import Item
 
 CREATE, CONFLICT, BLOCKING, FOREIGN, UNCHANGED = "create", "conflict", "blocking", "foreign", "unchanged"
 ACTIONS = (CREATE, CONFLICT, BLOCKING, FOREIGN, UNCHANGED)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..drivers import Database
-from ..models import DOCUMENTS, Item
+from ..contracts import DOCUMENTS
+from ..models import Item
 from .diff import diff_collection, live_indexes
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..drivers import Database
-from ..models import DOCUMENTS, Item, SessionItem
+from ..contracts import DOCUMENTS
+from ..models import Item, SessionItem
 
 # Per Document: the context-key fields the original added later, which its older documents lack.
 ADDED_KEY_FIELDS: dict[type[Item], tuple[str, ...]] = {SessionItem: ("symbol", "backtest")}

@@ -23,7 +23,8 @@ from pymongo.errors import PyMongoError
 from ..drivers import Database
 from ..errors import InvalidInput, MigrationRefused, StorageError
 from ..faults import mongo_fault
-from ..models import DOCUMENTS, Item
+from ..contracts import DOCUMENTS
+from ..models import Item
 from ..wording import plural
 from .diff import (
     BLOCKING,

@@ -23,8 +23,8 @@ What a shard key means for our calls (docs/scale-out.md has the why and the cost
 
 `read_shard_config` is the one function here that does I/O; everything else works on the documents it returns.
 
-A little over the usual length on purpose: the call table of the 16 adapters and the checks that read it belong
-together, so that a new call cannot be added without its routing.
+A little over the usual length on purpose: the call table of the adapters (derived from the contract registry) and
+the checks that read it belong together, so that a new call cannot be added without its routing.
 """
 
 from __future__ import annotations
@@ -36,26 +36,8 @@ from typing import Any
 from pymongo.errors import OperationFailure
 
 from ..drivers import Database
-from ..models import (
-    DOCUMENTS,
-    BreakevenItem,
-    CandleItem,
-    IntervalItem,
-    Item,
-    LogItem,
-    MeasureItem,
-    MemoryItem,
-    NotificationItem,
-    PartialItem,
-    RecentItem,
-    RiskItem,
-    ScheduleItem,
-    SessionItem,
-    SignalItem,
-    StateItem,
-    StorageItem,
-    StrategyItem,
-)
+from ..contracts import CONTRACTS, DOCUMENTS
+from ..models import Item
 from ..wording import plural
 from .diff import normalize_spec
 
@@ -74,34 +56,19 @@ HASHED = "hashed"
 # Read in place of `config` by the tests, or by an operator checking keys before sharding with them.
 CONFIG_DATABASE = "config"
 
-# The documents the adapters never read by key, and so never through the Redis id cache (`store.UNCACHED`).
-KEYLESS: frozenset[type[Item]] = frozenset({CandleItem, StorageItem, NotificationItem, LogItem})
+# Derived from the registry (backtest_store/contracts.py). The documents the adapters never read by key, and so
+# never through the Redis id cache (`store.UNCACHED`).
+KEYLESS: frozenset[type[Item]] = frozenset(c.model for c in CONTRACTS if not c.cached)
 # Written with inserts (first write wins), not upserts.
-INSERT_ONLY: frozenset[type[Item]] = frozenset({CandleItem, LogItem})
+INSERT_ONLY: frozenset[type[Item]] = frozenset(c.model for c in CONTRACTS if c.insert_only)
 
 # The adapters' reads besides those by key (backtest_store/adapters): name, equality fields, range field.
 LIST_READS: dict[type[Item], tuple[str, tuple[str, ...], str | None]] = {
-    CandleItem: ("range read", ("exchangeName", "symbol", "interval"), "timestamp"),
-    StorageItem: ("read rows", ("backtest",), None),
-    NotificationItem: ("read rows", ("backtest",), None),
-    LogItem: ("read rows", (), None),
-    MeasureItem: ("list", ("bucket",), None),
-    IntervalItem: ("list", ("bucket",), None),
-    MemoryItem: ("list", ("signalId", "bucketName"), None),
-}
+    c.model: c.list_read for c in CONTRACTS if c.list_read is not None}
 
 # The shard keys docs/scale-out.md recommends: each the collection's whole context key, ranged, so that the unique
 # index is the shard key's own. None: keep the collection unsharded (it stays small).
-RECOMMENDED: dict[type[Item], tuple[str, ...] | None] = {
-    CandleItem: ("exchangeName", "symbol", "interval", "timestamp"),
-    NotificationItem: ("backtest", "notificationId"),
-    LogItem: ("entryId",),
-    StorageItem: ("backtest", "signalId"),
-    MeasureItem: ("bucket", "entryKey"),
-    IntervalItem: ("bucket", "entryKey"),
-    SignalItem: None, ScheduleItem: None, StrategyItem: None, RiskItem: None, PartialItem: None,
-    BreakevenItem: None, MemoryItem: None, RecentItem: None, StateItem: None, SessionItem: None,
-}
+RECOMMENDED: dict[type[Item], tuple[str, ...] | None] = {c.model: c.shard_key for c in CONTRACTS}
 
 # Fields with few distinct values: a shard key of these alone cannot split its chunks below one value.
 FEW_VALUES = {"backtest": "2 values", "interval": "11 values", "exchangeName": "one value per exchange"}

@@ -1,8 +1,10 @@
-"""One Beanie Document per collection; collection and field names are the TypeScript original's."""
+"""One Beanie Document per collection; collection and field names are the TypeScript original's. The tuple of
+them all is `contracts.DOCUMENTS`, derived from the registry."""
 
 from .base import Item, PayloadItem, SoftDeleteItem, StrategyScopedItem
 from .breakeven import BreakevenItem
 from .candle import CandleItem
+from .dictionary import DictionaryItem
 from .interval import IntervalItem
 from .log import LogItem
 from .measure import MeasureItem
@@ -18,13 +20,8 @@ from .state import StateItem
 from .storage import StorageItem
 from .strategy import StrategyItem
 
-DOCUMENTS: tuple[type[Item], ...] = (
-    CandleItem, SignalItem, ScheduleItem, StrategyItem, RiskItem, PartialItem, BreakevenItem, StorageItem,
-    NotificationItem, LogItem, MeasureItem, IntervalItem, MemoryItem, RecentItem, StateItem, SessionItem,
-)
-
 __all__ = [
-    "DOCUMENTS", "BreakevenItem", "CandleItem", "IntervalItem", "Item", "LogItem", "MeasureItem", "MemoryItem",
+    "BreakevenItem", "CandleItem", "DictionaryItem", "IntervalItem", "Item", "LogItem", "MeasureItem", "MemoryItem",
     "NotificationItem", "PartialItem", "PayloadItem", "RecentItem", "RiskItem", "ScheduleItem", "SessionItem",
     "SignalItem", "SoftDeleteItem", "StateItem", "StorageItem", "StrategyItem", "StrategyScopedItem",
 ]

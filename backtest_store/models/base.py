@@ -66,3 +66,17 @@ class StrategyScopedItem(PayloadItem):
     symbol: str
     strategyName: str
     exchangeName: str
+
+
+def collection_names() -> tuple[str, ...]:
+    """The collections of every model in this package, found from the classes themselves: for `Settings`, which
+    sits below the contract registry (backtest_store/contracts.py) and so cannot import it. The registry's
+    completeness test checks that both name the same collections."""
+    found: list[str] = []
+    pending: list[type[Item]] = [Item]
+    while pending:
+        cls = pending.pop(0)
+        pending.extend(cls.__subclasses__())
+        if "Settings" in cls.__dict__ and cls.__module__.startswith(__package__ + "."):
+            found.append(cls.collection_name())
+    return tuple(found)
