@@ -16,6 +16,7 @@ from ..bench import SCENARIOS, VARIANTS, BenchOptions, run_bench
 from ..bench.report import markdown, render
 from ..bench.servers import MONGO_ENV, REDIS_ENV
 from ..demo import DEFAULT_MINUTES, DEFAULT_SEED, DEFAULT_SYMBOLS
+from . import output
 from .connect import positive_int
 
 DEFAULT_MARKDOWN = Path("docs") / "performance.md"
@@ -94,7 +95,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    info = Console(stderr=True)
+    info = output.console(stderr=True)
     options = BenchOptions(
         variants=args.variants, calls=() if args.no_calls else args.calls, sizes=args.sizes, budget_s=args.budget,
         max_call_s=args.max_call, backtest=not args.no_backtest, symbols=args.symbols, minutes=args.minutes,
@@ -111,5 +112,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:
-        render(result, Console())
+        render(result, output.console())
     return 0

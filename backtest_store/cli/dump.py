@@ -21,6 +21,7 @@ from ..config import Settings
 from ..dump import DumpError, ExportReport, ImportReport, export_dump, import_dump
 from ..dump.importer import BATCH_SIZE
 from ..store import Store
+from . import output
 from .connect import DEFAULT_DATA_DIR, open_store, warn_missing_indexes
 
 
@@ -49,7 +50,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace, verb: str,
          job: Callable[[Store, str, Callable[[str, int], None]], Awaitable[Any]]) -> Any:
-    console = Console(stderr=True)
+    console = output.console(stderr=True)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                         disable=args.no_progress, transient=False)
     tasks: dict[str, Any] = {}
@@ -81,7 +82,7 @@ def _import(args: argparse.Namespace) -> int:
     for name, a in report.adapters.items():
         table.add_row(name, f"{a.imported:,}", f"{a.unchanged:,}", f"{a.skipped:,}")
     table.add_row("total", f"{report.imported:,}", f"{report.unchanged:,}", f"{report.skipped:,}", style="bold")
-    out = Console()
+    out = output.console()
     out.print(table)
     _print_list(out, "skipped", [f"{p}: {r}" for p, r in report.skipped_files], report.skipped)
     if report.ignored:
@@ -99,7 +100,7 @@ def _export(args: argparse.Namespace) -> int:
     for name, a in report.adapters.items():
         table.add_row(name, f"{a.written:,}", f"{a.skipped:,}")
     table.add_row("total", f"{report.written:,}", f"{report.skipped:,}", style="bold")
-    out = Console()
+    out = output.console()
     out.print(table)
     _print_list(out, "refused", [f"{d}: {r}" for d, r in report.skipped_documents], report.skipped)
     out.print(f"{report.written:,} files in {report.seconds:.1f} s")

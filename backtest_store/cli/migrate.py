@@ -47,6 +47,7 @@ from ..migrations.sharding import ERROR, ShardingReport, analyse, read_shard_con
 from ..models import DOCUMENTS
 from ..store import UNCACHED
 from ..wording import plural
+from . import output
 from .connect import add_uri_options, target_database
 
 # The library's messages name its keyword arguments; a CLI user knows the options.
@@ -105,8 +106,7 @@ async def _with_database(args: argparse.Namespace, work: Callable[[Database, str
 # -- output --------------------------------------------------------------------------------------------------
 
 def _console() -> Console:
-    # Wide when not a terminal, so captured output and CI logs keep one index per line.
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200, highlight=False)
+    return output.console(highlight=False)
 
 
 def _summary(changes: Sequence[IndexChange]) -> str:
