@@ -2,6 +2,11 @@
 
 - BACKTEST_STORE_TEST_MONGO_URL: a MongoDB URL (its database part is replaced per test).
 - BACKTEST_STORE_TEST_REDIS_URL: a Redis URL, e.g. redis://127.0.0.1:6379/13 (keys live under a per-test prefix).
+
+The fast loop: a test is marked `unit` unless it asks (directly or through other fixtures) for a fixture of
+SERVER_FIXTURES, or is marked `servers` (its body starts servers, or the CLI that starts them), or belongs to one of
+the runs CI makes on their own (browser, reliability, large_dump). `pytest -m unit` then runs every server-free test
+without starting a server. The marking is derived, so a new test lands on the right side without being told.
 """
 
 from __future__ import annotations
@@ -62,6 +67,18 @@ async def open_store(servers: ServerUrls) -> AsyncIterator[OpenStore]:
 @pytest.fixture
 async def store(open_store: OpenStore) -> Store:
     return await open_store()
+
+
+# Fixtures that start servers: the suite's shared ones, and those a test file starts of its own.
+SERVER_FIXTURES = {"servers", "real_dump", "own_redis", "own_valkey", "own_mongo", "redis_with_password", "cluster"}
+NOT_UNIT = ("servers", "browser", "reliability", "large_dump", "typing")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())) and not any(
+                item.get_closest_marker(name) for name in NOT_UNIT):
+            item.add_marker(pytest.mark.unit)
 
 
 _MEASUREMENTS: list[str] = []
