@@ -92,6 +92,13 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    path = os.path.abspath(args.path)  # checked, and created, before any server is started
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise DumpError(f"{path} exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise DumpError(f"cannot create {path}: {exc.strerror}") from None
     report: ExportReport = _run(args, "export", lambda store, path, cb: export_dump(store, path, on_progress=cb))
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
