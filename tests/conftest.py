@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pymongo
 import pytest
+from hypothesis import settings
 
 from backtest_store import Store
 from backtest_store.embedded import EmbeddedServers
@@ -68,6 +69,12 @@ async def open_store(servers: ServerUrls) -> AsyncIterator[OpenStore]:
 async def store(open_store: OpenStore) -> Store:
     return await open_store()
 
+
+# Property tests run few examples in the inner loop and many in CI (`.ci/run` sets BACKTEST_STORE_HYPOTHESIS=ci).
+# A test's own `@settings(max_examples=...)` takes precedence over the profile.
+settings.register_profile("dev", max_examples=30)
+settings.register_profile("ci", max_examples=300)
+settings.load_profile(os.environ.get("BACKTEST_STORE_HYPOTHESIS", "dev"))
 
 # Fixtures that start servers: the suite's shared ones, and those a test file starts of its own.
 SERVER_FIXTURES = {"servers", "real_dump", "own_redis", "own_valkey", "own_mongo", "redis_with_password", "cluster"}

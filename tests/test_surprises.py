@@ -106,3 +106,13 @@ def test_the_migrate_json_uri_is_a_url(servers: ServerUrls, capsys: pytest.Captu
     # The embedded servers are described in words; `uri` keeps only the URL.
     where = "mongodb://127.0.0.1:5/backtest-kit (embedded, data in /tmp/my data, started for this command)"
     assert url_of(where) == "mongodb://127.0.0.1:5/backtest-kit"
+
+
+def test_the_notebook_extra_runs_the_notebooks() -> None:
+    """`pip install 'backtest-store[notebook]'` is enough to run examples/*.ipynb: a kernel and an executor."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["notebook"]
+    names = {d.split(">")[0].split("=")[0].split("<")[0].strip() for d in extra}
+    assert {"pandas", "plotly", "ipykernel"} <= names and names & {"nbconvert", "nbclient"}, names
