@@ -12,7 +12,7 @@ without starting a server. The marking is derived, so a new test lands on the ri
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pymongo
 import pytest
@@ -20,6 +20,7 @@ from hypothesis import settings
 
 from backtest_store import Store
 from backtest_store.embedded import EmbeddedServers
+from tests import zoo
 from tests.zoo import OpenStore, ServerUrls, unique
 
 
@@ -68,6 +69,13 @@ async def open_store(servers: ServerUrls) -> AsyncIterator[OpenStore]:
 @pytest.fixture
 async def store(open_store: OpenStore) -> Store:
     return await open_store()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses connections for the whole test (`zoo.closed_port`)."""
+    with zoo.closed_port() as port:
+        yield port
 
 
 # Property tests run few examples in the inner loop and many in CI (`.ci/run` sets BACKTEST_STORE_HYPOTHESIS=ci).

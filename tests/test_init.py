@@ -33,8 +33,8 @@ async def test_concurrent_callers_share_one_attempt(servers: ServerUrls) -> None
         await store.close()
 
 
-async def test_timeout_error_is_redacted(servers: ServerUrls) -> None:
-    store = await Store.open(mongo_url=f"mongodb://admin:s3cret-pw@127.0.0.1:{free_port()}/db?authSource=admin",
+async def test_timeout_error_is_redacted(servers: ServerUrls, closed_port: int) -> None:
+    store = await Store.open(mongo_url=f"mongodb://admin:s3cret-pw@127.0.0.1:{closed_port}/db?authSource=admin",
                              redis_url=servers.redis, init_timeout=2.0, flush_cache_on_open=False)
     try:
         with pytest.raises(NotReady) as info:
