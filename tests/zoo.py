@@ -30,6 +30,8 @@ OpenStore = Callable[..., Awaitable[Store]]
 class ServerUrls:
     mongo: str
     redis: str
+    # The suite's own embedded MongoDB, deleted with its files at the end of the session: nothing to drop there.
+    disposable_mongo: bool = False
 
     def mongo_db(self, name: str) -> str:
         parts = urlsplit(self.mongo)
