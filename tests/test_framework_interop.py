@@ -125,7 +125,9 @@ def framework(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         _fail(f"{ENV}={configured} is neither a file nor a directory")
     if SIBLING_TARBALL.is_file():
         return _unpack(SIBLING_TARBALL, tmp_path_factory.mktemp("backtest-kit"), str(SIBLING_TARBALL))
-    installed = _npm_install(request.config.cache.mkdir(f"backtest-kit-{VERSION}"))
+    cache = getattr(request.config, "cache", None)  # None under `-p no:cacheprovider`: install for this run only
+    installed = _npm_install(cache.mkdir(f"backtest-kit-{VERSION}") if cache is not None
+                             else tmp_path_factory.mktemp(f"backtest-kit-{VERSION}"))
     if installed is None:
         external.missing(f"backtest-kit {VERSION} not found: {ENV} is unset, {SIBLING_TARBALL} does not exist and "
                          f"`npm install backtest-kit@{VERSION}` failed (its output is in the captured stdout)",
