@@ -130,7 +130,7 @@ def framework(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
                              else tmp_path_factory.mktemp(f"backtest-kit-{VERSION}"))
     if installed is None:
         external.missing(f"backtest-kit {VERSION} not found: {ENV} is unset, {SIBLING_TARBALL} does not exist and "
-                         f"`npm install backtest-kit@{VERSION}` failed (its output is in the captured stdout)",
+                         f"`npm install backtest-kit@{VERSION}` failed (`pytest -s` shows its output)",
                          f"set {ENV} to backtest-kit {VERSION}'s node_modules.tar.gz or to an unpacked node_modules "
                          "folder holding backtest-kit and its dependencies")
     return _checked(installed, "npm install")
