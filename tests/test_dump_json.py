@@ -29,6 +29,12 @@ process.stdout.write(Buffer.from(out.join("\n"), "utf8"));
 """
 
 
+@pytest.fixture(scope="module")
+def node() -> str:
+    """A skip before the first example (a failure under BACKTEST_STORE_REQUIRE_FRAMEWORK=1)."""
+    return external.node()
+
+
 def node_stringify(node: str, floats: list[float], strings: list[str], mixed: Any) -> list[bytes]:
     payload = {"floats": [repr(f) for f in floats], "strings": strings, "mixed": mixed}
     # ensure_ascii: a lone surrogate travels as a \udxxx escape, which JSON.parse turns into that UTF-16 unit.
@@ -59,8 +65,7 @@ strings = st.lists(st.text(chars, max_size=12), min_size=150, max_size=150)
           -math.inf, -1e-7, 42000.5],
          ["\ud800", "a\udfffb", "\ud83d\ude00", "\ude00\ud83d", "\u2028\u2029", "\x00\x01\x1f\x7f", "\b\f\n\r\t",
           '"\\/', "ретест — 😀"])
-def test_dumps_writes_what_json_stringify_writes(floats: list[float], strings: list[str]) -> None:
-    node = external.node()  # a skip before the first example (a failure under BACKTEST_STORE_REQUIRE_FRAMEWORK=1)
+def test_dumps_writes_what_json_stringify_writes(node: str, floats: list[float], strings: list[str]) -> None:
     mixed = {"b": floats[:5], "a": strings[:5], "nested": [{"z": None, "y": True, "x": False}, [], {}]}
     expected = node_stringify(node, floats, strings, to_json(mixed))
     ours = [dumps(f) for f in floats] + [dumps(s) for s in strings] + [dumps(to_json(mixed))]
