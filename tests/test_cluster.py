@@ -14,7 +14,7 @@ import re
 import signal
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +33,7 @@ from backtest_store.cache.ids import REDIS_FAILURES, flush_prefix
 from backtest_store.config import redact
 from backtest_store.embedded import EmbeddedServer, free_port, valkey_binary
 from tests.conftest import OpenStore, ServerUrls, unique
+from tests.zoo import closed_port, start_server
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 T0_MS = 1767225600000
@@ -120,11 +121,21 @@ def node_server(directory: Path, port: int, bus_port: int) -> EmbeddedServer:
 @pytest.fixture(scope="module")
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
-    bus_ports = [free_port() for _ in range(3)]
-    nodes = [node_server(root / f"n{i}", free_port(), bus_ports[i]) for i in range(3)]
+    nodes: list[EmbeddedServer] = []
+    bus_ports: list[int] = []
     made = Cluster(nodes, bus_ports, root)
     try:
-        await asyncio.gather(*(n.start() for n in nodes))
+        for i in range(3):
+            # On ports free a moment ago: a node whose port or bus port was taken in between exits at start-up and
+            # is made again on others.
+            tried: list[int] = []
+
+            def make(port: int, i: int = i) -> EmbeddedServer:
+                tried.append(free_port())
+                return node_server(root / f"n{i}", port, tried[-1])
+
+            nodes.append(await start_server(make))
+            bus_ports.append(tried[-1])
         for port, (first, last) in zip(made.ports, slot_ranges()):
             async with made.node(port) as r:
                 await r.execute_command("CLUSTER ADDSLOTSRANGE", first, last)
@@ -423,9 +434,16 @@ def fragments() -> set[str]:
     return found
 
 
+@pytest.fixture
+def closed_ports() -> Iterator[tuple[int, int]]:
+    with closed_port() as first, closed_port() as second:
+        yield first, second
+
+
 async def test_cluster_credentials_are_never_shown(servers: ServerUrls, cluster: Cluster,
                                                    caplog: pytest.LogCaptureFixture,
-                                                   report: Callable[[str], None]) -> None:
+                                                   report: Callable[[str], None],
+                                                   closed_ports: tuple[int, int]) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, redis-py's included
     q, hosts = quote(PASSWORD, safe=""), f"127.0.0.1:{cluster.ports[0]},127.0.0.1:{cluster.ports[1]}"
     cases = {
@@ -433,7 +451,7 @@ async def test_cluster_credentials_are_never_shown(servers: ServerUrls, cluster:
         "right": cluster.url(),
         "right, as an option": f"redis+cluster://{hosts}/0?password={q}",
         "wrong": cluster.url(password=WRONG_PASSWORD),
-        "closed ports": f"redis+cluster://default:{q}@127.0.0.1:{free_port()},127.0.0.1:{free_port()}/0",
+        "closed ports": "redis+cluster://default:{}@127.0.0.1:{},127.0.0.1:{}/0".format(q, *closed_ports),
     }
     outputs: list[str] = []
     answers: dict[str, str] = {}
