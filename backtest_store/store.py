@@ -21,7 +21,7 @@ from redis.exceptions import RedisClusterException
 from .cache import CacheHealth, CacheStats, IdCache, flush_prefix
 from .cache.client import connect as connect_redis
 from .cache.ids import REDIS_FAILURES
-from .config import Settings, StoreOptions, redact
+from .config import Settings, StoreOptions, redact, redis_url_from_env
 from .contracts import CONTRACTS, DOCUMENTS, Adapters
 from .counting import CommandCounter, RedisCommandCounter
 from .drivers import Client, Database, RedisClient
@@ -74,7 +74,16 @@ class Store:
                    **options: Unpack[StoreOptions]) -> "Store":
         """Connect using explicit URLs, else `CC_MONGO_CONNECTION_STRING` / `CC_REDIS_*` from the environment, else
         the TypeScript original's defaults (`mongodb://localhost:27017/backtest-kit`, `redis://127.0.0.1:6379/0`),
-        which the log then names."""
+        which the log then names.
+
+        A MongoDB named (here or in the environment) with no Redis named is refused: the default Redis would be
+        some local server of someone else's, and opening flushes our prefix there."""
+        mongo_named = mongo_url is not None or bool(os.environ.get("CC_MONGO_CONNECTION_STRING"))
+        if mongo_named and redis_url is None and redis_url_from_env(os.environ) is None:
+            raise ConfigurationError(
+                "a MongoDB URL is given but no Redis URL: set CC_REDIS_URL (or CC_REDIS_HOST / CC_REDIS_PORT / "
+                "CC_REDIS_USER / CC_REDIS_PASSWORD), or pass redis_url=; the local default redis://127.0.0.1:6379/0 "
+                "is used only when neither server is named, since opening deletes our keys there")
         settings = Settings.from_env(mongo_url=mongo_url, redis_url=redis_url, **options)
         for name, explicit, variables in (("MongoDB", mongo_url, "CC_MONGO_CONNECTION_STRING"),
                                           ("Redis", redis_url, "CC_REDIS_URL / CC_REDIS_*")):

@@ -10,8 +10,9 @@
 
 The Node packages come from BACKTEST_KIT_MONGO_NODE_MODULES: a `node_modules.tar.gz` (unpacked once per session)
 or an unpacked `node_modules` holding @backtest-kit/mongo 19.5.0, backtest-kit 19.5.0, mongoose and ioredis
-(`../shared/backtest-kit-mongo-19.5/node_modules.tar.gz`, see `tests/fixtures/README.md`). Unset, these tests skip
-with that reason; CI sets it (`.ci/run`), and there a missing package or `node` fails them.
+(`../shared/backtest-kit-mongo-19.5/node_modules.tar.gz`, see `tests/fixtures/README.md`), used when the variable is
+unset. Neither there, these tests skip with a reason saying how to enable them; under
+BACKTEST_STORE_REQUIRE_FRAMEWORK=1 (CI, `.ci/run`) a missing package or `node` fails them.
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ from backtest_store.dump import import_dump
 from backtest_store.dump.jsonfile import json_equal, loads, to_json
 from backtest_store.models import DOCUMENTS, Item
 from backtest_store.validation import INTERVAL_MINUTES
+from tests import external
 from tests.zoo import ServerUrls, unique
 
 ENV = "BACKTEST_KIT_MONGO_NODE_MODULES"
 VERSION = "19.5.0"
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "tests" / "interop" / "mongo_adapter.mjs"
+SIBLING_TARBALL = REPO.parent / "shared" / "backtest-kit-mongo-19.5" / "node_modules.tar.gz"
 NODE_TIMEOUT = 300  # a run takes seconds; this only stops a hung process
 WHEN = datetime(2024, 1, 1, 12, tzinfo=timezone.utc)
 # The author's Redis keys: `<name>_cache:<context>` holding a document's `_id`, in database 0, with no expiry.
@@ -59,11 +62,11 @@ Key = dict[str, Any]
 @pytest.fixture(scope="session")
 def authors_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An unpacked node_modules holding @backtest-kit/mongo 19.5.0 and its peers; unpacked once per session."""
-    configured = os.environ.get(ENV)
+    configured = os.environ.get(ENV) or (str(SIBLING_TARBALL) if SIBLING_TARBALL.is_file() else "")
     if not configured:
-        pytest.skip(f"{ENV} is unset: set it to ../shared/backtest-kit-mongo-19.5/node_modules.tar.gz (or an unpacked "
-                    "node_modules with @backtest-kit/mongo 19.5.0, backtest-kit, mongoose and ioredis) to run the "
-                    "author's adapter against backtest-store; CI sets it in .ci/run")
+        external.missing(f"{ENV} is unset and {SIBLING_TARBALL} does not exist",
+                         f"set {ENV} to ../shared/backtest-kit-mongo-19.5/node_modules.tar.gz (or an unpacked "
+                         "node_modules with @backtest-kit/mongo 19.5.0, backtest-kit, mongoose and ioredis)")
     path = Path(configured).expanduser()
     if path.is_file():
         dest = tmp_path_factory.mktemp("backtest-kit-mongo")
@@ -80,8 +83,7 @@ def authors_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
         version = json.loads((path / package / "package.json").read_text())["version"]
         if version != VERSION:
             pytest.fail(f"{ENV}: {package} is {version}, this test is written against {VERSION}", pytrace=False)
-    if shutil.which("node") is None:
-        pytest.fail("node is not on PATH: the author's adapter runs under Node.js (20 or newer)", pytrace=False)
+    external.node()
     return path
 
 

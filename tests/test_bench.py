@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from backtest_store.bench import SCENARIOS, VARIANTS
@@ -14,6 +15,7 @@ from backtest_store.bench.report import render
 from backtest_store.cli import main
 
 
+@pytest.mark.servers  # the CLI (or Store.local) starts embedded servers of its own
 def test_bench_smoke(tmp_path: Path, capsys) -> None:
     report = tmp_path / "performance.md"
     code = main(["bench", "--sizes", "1,3", "--budget", "0.01", "--minutes", "3", "--symbols", "1", "--json",

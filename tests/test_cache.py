@@ -9,10 +9,10 @@ import pytest
 from bson import ObjectId
 
 from backtest_store.cache import encode_key
-from backtest_store.embedded import EmbeddedServer, free_port, valkey_binary
+from backtest_store.embedded import EmbeddedServer, valkey_binary
 from backtest_store.models import SignalItem
 from tests.zoo import T0 as NOW
-from tests.zoo import OpenStore
+from tests.zoo import OpenStore, start_server
 
 
 def redis_key(store, collection: str, *parts: str) -> str:
@@ -99,11 +99,9 @@ async def test_flush_at_open_deletes_only_our_prefix(open_store: OpenStore) -> N
 
 @pytest.fixture
 async def own_redis(tmp_path: Path):
-    port = free_port()
-    server = EmbeddedServer("valkey-server", [str(valkey_binary()), "--bind", "127.0.0.1", "--port", str(port),
-                                              "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                            port, tmp_path / "valkey.log")
-    await server.start()
+    server = await start_server(lambda port: EmbeddedServer(
+        "valkey-server", [str(valkey_binary()), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                          "--appendonly", "no", "--dir", str(tmp_path)], port, tmp_path / "valkey.log"))
     yield server
     server.stop()
 
@@ -131,8 +129,8 @@ async def test_redis_stopped_mid_test(open_store: OpenStore, own_redis: Embedded
     assert await store.database["signal-items"].count_documents({}) == 1
 
 
-async def test_unreachable_redis_at_open(open_store: OpenStore) -> None:
-    store = await open_store(redis_url=f"redis://127.0.0.1:{free_port()}/0")  # a closed port costs no wait
+async def test_unreachable_redis_at_open(open_store: OpenStore, closed_port: int) -> None:
+    store = await open_store(redis_url=f"redis://127.0.0.1:{closed_port}/0")  # a closed port costs no wait
     sig = store.adapters.signal("BTCUSDT", "s", "e")
     await sig.wait_for_init(True)  # MongoDB answered; the cache is merely off
     await sig.write_signal_data({"v": 1})

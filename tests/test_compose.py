@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from backtest_store.config import Settings
+from tests import external
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOT_COMPOSE = ROOT / "docker-compose.yaml"
@@ -990,7 +991,7 @@ console.log(JSON.stringify(out));
 def test_mongodb_healthcheck_initiates_once_and_passes_only_on_the_primary(stack: dict) -> None:
     test = stack["services"]["mongodb"]["healthcheck"]["test"]
     script = interpolate(test[test.index("--eval") + 1], {})
-    result = subprocess.run(["node", "-e", HEALTHCHECK_HARNESS], input=script, capture_output=True, text=True,
+    result = subprocess.run([external.node(), "-e", HEALTHCHECK_HARNESS], input=script, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)

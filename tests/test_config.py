@@ -64,3 +64,21 @@ async def test_falling_back_to_a_default_says_so_once(monkeypatch: pytest.Monkey
 def test_mongo_timeout_must_bound_every_call(value: object) -> None:
     with pytest.raises(ConfigurationError, match="mongo_timeout_ms"):
         Settings(mongo_timeout_ms=value)  # type: ignore[arg-type]
+
+
+async def test_a_named_mongodb_without_a_named_redis_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local default Redis is someone else's server once MongoDB is named: opening would flush our prefix
+    there. Refused before anything connects."""
+    for name in ("CC_REDIS_URL", "CC_REDIS_HOST", "CC_REDIS_PORT", "CC_REDIS_USER", "CC_REDIS_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CC_MONGO_CONNECTION_STRING", "mongodb://127.0.0.1:1/db")
+    for explicit in ({}, {"mongo_url": "mongodb://127.0.0.1:1/other"}):
+        with pytest.raises(ConfigurationError, match="no Redis URL: set CC_REDIS_URL"):
+            await Store.open(**explicit)  # type: ignore[arg-type]
+    monkeypatch.delenv("CC_MONGO_CONNECTION_STRING")
+    with pytest.raises(ConfigurationError, match="no Redis URL"):
+        await Store.open(mongo_url="mongodb://127.0.0.1:1/db")
+    monkeypatch.setenv("CC_REDIS_PORT", "1")  # Redis named through the original's variables: opened as asked
+    store = await Store.open(mongo_url="mongodb://127.0.0.1:1/db", flush_cache_on_open=False)
+    assert store.settings.redis_url == "redis://127.0.0.1:1/0"
+    await store.close()

@@ -3,7 +3,6 @@ several contracts take them from the registry (backtest_store/contracts.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -346,12 +345,14 @@ async def test_resent_window_rewrites_only_changed_rows(store: Store) -> None:
     window = [{"id": f"r{i}", "priority": i, "note": "$not-a-field-path"} for i in range(50)]
     first = await repo.upsert_many(rows(window))
     assert (first.inserted, first.modified) == (50, 0)
-    stored_at = (await store.database["storage-items"].find_one({"signalId": "r49"}))["updatedDate"]
-    while datetime.now(timezone.utc) <= stored_at:  # dates hold milliseconds: let the clock move past the first write
-        await asyncio.sleep(0.001)
+    # The first write's dates moved to a long-past instant: a rewrite stamps the wall clock's time, which is later
+    # whatever the clock's resolution, with no waiting for it to tick.
+    long_ago = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    await store.database["storage-items"].update_many({}, {"$set": {"updatedDate": long_ago, "createDate": long_ago}})
     again = await repo.upsert_many(rows([*window[:49], {**window[49], "status": "closed"}]))
     assert (again.inserted, again.matched, again.modified) == (0, 50, 1)
     doc = await store.database["storage-items"].find_one({"signalId": "r0"})
-    assert doc["payload"]["note"] == "$not-a-field-path" and doc["createDate"] <= doc["updatedDate"]
+    assert doc["payload"]["note"] == "$not-a-field-path" and doc["updatedDate"] == doc["createDate"] == long_ago
     changed = await store.database["storage-items"].find_one({"signalId": "r49"})
-    assert changed["payload"]["status"] == "closed" and changed["updatedDate"] > doc["updatedDate"]
+    assert changed["payload"]["status"] == "closed" and changed["updatedDate"] > long_ago
+    assert changed["createDate"] == long_ago

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from backtest_store import Store
@@ -165,6 +166,7 @@ async def test_cli_json_on_configured_servers(servers: Any, tmp_path: Path) -> N
         await cleanup.close()
 
 
+@pytest.mark.servers  # the CLI (or Store.local) starts embedded servers of its own
 def test_cli_embedded_default_twice(tmp_path: Path) -> None:
     args = ["--symbols", "1", "--minutes", "60", "--data-dir", "tmp", "--json"]
     runs = [json.loads(_run_cli(args, _env(), tmp_path).stdout) for _ in range(2)]

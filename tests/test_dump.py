@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import subprocess
 import time
 import tracemalloc
@@ -30,6 +29,7 @@ from backtest_store.models import (
     StrategyItem,
 )
 from backtest_store.validation import when_ms
+from tests import external
 from tests.realdata import load_ts_original, unpack_dump
 from tests.zoo import MINUTE
 from tests.zoo import T0_MS as T0
@@ -688,8 +688,7 @@ async def test_real_dump_round_trips_byte_for_byte(store, tmp_path, report):
 async def test_typescript_written_documents_export_as_json_stringify_writes_them(store, tmp_path):
     """The TypeScript original stores every number as a double: each exported file is exactly the bytes
     JSON.stringify gives for it (checked by node: `JSON.stringify(JSON.parse(text)) === text`)."""
-    node = shutil.which("node")
-    assert node is not None, "these tests need Node.js (node) on PATH"
+    node = external.node()
     await load_ts_original(store.database, "current", indexes=False)
     out = tmp_path / "out"
     report = await export_dump(store, out)

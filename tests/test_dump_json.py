@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 from typing import Any
 
@@ -16,9 +15,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from backtest_store.dump.jsonfile import dumps, loads, to_json
+from tests import external
 
-NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 # Reads {"floats": [text...], "strings": [...]} and prints JSON.stringify of each value, one per line (its output
 # never holds a raw newline). Floats travel as Python's repr, which JavaScript parses to the same double.
@@ -31,11 +29,17 @@ process.stdout.write(Buffer.from(out.join("\n"), "utf8"));
 """
 
 
-def node_stringify(floats: list[float], strings: list[str], mixed: Any) -> list[bytes]:
+@pytest.fixture(scope="module")
+def node() -> str:
+    """A skip before the first example (a failure under BACKTEST_STORE_REQUIRE_FRAMEWORK=1)."""
+    return external.node()
+
+
+def node_stringify(node: str, floats: list[float], strings: list[str], mixed: Any) -> list[bytes]:
     payload = {"floats": [repr(f) for f in floats], "strings": strings, "mixed": mixed}
     # ensure_ascii: a lone surrogate travels as a \udxxx escape, which JSON.parse turns into that UTF-16 unit.
     data = json.dumps(payload, ensure_ascii=True).encode("ascii")
-    done = subprocess.run([NODE, "-e", STRINGIFY], input=data, capture_output=True, check=True, timeout=60)
+    done = subprocess.run([node, "-e", STRINGIFY], input=data, capture_output=True, check=True, timeout=60)
     lines = done.stdout.split(b"\n")
     assert len(lines) == len(floats) + len(strings) + 1, done.stderr
     return lines
@@ -61,9 +65,9 @@ strings = st.lists(st.text(chars, max_size=12), min_size=150, max_size=150)
           -math.inf, -1e-7, 42000.5],
          ["\ud800", "a\udfffb", "\ud83d\ude00", "\ude00\ud83d", "\u2028\u2029", "\x00\x01\x1f\x7f", "\b\f\n\r\t",
           '"\\/', "ретест — 😀"])
-def test_dumps_writes_what_json_stringify_writes(floats: list[float], strings: list[str]) -> None:
+def test_dumps_writes_what_json_stringify_writes(node: str, floats: list[float], strings: list[str]) -> None:
     mixed = {"b": floats[:5], "a": strings[:5], "nested": [{"z": None, "y": True, "x": False}, [], {}]}
-    expected = node_stringify(floats, strings, to_json(mixed))
+    expected = node_stringify(node, floats, strings, to_json(mixed))
     ours = [dumps(f) for f in floats] + [dumps(s) for s in strings] + [dumps(to_json(mixed))]
     wrong = [(value, mine, theirs) for value, mine, theirs in zip([*floats, *strings, mixed], ours, expected)
              if mine != theirs]

@@ -8,7 +8,8 @@ results, and every file the framework wrote in A must be byte-identical in B.
 The framework is found through BACKTEST_KIT_NODE_MODULES (a `node_modules.tar.gz` or an unpacked
 `node_modules` folder holding backtest-kit 19.5.0 and its dependencies). When it is unset: the tarball at
 `../shared/backtest-kit-19.5/node_modules.tar.gz` next to the repository, else `npm install backtest-kit@19.5.0`
-into pytest's cache directory. Nothing found, or no `node`, fails the test: it never skips.
+into pytest's cache directory. Nothing found, or no `node`, skips the test with a reason saying how to enable it;
+under BACKTEST_STORE_REQUIRE_FRAMEWORK=1 (set by CI) it fails instead, so CI never skips it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import pytest
 from backtest_store import Store
 from backtest_store.dump import ExportReport, ImportReport, export_dump, import_dump
 from backtest_store.dump.jsonfile import CorruptJson, json_equal, loads
+from tests import external
 
 ENV = "BACKTEST_KIT_NODE_MODULES"
 VERSION = "19.5.0"
@@ -54,7 +56,7 @@ def adapter_of(rel: str) -> str:
     return parts[1] if parts[0] == "data" and len(parts) > 1 else parts[0]
 
 
-# -- finding the framework ---------------------------------------------------------------------------------------
+# -- finding the framework (before any server starts: a skip costs nothing) ---------------------------------------------------------------------------------------
 
 def _fail(message: str) -> None:
     pytest.fail(f"{message}\nSet {ENV} to backtest-kit {VERSION}'s node_modules.tar.gz or to an unpacked "
@@ -107,10 +109,7 @@ def _npm_install(dest: Path) -> Path | None:
 
 @pytest.fixture(scope="session")
 def node() -> str:
-    path = shutil.which("node")
-    if path is None:
-        pytest.fail("node is not on PATH: this test runs backtest-kit under Node.js (20 or newer)", pytrace=False)
-    return path
+    return external.node()
 
 
 @pytest.fixture(scope="session")
@@ -126,10 +125,14 @@ def framework(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         _fail(f"{ENV}={configured} is neither a file nor a directory")
     if SIBLING_TARBALL.is_file():
         return _unpack(SIBLING_TARBALL, tmp_path_factory.mktemp("backtest-kit"), str(SIBLING_TARBALL))
-    installed = _npm_install(request.config.cache.mkdir(f"backtest-kit-{VERSION}"))
+    cache = getattr(request.config, "cache", None)  # None under `-p no:cacheprovider`: install for this run only
+    installed = _npm_install(cache.mkdir(f"backtest-kit-{VERSION}") if cache is not None
+                             else tmp_path_factory.mktemp(f"backtest-kit-{VERSION}"))
     if installed is None:
-        _fail(f"{ENV} is unset, {SIBLING_TARBALL} does not exist and `npm install backtest-kit@{VERSION}` "
-              "failed (its output is in the captured stdout above)")
+        external.missing(f"backtest-kit {VERSION} not found: {ENV} is unset, {SIBLING_TARBALL} does not exist and "
+                         f"`npm install backtest-kit@{VERSION}` failed (`pytest -s` shows its output)",
+                         f"set {ENV} to backtest-kit {VERSION}'s node_modules.tar.gz or to an unpacked node_modules "
+                         "folder holding backtest-kit and its dependencies")
     return _checked(installed, "npm install")
 
 
@@ -171,7 +174,7 @@ def read_tree(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-async def round_trip(servers, node: str, framework: Path, tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
+async def round_trip(node: str, framework: Path, servers, tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
     a, b = tmp_path_factory.mktemp("run-a"), tmp_path_factory.mktemp("run-b")
     seconds: dict[str, float] = {}
     started = time.perf_counter()

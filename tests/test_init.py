@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
 
 from backtest_store import NotReady, Store
-from backtest_store.embedded import EmbeddedServer, free_port, secantus_command
+from backtest_store.embedded import EmbeddedServer, secantus_command
 from tests.zoo import OpenStore, ServerUrls, unique
 
 
@@ -33,8 +34,8 @@ async def test_concurrent_callers_share_one_attempt(servers: ServerUrls) -> None
         await store.close()
 
 
-async def test_timeout_error_is_redacted(servers: ServerUrls) -> None:
-    store = await Store.open(mongo_url=f"mongodb://admin:s3cret-pw@127.0.0.1:{free_port()}/db?authSource=admin",
+async def test_timeout_error_is_redacted(servers: ServerUrls, closed_port: int) -> None:
+    store = await Store.open(mongo_url=f"mongodb://admin:s3cret-pw@127.0.0.1:{closed_port}/db?authSource=admin",
                              redis_url=servers.redis, init_timeout=2.0, flush_cache_on_open=False)
     try:
         with pytest.raises(NotReady) as info:
@@ -45,7 +46,10 @@ async def test_timeout_error_is_redacted(servers: ServerUrls) -> None:
 
 
 async def test_failure_is_not_cached_recovers_once_the_server_is_up(servers: ServerUrls, tmp_path: Path) -> None:
-    port = free_port()
+    # Bound but not listening (connections refused), so that nothing else listens there before our server does.
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind(("127.0.0.1", 0))
+    port = blocker.getsockname()[1]
     store = await Store.open(mongo_url=f"mongodb://127.0.0.1:{port}/db", redis_url=servers.redis, init_timeout=2.0,
                              flush_cache_on_open=False)
     server = EmbeddedServer("SecantusDB", [secantus_command(), "--host", "127.0.0.1", "--port", str(port),
@@ -54,12 +58,14 @@ async def test_failure_is_not_cached_recovers_once_the_server_is_up(servers: Ser
         sig = store.adapters.signal("B", "s", "e")
         with pytest.raises(NotReady):
             await sig.wait_for_init(True)
+        blocker.close()
         await server.start()
         await sig.wait_for_init(True)
         await store.create_indexes()
         await sig.write_signal_data({"ok": True})
         assert await sig.read_signal_data() == {"ok": True}
     finally:
+        blocker.close()
         await store.close()
         server.stop()
 

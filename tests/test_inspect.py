@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from datetime import datetime, timezone
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nbformat
@@ -87,8 +88,8 @@ async def test_schema_reports_fields_context_key_indexes_and_counts(store: Store
     assert {c.action for c in measure.indexes} == {"unchanged"}
     assert report["candle-items"].count == 0 and report["candle-items"].sample is None
     assert {f.name: f.type for f in report["candle-items"].fields}["interval"].startswith("Literal['1m', '3m'")
-    # SecantusDB reports sizes; a server without collStats would give None (below).
-    assert measure.storage_size is None or measure.storage_size >= 0
+    # A collection holding documents takes space: never "0 B" (a server without any stats would give None, below).
+    assert measure.storage_size is not None and measure.storage_size > 0
 
     one = await store.schema("measure-items")
     assert [c.name for c in one] == ["measure-items"]
@@ -116,7 +117,7 @@ async def test_storage_size_is_none_when_the_server_lacks_stats() -> None:
         async def command(self, *args: object) -> None:
             raise OperationFailure("no such command", 59)
 
-    assert await _storage_size(NoStats(), NoStats()) is None  # type: ignore[arg-type]
+    assert await _storage_size(NoStats(), NoStats(), 1) is None  # type: ignore[arg-type]
     assert await _database_size(NoStats()) is None  # type: ignore[arg-type]
 
 
@@ -257,6 +258,7 @@ async def test_cli_never_prints_the_password(servers: ServerUrls, capsys: pytest
 # -- the example notebook ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.servers  # the CLI (or Store.local) starts embedded servers of its own
 async def test_notebook_runs_headless_with_no_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As a newcomer runs it after the demo: nothing configured, the embedded servers of the data directory."""
     from ipykernel.kernelspec import write_kernel_spec
@@ -297,10 +299,28 @@ async def test_notebook_runs_headless_with_no_configuration(tmp_path: Path, monk
 
 
 async def test_storage_size_comes_from_collstats_stage(store: Store) -> None:
-    """`$collStats` (one answer per shard, summed) is used where the server has it; `collStats` is the fallback."""
-
+    """`$collStats` (one answer per shard, summed) is used where the server measures; `collStats` is the fallback,
+    also when the stage says 0 for a collection that holds documents (SecantusDB's stage does)."""
     collection = store.database["signal-items"]
     await store.adapters.signal("BTCUSDT", "s", "e").write_signal_data({"id": "x"})
     cursor = await collection.aggregate([{"$collStats": {"storageStats": {}}}])
-    expected = sum([int(s["storageStats"]["storageSize"]) async for s in cursor])
-    assert await _storage_size(store.database, collection) == expected
+    stage = sum([int(s["storageStats"]["storageSize"]) async for s in cursor])
+    command = int((await store.database.command("collStats", "signal-items"))["storageSize"])
+    size = await _storage_size(store.database, collection, 1)
+    assert size == (stage or command) and size is not None and size > 0
+
+
+async def test_a_zero_size_for_a_non_empty_collection_falls_back_to_collstats() -> None:
+    class ZeroStage:
+        name = "x-items"
+
+        async def aggregate(self, pipeline: list) -> AsyncIterator[dict]:
+            async def answers() -> AsyncIterator[dict]:
+                yield {"storageStats": {"storageSize": 0}}
+            return answers()
+
+        async def command(self, *args: object) -> dict:
+            return {"storageSize": 1_108_530}
+
+    assert await _storage_size(ZeroStage(), ZeroStage(), 3) == 1_108_530  # type: ignore[arg-type]
+    assert await _storage_size(ZeroStage(), ZeroStage(), 0) == 0  # type: ignore[arg-type]

@@ -1,7 +1,18 @@
-"""The package's modules import each other without a cycle, `TYPE_CHECKING` and function-level imports included.
+"""The package's modules import each other in one direction, without a cycle, `TYPE_CHECKING` and function-level
+imports included.
 
-The layers: models → validation, cache, repositories → adapters → Store → tools (migrations, dump, demo, inspect)
-→ CLI. An import against that direction makes a cycle somewhere, which this test names.
+The layers, lowest first (LAYERS below); a module imports only from its own layer or lower ones:
+
+1. foundations: the models, errors, times, wording, the driver types;
+2. settings and checks: config, validation, faults, command counting;
+3. what the Store is built from and offers: the Redis id cache, the repositories, and the services the Store
+   exposes (migrations, inspection, analysis, embedded servers);
+4. the adapters (which need only a backend, not the Store);
+5. the Store;
+6. tools that drive a Store: dump, demo, bench;
+7. entry points: the CLI, `python -m`, the package's own `__init__`.
+
+An import against that direction is named with both layers; a cycle inside a layer is named too.
 """
 
 from __future__ import annotations
@@ -10,6 +21,32 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "backtest_store"
+
+
+LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(names) for names in (
+    {"models", "errors", "times", "wording", "drivers"},
+    {"config", "validation", "faults", "counting"},
+    {"cache", "repositories", "migrations", "inspection", "analysis", "embedded"},
+    {"adapters"},
+    {"store"},
+    {"dump", "demo", "bench"},
+    {"cli", "__main__", "__init__"},
+))
+
+
+def layer_of(module: str) -> int:
+    """The layer of `backtest_store.<part>...`, by its first part (`__init__` for the package itself)."""
+    parts = module.split(".")
+    part = parts[1] if len(parts) > 1 else "__init__"
+    for rank, names in enumerate(LAYERS):
+        if part in names:
+            return rank
+    raise AssertionError(f"{module} is in no layer: add {part!r} to LAYERS in tests/test_layering.py")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return [f"{a} (layer {layer_of(a) + 1}) imports {b} (layer {layer_of(b) + 1})"
+            for a in sorted(graph) for b in sorted(graph[a]) if layer_of(b) > layer_of(a)]
 
 
 def modules() -> dict[str, Path]:
@@ -88,6 +125,20 @@ def test_no_import_cycle() -> None:
     graph = import_graph()
     assert len(graph) > 40 and "backtest_store.store" in graph["backtest_store"]  # the graph is really read
     assert cycles(graph) == []
+
+
+def test_imports_go_down_the_layers() -> None:
+    graph = import_graph()
+    assert upward_imports(graph) == []
+    # Every layer is really there: a layer naming nothing that exists would pass vacuously.
+    present = {layer_of(m) for m in graph}
+    assert present == set(range(len(LAYERS))), present
+
+
+def test_the_layer_check_finds_upward_imports() -> None:
+    graph = {"backtest_store.models.signal": {"backtest_store.store"}, "backtest_store.store": {"backtest_store.models"},
+             "backtest_store.adapters.base": {"backtest_store.repositories"}}
+    assert upward_imports(graph) == ["backtest_store.models.signal (layer 1) imports backtest_store.store (layer 5)"]
 
 
 def test_the_cycle_finder_finds_cycles() -> None:

@@ -29,6 +29,7 @@ def cli(cwd: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess[s
     return proc
 
 
+@pytest.mark.servers  # the CLI (or Store.local) starts embedded servers of its own
 def test_every_command_works_on_the_demo_data_with_no_configuration(tmp_path: Path) -> None:
     cli(tmp_path, "demo", "--symbols", "1", "--minutes", "30", "--no-progress")
     assert running(tmp_path / ".backtest-store") is None  # the demo stopped the servers it started
@@ -45,6 +46,7 @@ def test_every_command_works_on_the_demo_data_with_no_configuration(tmp_path: Pa
     assert running(tmp_path / ".backtest-store") is None  # each command stopped what it started
 
 
+@pytest.mark.servers  # the CLI (or Store.local) starts embedded servers of its own
 async def test_serve_keeps_the_servers_for_every_other_tool(tmp_path: Path) -> None:
     serve = subprocess.Popen([sys.executable, "-m", "backtest_store", "serve"], cwd=tmp_path, env=_env(), text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -102,7 +104,11 @@ def test_ci_runs_the_readme_test_command_as_written() -> None:
     block = readme.split("```bash", 1)[1].split("```", 1)[0]
     commands = [line for line in block.splitlines() if line and not line.startswith("#")]
     assert len(commands) == 2 and commands[0].endswith("backtest-store demo") and commands[1].endswith("pytest")
-    assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert commands[1] in ci.splitlines()
+    # Command 1 too, as typed, in a copy with a venv of its own (so that `.[embedded]` alone is what it installs).
+    demo = next(line for line in ci.splitlines() if commands[0] in line)
+    assert demo.startswith('(cd "$demo_copy" && deactivate && '), demo
 
 
 def test_the_install_stays_as_light_as_the_readme_says() -> None:
@@ -115,6 +121,7 @@ def test_the_install_stays_as_light_as_the_readme_says() -> None:
     assert "34 packages besides itself, 174 MB" in (ROOT / "README.md").read_text()
 
 
+@pytest.mark.typing  # mypy checks the whole package behind the import: CI runs it beside `mypy`
 def test_the_package_is_typed_for_its_users(tmp_path: Path) -> None:
     """A user's mypy sees our types (py.typed): precise options, precise reports, and mistakes flagged."""
     from mypy import api

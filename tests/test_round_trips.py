@@ -20,10 +20,11 @@ from redis.asyncio import Redis
 from backtest_store import Store
 from backtest_store.counting import RedisCommandCounter
 from backtest_store.demo import run_demo
-from backtest_store.embedded import EmbeddedServer, free_port, valkey_binary
+from backtest_store.embedded import EmbeddedServer, valkey_binary
 from backtest_store.models import SignalItem
 from backtest_store.repositories.repository import BULK_CHUNK
 from tests.conftest import OpenStore
+from tests.zoo import start_server
 
 NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
 T0_MS = 1_704_067_200_000
@@ -64,12 +65,10 @@ class Sent:
 @pytest.fixture
 async def own_valkey(tmp_path: Path):
     """A valkey 9 of this test's own: nothing else talks to it, so its INFO commandstats are ours alone."""
-    port = free_port()
-    server = EmbeddedServer("valkey-server", [str(valkey_binary()), "--bind", "127.0.0.1", "--port", str(port),
-                                              "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                            port, tmp_path / "valkey.log")
-    await server.start()
-    yield f"redis://127.0.0.1:{port}/0"
+    server = await start_server(lambda port: EmbeddedServer(
+        "valkey-server", [str(valkey_binary()), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                          "--appendonly", "no", "--dir", str(tmp_path)], port, tmp_path / "valkey.log"))
+    yield f"redis://127.0.0.1:{server.port}/0"
     server.stop()
 
 

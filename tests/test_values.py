@@ -106,7 +106,8 @@ PAYLOADS = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_siz
                                                          st.dictionaries(KEYS, inner, max_size=5)), max_leaves=25)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Examples come from the Hypothesis profile (tests/conftest.py): 30 in a local run, 300 in CI.
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.dictionaries(KEYS, PAYLOADS, max_size=6), extra=st.dictionaries(KEYS, PAYLOADS, max_size=3))
 async def test_write_read_is_the_identity(store: Store, data: dict[str, Any], extra: dict[str, Any]) -> None:
     a = store.adapters

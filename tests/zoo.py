@@ -6,14 +6,17 @@ Fixtures live in `conftest.py`; everything a test file imports by name lives her
 from __future__ import annotations
 
 import math
+import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from backtest_store import Store
+from backtest_store import NotReady, Store
+from backtest_store.embedded import EmbeddedServer, free_port
 
 # A fixed, long-closed instant: candles there are final whatever the wall clock says.
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -27,6 +30,8 @@ OpenStore = Callable[..., Awaitable[Store]]
 class ServerUrls:
     mongo: str
     redis: str
+    # The suite's own embedded MongoDB, deleted with its files at the end of the session: nothing to drop there.
+    disposable_mongo: bool = False
 
     def mongo_db(self, name: str) -> str:
         parts = urlsplit(self.mongo)
@@ -59,3 +64,28 @@ def same(a: Any, b: Any, *, numbers: bool = False) -> bool:
         return False
     kinds = {type(a), type(b)}
     return len(kinds) == 1 or all(issubclass(k, int) for k in kinds) or (numbers and kinds <= {int, float})
+
+
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses every connection while the block runs: bound, so no other process can take it
+    and start listening there, but never listening itself."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        yield port
+
+
+async def start_server(make: Callable[[int], EmbeddedServer], attempts: int = 5) -> EmbeddedServer:
+    """`make(port)` started on a port that was free a moment ago. Another process may take that port in between,
+    and the server then exits at start-up: it is made again on another port, never assumed lucky."""
+    for attempt in range(attempts):
+        server = make(free_port())
+        try:
+            await server.start()
+            return server
+        except NotReady:
+            server.stop()
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")

@@ -39,6 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        # Also during the imports of the first second: building the parser imports every subcommand.
+        print("backtest-store: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`, `--help | head`) having read what it wanted: not a failure. Stop quietly,
+        # and keep Python's exit-time flush from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # how the command was asked for (bench's report)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -49,14 +63,6 @@ def main(argv: list[str] | None = None) -> int:
         # Errors reach the terminal with any credentials removed.
         print(f"backtest-store: error: {redact(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("backtest-store: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, and keep Python's exit-time flush from failing again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # what a shell reports for a process ended by SIGPIPE
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -58,7 +58,8 @@ def configured_uri(args: argparse.Namespace, env: os._Environ[str] | dict[str, s
 @asynccontextmanager
 async def target_database(args: argparse.Namespace, appname: str,
                           console: Console | None = None) -> AsyncIterator[tuple[Database, str]]:
-    """The database a MongoDB-only command (inspect, migrate) works on, and how to name it to the user.
+    """The database a MongoDB-only command (inspect, migrate) works on, and how to name it to the user: the
+    redacted URL, then, for embedded servers, a note in parentheses (`url_of` takes the URL back out).
 
     With no URL configured it is the embedded one the demo and the dump commands use: the servers running on
     `--data-dir` are shared, otherwise they are started for the length of this command.
@@ -79,6 +80,11 @@ async def target_database(args: argparse.Namespace, appname: str,
     finally:
         if servers is not None:
             servers.stop()
+
+
+def url_of(where: str) -> str:
+    """The redacted URL at the head of `target_database`'s description (a URL holds no unescaped space)."""
+    return where.split(" ", 1)[0]
 
 
 @asynccontextmanager

@@ -37,6 +37,7 @@ from ..demo import (
 )
 from ..store import Store
 from ..wording import plural
+from . import output
 from .connect import add_data_dir_option, open_store, positive_int, warn_missing_indexes
 
 
@@ -68,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     # In --json mode stdout carries the JSON only: the banner, warnings and progress go to stderr.
-    info = Console(stderr=True) if args.json else Console()
-    warn = Console(stderr=True)
+    info = output.console(stderr=True) if args.json else output.console()
+    warn = output.console(stderr=True)
     configured = Settings.configured_in_env()
     if not configured and any(os.environ.get(k) for k in ("CC_REDIS_URL", "CC_REDIS_HOST", "CC_REDIS_PORT",
                                                            "CC_REDIS_USER", "CC_REDIS_PASSWORD")):
@@ -89,7 +90,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
-        render(summary, Console())
+        render(summary, output.console())
     return 0
 
 

@@ -21,6 +21,7 @@ from ..config import Settings
 from ..dump import DumpError, ExportReport, ImportReport, export_dump, import_dump
 from ..dump.importer import BATCH_SIZE
 from ..store import Store
+from . import output
 from .connect import DEFAULT_DATA_DIR, open_store, warn_missing_indexes
 
 
@@ -49,7 +50,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace, verb: str,
          job: Callable[[Store, str, Callable[[str, int], None]], Awaitable[Any]]) -> Any:
-    console = Console(stderr=True)
+    console = output.console(stderr=True)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                         disable=args.no_progress, transient=False)
     tasks: dict[str, Any] = {}
@@ -81,7 +82,7 @@ def _import(args: argparse.Namespace) -> int:
     for name, a in report.adapters.items():
         table.add_row(name, f"{a.imported:,}", f"{a.unchanged:,}", f"{a.skipped:,}")
     table.add_row("total", f"{report.imported:,}", f"{report.unchanged:,}", f"{report.skipped:,}", style="bold")
-    out = Console()
+    out = output.console()
     out.print(table)
     _print_list(out, "skipped", [f"{p}: {r}" for p, r in report.skipped_files], report.skipped)
     if report.ignored:
@@ -91,6 +92,13 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    path = os.path.abspath(args.path)  # checked, and created, before any server is started
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise DumpError(f"{path} exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise DumpError(f"cannot create {path}: {exc.strerror}") from None
     report: ExportReport = _run(args, "export", lambda store, path, cb: export_dump(store, path, on_progress=cb))
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
@@ -99,7 +107,7 @@ def _export(args: argparse.Namespace) -> int:
     for name, a in report.adapters.items():
         table.add_row(name, f"{a.written:,}", f"{a.skipped:,}")
     table.add_row("total", f"{report.written:,}", f"{report.skipped:,}", style="bold")
-    out = Console()
+    out = output.console()
     out.print(table)
     _print_list(out, "refused", [f"{d}: {r}" for d, r in report.skipped_documents], report.skipped)
     out.print(f"{report.written:,} files in {report.seconds:.1f} s")

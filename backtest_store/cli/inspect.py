@@ -31,6 +31,7 @@ from ..inspection import (
     schema,
 )
 from ..wording import plural
+from . import output
 from .connect import add_uri_options, target_database
 
 
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(report.to_json())
     else:
-        console = Console(highlight=False)
+        console = output.console(highlight=False)
         console.print(Text(f"MongoDB {where}", style="dim"))
         if isinstance(report, AuditReport):
             show_audit(console, report)

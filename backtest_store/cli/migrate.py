@@ -47,7 +47,8 @@ from ..migrations.sharding import ERROR, ShardingReport, analyse, read_shard_con
 from ..contracts import DOCUMENTS
 from ..store import UNCACHED
 from ..wording import plural
-from .connect import add_uri_options, target_database
+from . import output
+from .connect import add_uri_options, target_database, url_of
 
 # The library's messages name its keyword arguments; a CLI user knows the options.
 _OPTIONS = {"replace_blocking=True": "--replace-blocking", "replace=True": "--replace", "prune=True": "--prune",
@@ -105,8 +106,7 @@ async def _with_database(args: argparse.Namespace, work: Callable[[Database, str
 # -- output --------------------------------------------------------------------------------------------------
 
 def _console() -> Console:
-    # Wide when not a terminal, so captured output and CI logs keep one index per line.
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200, highlight=False)
+    return output.console(highlight=False)
 
 
 def _summary(changes: Sequence[IndexChange]) -> str:
@@ -182,10 +182,15 @@ def _in_sync(changes: Sequence[IndexChange], sharding: ShardingReport | None, st
 def _plan_json(changes: Sequence[IndexChange], legacy: Sequence[LegacyDocuments], database: str, where: str,
                strict: bool = False, sharding: ShardingReport | None = None) -> dict[str, Any]:
     # `sharding` is null on a replica set or a standalone: there are no shard keys to check.
-    return {"database": database, "uri": where, "in_sync": _in_sync(changes, sharding, strict),
+    return {"database": database, **_where(where), "in_sync": _in_sync(changes, sharding, strict),
             "summary": dict(Counter(c.action for c in changes)), "changes": [c.as_dict() for c in changes],
             "legacy_documents": [found.as_dict() for found in legacy],
             "sharding": None if sharding is None else sharding.as_dict()}
+
+
+def _where(where: str) -> dict[str, str]:
+    # `uri` is a URL a script can use (redacted); `server` says in words which one it is (embedded, data dir).
+    return {"uri": url_of(where), "server": where}
 
 
 def _dump(data: Any) -> None:
@@ -255,12 +260,12 @@ def run_apply(args: argparse.Namespace) -> int:
         except MigrationRefused as exc:
             exc.args = (_options(str(exc)),)
             if args.json:
-                _dump({"database": database.name, "uri": where, "refused": str(exc),
+                _dump({"database": database.name, **_where(where), "refused": str(exc),
                        "conflicts": [c.as_dict() for c in exc.changes],
                        "duplicates": [vars(d) for d in exc.duplicates]})
             raise
         if args.json:
-            _dump({"database": database.name, "uri": where, **report.as_dict()})
+            _dump({"database": database.name, **_where(where), **report.as_dict()})
         else:
             for operation in report.applied:
                 print(f"{_past(operation.op)} {operation.collection}.{operation.name} "

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from .. import validation
 from ..errors import InvalidInput
+from . import output
 from .connect import add_uri_options, target_database
 
 SHOWN = (("trades", "trades"), ("win_rate", "win %"), ("total_pnl", "pnl"), ("avg_pnl", "avg"),
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         if args.html is not None:
             print(f"wrote {os.path.abspath(args.html)}", file=sys.stderr)
         return 0
-    console = Console(highlight=False)
+    console = output.console(highlight=False)
     console.print(Text(f"MongoDB {where}", style="dim"))
     show(console, report, stored)
     if args.html is not None:

@@ -149,18 +149,23 @@ class SchemaReport:
         return f"<div>{head}{html_table(self.SUMMARY_HEADERS, self.summary_rows())}{details}</div>"
 
 
-async def _storage_size(database: Database, collection: Collection) -> int | None:
+async def _storage_size(database: Database, collection: Collection, count: int) -> int | None:
     # Servers lacking a command or stage answer OperationFailure; connection errors still propagate.
     try:
         cursor = await collection.aggregate([{"$collStats": {"storageStats": {}}}])
         # A sharded collection answers once per shard (`sum` cannot take an async generator: a list first).
-        return sum([int(s["storageStats"]["storageSize"]) async for s in cursor])
+        size = sum([int(s["storageStats"]["storageSize"]) async for s in cursor])
+        # A server may answer the stage without measuring (SecantusDB says 0 where `collStats` has the figure):
+        # a non-empty collection takes space, so a zero there is not an answer.
+        if size or not count:
+            return size
     except (OperationFailure, KeyError, TypeError, ValueError):
         pass
     try:
-        return int((await database.command("collStats", collection.name))["storageSize"])
+        size = int((await database.command("collStats", collection.name))["storageSize"])
     except (OperationFailure, KeyError, TypeError, ValueError):
         return None
+    return size if size or not count else None
 
 
 async def _database_size(database: Database) -> int | None:
@@ -176,8 +181,8 @@ async def _collection_schema(database: Database, model: type[Item], existing: se
     exists = name in existing
     indexes = tuple(await plan(database, (model,)))
     if exists:
-        count, size, sample = await asyncio.gather(
-            collection.estimated_document_count(), _storage_size(database, collection), collection.find_one({}))
+        count, sample = await asyncio.gather(collection.estimated_document_count(), collection.find_one({}))
+        size = await _storage_size(database, collection, count)
     else:
         count, size, sample = 0, None, None
     return CollectionSchema(name, model, model_fields(model), model.context_key(), indexes, exists, count, size,
