@@ -38,7 +38,8 @@ from bson import Int64
 from backtest_store import Store
 from backtest_store.dump import import_dump
 from backtest_store.dump.jsonfile import json_equal, loads, to_json
-from backtest_store.models import DOCUMENTS, Item
+from backtest_store.contracts import DOCUMENTS
+from backtest_store.models import Item
 from backtest_store.validation import INTERVAL_MINUTES
 from tests import external
 from tests.zoo import ServerUrls, unique

@@ -5,12 +5,13 @@ The layers, lowest first (LAYERS below); a module imports only from its own laye
 
 1. foundations: the models, errors, times, wording, the driver types;
 2. settings and checks: config, validation, faults, command counting;
-3. what the Store is built from and offers: the Redis id cache, the repositories, and the services the Store
-   exposes (migrations, inspection, analysis, embedded servers);
+3. what the Store is built from: the Redis id cache, the repositories, the embedded servers;
 4. the adapters (which need only a backend, not the Store);
-5. the Store;
-6. tools that drive a Store: dump, demo, bench;
-7. entry points: the CLI, `python -m`, the package's own `__init__`.
+5. the contract registry (`contracts`), which names each contract's model and adapter;
+6. the services the Store exposes, which read the registry: migrations, inspection, analysis;
+7. the Store;
+8. tools that drive a Store: dump, demo, bench;
+9. entry points: the CLI, `python -m`, the package's own `__init__`.
 
 An import against that direction is named with both layers; a cycle inside a layer is named too.
 """
@@ -26,8 +27,10 @@ PACKAGE = Path(__file__).parent.parent / "backtest_store"
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(names) for names in (
     {"models", "errors", "times", "wording", "drivers"},
     {"config", "validation", "faults", "counting"},
-    {"cache", "repositories", "migrations", "inspection", "analysis", "embedded"},
+    {"cache", "repositories", "embedded"},
     {"adapters"},
+    {"contracts"},
+    {"migrations", "inspection", "analysis"},
     {"store"},
     {"dump", "demo", "bench"},
     {"cli", "__main__", "__init__"},
@@ -138,7 +141,7 @@ def test_imports_go_down_the_layers() -> None:
 def test_the_layer_check_finds_upward_imports() -> None:
     graph = {"backtest_store.models.signal": {"backtest_store.store"}, "backtest_store.store": {"backtest_store.models"},
              "backtest_store.adapters.base": {"backtest_store.repositories"}}
-    assert upward_imports(graph) == ["backtest_store.models.signal (layer 1) imports backtest_store.store (layer 5)"]
+    assert upward_imports(graph) == ["backtest_store.models.signal (layer 1) imports backtest_store.store (layer 7)"]
 
 
 def test_the_cycle_finder_finds_cycles() -> None:
