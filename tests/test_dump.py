@@ -809,3 +809,40 @@ async def test_candles_still_forming_are_skipped(store, tmp_path):
     report = await import_dump(store, src)
     assert report.adapters["candle"].imported == 1
     assert "still forming" in dict(report.skipped_files)[f"data/candle/binance/BTCUSDT/1m/{future}.json"]
+
+
+async def test_bad_entries_are_reported_skips_and_never_stop_the_import(store, tmp_path):
+    src = tmp_path / "dump"
+    write(src, "data/log/log/ok.json", {"id": "ok", "priority": 1})
+    write(src, "data/log/log/long.json", raw=b'{"id":"long","n":' + b"9" * 5000 + b',"m":-' + b"1" * 20 + b"}")
+    os.mkfifo(src / "data/log/log/fifo.json")
+    os.mkfifo(src / "data/log/log/fifo.txt")
+    write(src, "data/storage", raw=b"a plain file where a kind folder belongs")
+    os.mkfifo(src / "state")  # and a FIFO
+    deep = src / "data/measure/bucket_1m_0"
+    deep.mkdir(parents=True)
+    fd = os.open(deep, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(1200):  # 1,200 nested folders, and a path longer than PATH_MAX: made relative to a handle
+            os.mkdir("d" * 200, dir_fd=fd)
+            inner = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        with open(os.open("k.json", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+            f.write('{"id":"k","data":1,"removed":false}')
+    finally:
+        os.close(fd)
+    write(src, "data/measure/bucket_1m_0/fine.json", {"id": "fine", "data": 1, "removed": False})
+    for _ in range(2):  # a rerun never stops on the same entry either
+        report = await import_dump(store, src)
+        reasons = dict(report.skipped_files)
+        deep_reported = [path for path in reasons if path.startswith("data/measure/bucket_1m_0/ddd")]
+        assert set(reasons) - set(deep_reported) == {"data/log/log/fifo.json", "data/log/log/fifo.txt",
+                                                     "data/storage", "state"}, reasons
+        assert "FIFO" in reasons["data/log/log/fifo.json"] and "FIFO" in reasons["data/log/log/fifo.txt"]
+        assert all("not a folder" in reasons[p] for p in ("data/storage", "state"))
+        assert len(deep_reported) == 1 and "deeper" in reasons[deep_reported[0]], reasons
+    stored = {r["id"]: r for r in await store.adapters.log().read_log_data()}
+    # As JSON.parse reads them: 5,000 digits are Infinity, 20 digits the nearest double.
+    assert set(stored) == {"ok", "long"} and stored["long"]["n"] == float("inf") and stored["long"]["m"] == -1.1111111111111111e19
+    assert await store.database["measure-items"].count_documents({}) == 1

@@ -42,7 +42,10 @@ def _reject_constant(token: str) -> Any:
 
 
 def _js_int(token: str) -> int | float:
-    # JavaScript has doubles only: 12345678901234567890 is 12345678901234567000 once parsed.
+    # JavaScript has doubles only: 12345678901234567890 is 12345678901234567000 once parsed. A token longer than
+    # 2**53 can be is read as the double at once: `int()` refuses more than 4,300 digits (ValueError).
+    if len(token) > 17:
+        return float(token)
     value = int(token)
     return value if -_SAFE_INT <= value <= _SAFE_INT else float(token)
 
