@@ -7,6 +7,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import time
 import tracemalloc
 import uuid
@@ -846,3 +847,51 @@ async def test_bad_entries_are_reported_skips_and_never_stop_the_import(store, t
     # As JSON.parse reads them: 5,000 digits are Infinity, 20 digits the nearest double.
     assert set(stored) == {"ok", "long"} and stored["long"]["n"] == float("inf") and stored["long"]["m"] == -1.1111111111111111e19
     assert await store.database["measure-items"].count_documents({}) == 1
+
+
+MEMORY_CHILD = """
+import asyncio, json, resource, sys
+from backtest_store import Store
+from backtest_store.dump import import_dump
+
+async def main():
+    store = await Store.open(sys.argv[1], sys.argv[2], cache_prefix=sys.argv[3])
+    try:
+        await store.wait_ready()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        report = await import_dump(store, sys.argv[4])
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({"before_kib": before, "after_kib": after, "report": report.as_dict()}))
+    finally:
+        await store.mongo.drop_database(store.database.name)
+        await store.flush_cache()
+        await store.close()
+
+asyncio.run(main())
+"""
+
+
+def test_import_memory_is_bounded_by_parsed_bytes_not_file_count(servers, tmp_path, report):
+    """Eight 15 MiB files of `[{},{},...]` took 3.1 GB at once when a batch of 1,000 files was parsed whole: each is
+    refused unparsed now (its structure alone is over 16 MiB of BSON), and files that are stored are parsed a
+    budget at a time. Measured in a child process: its peak RSS is its own."""
+    src = tmp_path / "dump"
+    huge = b"[" + b"{}," * (15 * 2**20 // 3 - 1) + b"{}]"
+    for i in range(8):
+        write(src, f"data/log/log/huge{i}.json", raw=b'{"id":"huge%d","a":' % i + huge + b"}")
+    stored = b"[" + b"{}," * 599_999 + b"{}]"  # 1.8 MB on disk, 8 MB of BSON, ~45 MB parsed
+    for i in range(4):
+        write(src, f"data/log/log/big{i}.json", raw=b'{"id":"big%d","a":' % i + stored + b"}")
+    child = subprocess.run([sys.executable, "-c", MEMORY_CHILD, servers.mongo_db(unique("mem")), servers.redis,
+                            unique("bts"), str(src)], capture_output=True, text=True, timeout=600)
+    assert child.returncode == 0, child.stderr[-2000:]
+    result = json.loads(child.stdout)
+    grew = (result["after_kib"] - result["before_kib"]) / 1024
+    report(f"import of 8 x 15 MiB '[{{}},...]' files and 4 x 1.8 MB stored ones: peak RSS grew {grew:.0f} MiB "
+           f"({result['before_kib'] / 1024:.0f} -> {result['after_kib'] / 1024:.0f} MiB)")
+    assert grew < 400, result  # main: 3,146 MiB
+    reasons = {path: reason for path, reason in
+               ((s["path"], s["reason"]) for s in result["report"]["skipped_files"])}
+    assert set(reasons) == {f"data/log/log/huge{i}.json" for i in range(8)}, reasons
+    assert all("not parsed" in reason for reason in reasons.values()), reasons
+    assert result["report"]["adapters"]["log"]["imported"] == 4
