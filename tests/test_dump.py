@@ -32,6 +32,7 @@ from backtest_store.models import (
 from backtest_store.validation import when_ms
 from tests.realdata import load_ts_original, unpack_dump
 from tests.zoo import MINUTE
+from tests.zoo import T0 as NOW
 from tests.zoo import T0_MS as T0
 
 CANDLES_1M = 30
@@ -895,3 +896,50 @@ def test_import_memory_is_bounded_by_parsed_bytes_not_file_count(servers, tmp_pa
     assert set(reasons) == {f"data/log/log/huge{i}.json" for i in range(8)}, reasons
     assert all("not parsed" in reason for reason in reasons.values()), reasons
     assert result["report"]["adapters"]["log"]["imported"] == 4
+
+
+LINK_SETUPS = {
+    # name: (link inside the target, whether it points at a folder that exists, paths whose documents are refused)
+    "data is a link": ("data", True, "data/"),
+    "the log folder is a link": ("data/log/log", True, "data/log/log/"),
+    "a signal's memory folder is a link": ("memory/sig1", True, "memory/sig1/"),
+    "a dangling folder link": ("data/signal", False, "data/signal/"),
+    "a link one level up a memory folder": ("memory", True, "memory/"),
+}
+
+
+@pytest.mark.parametrize("setup", list(LINK_SETUPS))
+async def test_export_never_follows_a_link_below_its_target(store, tmp_path, setup):
+    link, exists, refused_under = LINK_SETUPS[setup]
+    await store.adapters.signal("BTCUSDT", "s", "e").write_signal_data(signal_row("p1", "BTCUSDT", "s", "e"))
+    await store.adapters.log().write_log_data([{"id": "l1", "priority": 1}, {"id": "l2", "priority": 2}])
+    await store.adapters.memory("sig1", "notes").write_memory_data({"text": "one"}, "m1", NOW)
+    await store.adapters.memory("sig2", "notes").write_memory_data({"text": "two"}, "m2", NOW)
+    plain = await export_dump(store, tmp_path / "plain")
+    assert plain.skipped == 0
+    every = {str(p.relative_to(tmp_path / "plain")) for p in (tmp_path / "plain").rglob("*.json")}
+    elsewhere = tmp_path / "elsewhere"
+    if exists:
+        elsewhere.mkdir()
+    target = tmp_path / "target"
+    (target / link).parent.mkdir(parents=True, exist_ok=True)
+    (target / link).symlink_to(elsewhere, target_is_directory=True)
+    report = await export_dump(store, target)
+    assert not exists or list(elsewhere.iterdir()) == [], list(elsewhere.rglob("*"))
+    assert not elsewhere.exists() or exists
+    refused = {p for p in every if p.startswith(refused_under)}
+    assert refused and report.skipped == len(refused), report.as_dict()
+    assert all("symbolic link" in reason for _, reason in report.skipped_documents), report.skipped_documents
+    written = {str(p.relative_to(target)) for p in target.rglob("*.json") if not p.is_symlink()}
+    assert written == every - refused
+
+
+async def test_export_replaces_a_file_link_instead_of_writing_through_it(store, tmp_path):
+    await store.adapters.log().write_log_data([{"id": "l1", "priority": 1}])
+    outside = tmp_path / "outside.json"
+    outside.write_text("untouched")
+    (tmp_path / "target/data/log/log").mkdir(parents=True)
+    (tmp_path / "target/data/log/log/l1.json").symlink_to(outside)
+    report = await export_dump(store, tmp_path / "target")
+    assert report.written == 1 and outside.read_text() == "untouched"
+    assert not (tmp_path / "target/data/log/log/l1.json").is_symlink()

@@ -216,11 +216,16 @@ def dumps(value: Any) -> bytes:
     return "".join(out).encode("utf-8", _SURROGATES)
 
 
-def write_atomic(directory: str, name: str, data: bytes) -> None:
-    """backtest-kit's `writeFileAtomic`: temp file in the same directory, fsync, rename over the target."""
-    target = os.path.join(directory, name)
-    tmp = os.path.join(directory, f"{TMP_PREFIX}{secrets.token_hex(6)}-{name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def write_atomic(directory: str, name: str, data: bytes, *, dir_fd: int | None = None) -> None:
+    """backtest-kit's `writeFileAtomic`: temp file in the same directory, fsync, rename over the target.
+
+    With `dir_fd`, `directory` is only named in errors: every step is relative to that open folder, and the temp
+    file is created with O_NOFOLLOW|O_EXCL, so nothing is written through a link. The rename replaces a link at
+    `name` itself, never what it points to."""
+    target = name if dir_fd is not None else os.path.join(directory, name)
+    tmp_name = f"{TMP_PREFIX}{secrets.token_hex(6)}-{name}"
+    tmp = tmp_name if dir_fd is not None else os.path.join(directory, tmp_name)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666, dir_fd=dir_fd)
     try:
         try:
             view = memoryview(data)
@@ -229,10 +234,10 @@ def write_atomic(directory: str, name: str, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
+        os.replace(tmp, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
         raise
