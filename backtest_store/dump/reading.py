@@ -30,9 +30,9 @@ from .reports import MAX_LISTED, printable
 MAX_FILE_BYTES = 16 * 1024 * 1024
 # The parsed files one batch may hold, by estimate (`_parsed_cost`); a file over it is a batch of its own.
 BATCH_BUDGET = 64 * 1024 * 1024
-# The least BSON a JSON container ({} or [], with its length and terminator) and an element (type byte, a key of
-# at least one character, NUL) encode to: the bound below which a file's structure alone fits a document.
-_BSON_CONTAINER, _BSON_ELEMENT = 5, 3
+# The least BSON a JSON container ({} or [], with its length and terminator) and an element (type byte and the
+# NUL ending its key, which may be empty) encode to: the bound below which a file's structure alone fits a document.
+_BSON_CONTAINER, _BSON_ELEMENT = 5, 2
 # What CPython spends per parsed container and per element (a dict or list object; a pointer and a value), by
 # measure rounded up: the estimate that keeps a batch within BATCH_BUDGET.
 _PY_CONTAINER, _PY_ELEMENT = 64, 24
@@ -127,12 +127,14 @@ def _parsed_cost(data: bytes) -> int:
     if b'"' in data:
         data = _STRINGS.sub(b'""', data)
     containers = data.count(b"{") + data.count(b"[")
-    elements = data.count(b",") + data.count(b":")
+    # Every ':' is an element of an object, every ',' separates elements of an array or an object: the file holds
+    # at least as many elements as either count (the sum would count an object's members twice).
+    elements = max(data.count(b","), data.count(b":"))
     least = _BSON_CONTAINER * containers + _BSON_ELEMENT * elements
     if least > MAX_FILE_BYTES:
         raise TooLarge(f"{containers:,} objects and arrays, {elements:,} values: at least {least:,} bytes of BSON, "
                        "more than a MongoDB document can hold (16 MiB), not parsed")
-    return len(data) + _PY_CONTAINER * containers + _PY_ELEMENT * elements
+    return len(data) + _PY_CONTAINER * containers + 2 * _PY_ELEMENT * elements
 
 
 def files(root: str, layout: Layout, under: tuple[str, ...] = ()) -> Generator[DumpFile, None, None]:
