@@ -830,6 +830,18 @@ def nested_folders(top: Path, levels: int, name: str) -> None:
         os.close(fd)
 
 
+def remove_nested(top: Path, name: str) -> None:
+    """Remove what `nested_folders` made, one level at a time with short paths: a recursive removal (pytest's own
+    clean-up of old temporary folders too) hits the recursion limit or PATH_MAX."""
+    while (top / name).is_dir():
+        if (top / name / name).is_dir():
+            os.rename(top / name / name, top / "next")
+            os.rmdir(top / name)
+            os.rename(top / "next", top / name)
+        else:
+            shutil.rmtree(top / name)
+
+
 # Each: what to put in the dump, the path reported, and a word of the reason. On main each one either stopped the
 # import with a traceback (ValueError, NotADirectoryError, RecursionError) or was skipped without a report line.
 BAD_ENTRIES = {
@@ -856,11 +868,15 @@ async def test_a_bad_entry_is_a_reported_skip_and_never_stops_the_import(store, 
     write(src, "data/log/log/ok.json", {"id": "ok", "priority": 1})
     write(src, "data/measure/bucket_1m_0/fine.json", {"id": "fine", "data": 1, "removed": False})
     make(src)
-    for _ in range(2):  # a rerun never stops on the same entry either
-        report = await import_dump(store, src)
-        reasons = dict(report.skipped_files)
-        assert reasons == ({} if path is None else {path: reasons.get(path)}), reasons
-        assert path is None or reason in reasons[path], reasons
+    try:
+        for _ in range(2):  # a rerun never stops on the same entry either
+            report = await import_dump(store, src)
+            reasons = dict(report.skipped_files)
+            assert reasons == ({} if path is None else {path: reasons.get(path)}), reasons
+            assert path is None or reason in reasons[path], reasons
+    finally:
+        for name in ("d", "d" * 200):
+            remove_nested(src / "data/measure/bucket_1m_0", name)
     stored = {r["id"]: r for r in await store.adapters.log().read_log_data()}
     assert {"ok"} <= set(stored) and await store.database["measure-items"].count_documents({}) == 1
     if entry == "an integer of 5,000 digits":
@@ -960,3 +976,17 @@ async def test_export_replaces_a_file_link_instead_of_writing_through_it(store, 
     report = await export_dump(store, tmp_path / "target")
     assert report.written == 1 and outside.read_text() == "untouched"
     assert not (tmp_path / "target/data/log/log/l1.json").is_symlink()
+
+
+async def test_export_closes_its_folder_handles(store, tmp_path, monkeypatch):
+    """Files are written relative to open folder handles: a few at a time, all closed at the end."""
+    from backtest_store.dump import exporter
+
+    monkeypatch.setattr(exporter, "MAX_DIRS", 3)
+    for i in range(12):
+        await store.adapters.memory(f"sig{i}", "notes").write_memory_data({"n": i}, "m", NOW)
+    before = len(os.listdir("/proc/self/fd"))
+    report = await export_dump(store, tmp_path / "out")
+    assert report.written == 12 and report.skipped == 0
+    assert len(list((tmp_path / "out/memory").rglob("*.json"))) == 12
+    assert len(os.listdir("/proc/self/fd")) == before
