@@ -923,7 +923,8 @@ def test_import_memory_is_bounded_by_parsed_bytes_not_file_count(servers, tmp_pa
     grew = (result["after_kib"] - result["before_kib"]) / 1024
     report(f"import of 8 x 15 MiB '[{{}},...]' files and 4 x 1.8 MB stored ones: peak RSS grew {grew:.0f} MiB "
            f"({result['before_kib'] / 1024:.0f} -> {result['after_kib'] / 1024:.0f} MiB)")
-    assert grew < 400, result  # main: 3,146 MiB
+    # The whole child's peak, its start included (ru_maxrss never goes down): main reached 3,266 MiB.
+    assert result["after_kib"] / 1024 < 600, result
     reasons = {path: reason for path, reason in
                ((s["path"], s["reason"]) for s in result["report"]["skipped_files"])}
     assert set(reasons) == {f"data/log/log/huge{i}.json" for i in range(8)}, reasons
