@@ -13,33 +13,45 @@ from .errors import ConfigurationError
 DEFAULT_MONGO_URL = "mongodb://localhost:27017/backtest-kit"
 DEFAULT_CACHE_PREFIX = "backtest_store"
 # A prefix goes into SCAN patterns, so glob characters must not appear in it.
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-# A URL inside any text: its scheme, then everything up to white space or a quote.
-_URL_RE = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<rest>[^\s'\"<>]*)", re.I)
+_PREFIX_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # always fullmatch: `$` would let a final newline through
+# Where a URL starts inside any text. A URL ends at the end of its line or where another one starts (after white
+# space, a quote, `=`, `(` or `,`): never at a character a password may hold, so no character class decides how
+# much of a password is hidden.
+_SCHEME_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://", re.I)
+_NEXT_URL_RE = re.compile(r"(?<=[\s'\"=(,])[a-z][a-z0-9+.-]*://|\n", re.I)
 # Query options that carry secrets: passwords, keys' passwords, tokens (authMechanismProperties may hold
-# AWS_SESSION_TOKEN), credentials.
+# AWS_SESSION_TOKEN), credentials. The value runs to the next option (`&`, `;`) or the URL's end: a `#` may be
+# part of an unescaped password.
 _SECRET_OPTION_RE = re.compile(
-    r"(?P<name>[?&;][^=&;\s]*(?:pass|secret|token|credential|authmechanismproperties)[^=&;\s]*=)(?P<value>[^&;\s'\"]*)",
+    r"(?P<name>[?&;][^=&;\s]*(?:pass|secret|token|credential|authmechanismproperties)[^=&;\s]*=)(?P<value>[^&;]*)",
     re.I)
 MASK = "***"
 
 
-def _redact_url(match: re.Match[str]) -> str:
-    rest = match["rest"]
-    # The user information ends at the LAST '@': a password with an unescaped '@', ':' or '/' is still hidden
-    # whole (and an '@' in the query only hides more than needed).
+def _redact_one(url: str) -> str:
+    """One URL without its scheme, from its start to its end (see `_NEXT_URL_RE`)."""
+    # The authority's user information ends at the LAST '@': a password holding '@', ':', '/', quotes or anything
+    # else is hidden whole (an '@' further on, in the query or in text after the URL, only hides more than needed).
     # Without a ':' the whole user information goes: `redis://secret@host` is a password to some users.
-    at = rest.rfind("@")
+    at = url.rfind("@")
     if at >= 0:
-        user, sep, _ = rest[:at].partition(":")
-        rest = (f"{user}:{MASK}" if sep else MASK) + rest[at:]
-    return match["scheme"] + _SECRET_OPTION_RE.sub(lambda m: m["name"] + MASK, rest)
+        user, sep, _ = url[:at].partition(":")
+        url = (f"{user}:{MASK}" if sep else MASK) + url[at:]
+    return _SECRET_OPTION_RE.sub(lambda m: m["name"] + MASK, url)
 
 
 def redact(text: str) -> str:
     """Hide every password and secret option of every connection string in `text`, wherever it is shown or
     logged: `user:***@host`, `tlsCertificateKeyFilePassword=***`, `authMechanismProperties=***`."""
-    return _URL_RE.sub(_redact_url, text)
+    out, pos = [], 0
+    while (start := _SCHEME_RE.search(text, pos)) is not None:
+        end = _NEXT_URL_RE.search(text, start.end())
+        stop = len(text) if end is None else end.start()
+        out.append(text[pos:start.end()])
+        out.append(_redact_one(text[start.end():stop]))
+        pos = stop
+    out.append(text[pos:])
+    return "".join(out)
 
 
 # `redis+cluster://` and `rediss+cluster://` name a Redis/Valkey Cluster: the hosts are seed nodes, the client finds
@@ -167,7 +179,7 @@ class Settings:
     def __post_init__(self) -> None:
         check_url(self.mongo_url, "MongoDB", "mongo_url (CC_MONGO_CONNECTION_STRING)")
         check_url(self.redis_url, "Redis", "redis_url (CC_REDIS_URL or CC_REDIS_*)")
-        if not _PREFIX_RE.match(self.cache_prefix):
+        if not _PREFIX_RE.fullmatch(self.cache_prefix):
             raise ConfigurationError(
                 f"cache_prefix {self.cache_prefix!r} must be 1-64 characters of letters, digits, '_', '.' or '-'"
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
 
@@ -85,9 +85,22 @@ def when_ms(value: Any) -> int:
     """`when` must be an aware datetime; it is stored as epoch milliseconds like the original."""
     if not isinstance(value, datetime):
         raise InvalidInput(f"when must be a timezone-aware datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
+    offset = _offset(value, "when")
+    if offset is None:
         raise InvalidInput("when must be timezone-aware (naive datetimes are ambiguous)")
     return epoch_ms(value)
+
+
+def _offset(value: datetime, path: str) -> timedelta | None:
+    """`value.utcoffset()`, whose tzinfo is the caller's code: one that raises, or answers with no valid offset
+    (Python allows less than 24 h), is refused here rather than failing later in the middle of a write."""
+    if value.tzinfo is None:
+        return None
+    try:
+        return value.utcoffset()
+    except Exception as exc:  # a tzinfo may raise anything: ValueError for +25 h, its own errors
+        raise InvalidInput(f"{path} has a time zone whose utcoffset() fails: {type(exc).__name__}: "
+                           f"{str(exc)[:120]}") from None
 
 
 def integer(name: str, value: Any, *, minimum: int | None = None) -> int:
@@ -119,7 +132,7 @@ def _surrogate(path: str) -> InvalidInput:
 
 def _bson_date(path: str, value: datetime) -> None:
     """A datetime that a BSON date gives back equal: aware, and whole milliseconds (BSON keeps no more)."""
-    if value.tzinfo is None or value.utcoffset() is None:
+    if _offset(value, path) is None:
         raise InvalidInput(f"{path} is a naive datetime; only timezone-aware ones are stored (BSON dates are UTC)")
     if value.microsecond % 1000:
         raise InvalidInput(f"{path} has sub-millisecond precision, which a BSON date would drop")
@@ -163,7 +176,10 @@ def _scalar(value: Any, kind: type) -> bool:
     if kind is int or kind is Int64:
         return bool(_SAFE_MIN <= value <= _SAFE_MAX)
     if kind is datetime:
-        return bool(value.tzinfo is not None and value.utcoffset() is not None and not value.microsecond % 1000)
+        try:
+            return bool(_offset(value, "") is not None and not value.microsecond % 1000)
+        except InvalidInput:
+            return False  # the walk with paths names it
     return False
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import resource
 import subprocess
+import sys
 import time
 import tracemalloc
 import uuid
@@ -32,6 +33,7 @@ from backtest_store.validation import when_ms
 from tests import external
 from tests.realdata import load_ts_original, unpack_dump
 from tests.zoo import MINUTE
+from tests.zoo import T0 as NOW
 from tests.zoo import T0_MS as T0
 
 CANDLES_1M = 30
@@ -827,3 +829,183 @@ async def test_candles_still_forming_are_skipped(store, tmp_path):
     report = await import_dump(store, src)
     assert report.adapters["candle"].imported == 1
     assert "still forming" in dict(report.skipped_files)[f"data/candle/binance/BTCUSDT/1m/{future}.json"]
+
+
+def nested_folders(top: Path, levels: int, name: str) -> None:
+    """`levels` nested folders below `top`, made relative to an open handle (the path may pass PATH_MAX), and a
+    measure file at the bottom."""
+    top.mkdir(parents=True, exist_ok=True)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(levels):
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        with open(os.open("k.json", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+            f.write('{"id":"k","data":1,"removed":false}')
+    finally:
+        os.close(fd)
+
+
+def remove_nested(top: Path, name: str) -> None:
+    """Remove what `nested_folders` made, one level at a time with short paths: a recursive removal (pytest's own
+    clean-up of old temporary folders too) hits the recursion limit or PATH_MAX."""
+    while (top / name).is_dir():
+        if (top / name / name).is_dir():
+            os.rename(top / name / name, top / "next")
+            os.rmdir(top / name)
+            os.rename(top / "next", top / name)
+        else:
+            shutil.rmtree(top / name)
+
+
+# Each: what to put in the dump, the path reported, and a word of the reason. On main each one either stopped the
+# import with a traceback (ValueError, NotADirectoryError, RecursionError) or was skipped without a report line.
+BAD_ENTRIES = {
+    "an integer of 5,000 digits": (
+        lambda src: write(src, "data/log/log/long.json", raw=b'{"id":"long","n":' + b"9" * 5000 + b"}"), None, None),
+    "a FIFO named .json": (lambda src: os.mkfifo(src / "data/log/log/fifo.json"), "data/log/log/fifo.json", "FIFO"),
+    "a FIFO with another name": (lambda src: os.mkfifo(src / "data/log/log/fifo"), "data/log/log/fifo", "FIFO"),
+    "a file where a kind folder belongs": (
+        lambda src: write(src, "data/storage", raw=b"not a folder"), "data/storage", "not a folder"),
+    "a FIFO where a kind folder belongs": (lambda src: os.mkfifo(src / "state"), "state", "not a folder"),
+    "1,200 nested folders": (
+        lambda src: nested_folders(src / "data/measure/bucket_1m_0", 1200, "d"), "data/measure/bucket_1m_0/d/d/d",
+        "deeper"),
+    "a path past PATH_MAX": (
+        lambda src: nested_folders(src / "data/measure/bucket_1m_0", 25, "d" * 200),
+        "data/measure/bucket_1m_0/" + "/".join(["d" * 200] * 3), "deeper"),
+}
+
+
+@pytest.mark.parametrize("entry", list(BAD_ENTRIES))
+async def test_a_bad_entry_is_a_reported_skip_and_never_stops_the_import(store, tmp_path, entry):
+    make, path, reason = BAD_ENTRIES[entry]
+    src = tmp_path / "dump"
+    write(src, "data/log/log/ok.json", {"id": "ok", "priority": 1})
+    write(src, "data/measure/bucket_1m_0/fine.json", {"id": "fine", "data": 1, "removed": False})
+    make(src)
+    try:
+        for _ in range(2):  # a rerun never stops on the same entry either
+            report = await import_dump(store, src)
+            reasons = dict(report.skipped_files)
+            assert reasons == ({} if path is None else {path: reasons.get(path)}), reasons
+            assert path is None or reason in reasons[path], reasons
+    finally:
+        for name in ("d", "d" * 200):
+            remove_nested(src / "data/measure/bucket_1m_0", name)
+    stored = {r["id"]: r for r in await store.adapters.log().read_log_data()}
+    assert {"ok"} <= set(stored) and await store.database["measure-items"].count_documents({}) == 1
+    if entry == "an integer of 5,000 digits":
+        assert stored["long"]["n"] == float("inf")  # what JSON.parse reads: Infinity
+
+
+MEMORY_CHILD = """
+import asyncio, json, resource, sys
+from backtest_store import Store
+from backtest_store.dump import import_dump
+
+async def main():
+    store = await Store.open(sys.argv[1], sys.argv[2], cache_prefix=sys.argv[3])
+    try:
+        await store.wait_ready()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        report = await import_dump(store, sys.argv[4])
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({"before_kib": before, "after_kib": after, "report": report.as_dict()}))
+    finally:
+        await store.mongo.drop_database(store.database.name)
+        await store.flush_cache()
+        await store.close()
+
+asyncio.run(main())
+"""
+
+
+def test_import_memory_is_bounded_by_parsed_bytes_not_file_count(servers, tmp_path, report):
+    """Eight 15 MiB files of `[{},{},...]` took 3.1 GB at once when a batch of 1,000 files was parsed whole: each is
+    refused unparsed now (its structure alone is over 16 MiB of BSON), and files that are stored are parsed a
+    budget at a time. Measured in a child process: its peak RSS is its own."""
+    src = tmp_path / "dump"
+    huge = b"[" + b"{}," * (15 * 2**20 // 3 - 1) + b"{}]"
+    for i in range(8):
+        write(src, f"data/log/log/huge{i}.json", raw=b'{"id":"huge%d","a":' % i + huge + b"}")
+    stored = b"[" + b"{}," * 599_999 + b"{}]"  # 1.8 MB on disk, 8 MB of BSON, ~45 MB parsed
+    for i in range(4):
+        write(src, f"data/log/log/big{i}.json", raw=b'{"id":"big%d","a":' % i + stored + b"}")
+    child = subprocess.run([sys.executable, "-c", MEMORY_CHILD, servers.mongo_db(unique("mem")), servers.redis,
+                            unique("bts"), str(src)], capture_output=True, text=True, timeout=600)
+    assert child.returncode == 0, child.stderr[-2000:]
+    result = json.loads(child.stdout)
+    grew = (result["after_kib"] - result["before_kib"]) / 1024
+    report(f"import of 8 x 15 MiB '[{{}},...]' files and 4 x 1.8 MB stored ones: peak RSS grew {grew:.0f} MiB "
+           f"({result['before_kib'] / 1024:.0f} -> {result['after_kib'] / 1024:.0f} MiB)")
+    # The whole child's peak, its start included (ru_maxrss never goes down): main reached 3,266 MiB.
+    assert result["after_kib"] / 1024 < 600, result
+    reasons = {path: reason for path, reason in
+               ((s["path"], s["reason"]) for s in result["report"]["skipped_files"])}
+    assert set(reasons) == {f"data/log/log/huge{i}.json" for i in range(8)}, reasons
+    assert all("not parsed" in reason for reason in reasons.values()), reasons
+    assert result["report"]["adapters"]["log"]["imported"] == 4
+
+
+LINK_SETUPS = {
+    # name: (link inside the target, whether it points at a folder that exists, paths whose documents are refused)
+    "data is a link": ("data", True, "data/"),
+    "the log folder is a link": ("data/log/log", True, "data/log/log/"),
+    "a signal's memory folder is a link": ("memory/sig1", True, "memory/sig1/"),
+    "a dangling folder link": ("data/signal", False, "data/signal/"),
+    "a link one level up a memory folder": ("memory", True, "memory/"),
+}
+
+
+@pytest.mark.parametrize("setup", list(LINK_SETUPS))
+async def test_export_never_follows_a_link_below_its_target(store, tmp_path, setup):
+    link, exists, refused_under = LINK_SETUPS[setup]
+    await store.adapters.signal("BTCUSDT", "s", "e").write_signal_data(signal_row("p1", "BTCUSDT", "s", "e"))
+    await store.adapters.log().write_log_data([{"id": "l1", "priority": 1}, {"id": "l2", "priority": 2}])
+    await store.adapters.memory("sig1", "notes").write_memory_data({"text": "one"}, "m1", NOW)
+    await store.adapters.memory("sig2", "notes").write_memory_data({"text": "two"}, "m2", NOW)
+    plain = await export_dump(store, tmp_path / "plain")
+    assert plain.skipped == 0
+    every = {str(p.relative_to(tmp_path / "plain")) for p in (tmp_path / "plain").rglob("*.json")}
+    elsewhere = tmp_path / "elsewhere"
+    if exists:
+        elsewhere.mkdir()
+    target = tmp_path / "target"
+    (target / link).parent.mkdir(parents=True, exist_ok=True)
+    (target / link).symlink_to(elsewhere, target_is_directory=True)
+    report = await export_dump(store, target)
+    assert not exists or list(elsewhere.iterdir()) == [], list(elsewhere.rglob("*"))
+    assert not elsewhere.exists() or exists
+    refused = {p for p in every if p.startswith(refused_under)}
+    assert refused and report.skipped == len(refused), report.as_dict()
+    assert all("symbolic link" in reason for _, reason in report.skipped_documents), report.skipped_documents
+    written = {str(p.relative_to(target)) for p in target.rglob("*.json") if not p.is_symlink()}
+    assert written == every - refused
+
+
+async def test_export_replaces_a_file_link_instead_of_writing_through_it(store, tmp_path):
+    await store.adapters.log().write_log_data([{"id": "l1", "priority": 1}])
+    outside = tmp_path / "outside.json"
+    outside.write_text("untouched")
+    (tmp_path / "target/data/log/log").mkdir(parents=True)
+    (tmp_path / "target/data/log/log/l1.json").symlink_to(outside)
+    report = await export_dump(store, tmp_path / "target")
+    assert report.written == 1 and outside.read_text() == "untouched"
+    assert not (tmp_path / "target/data/log/log/l1.json").is_symlink()
+
+
+async def test_export_closes_its_folder_handles(store, tmp_path, monkeypatch):
+    """Files are written relative to open folder handles: a few at a time, all closed at the end."""
+    from backtest_store.dump import exporter
+
+    monkeypatch.setattr(exporter, "MAX_DIRS", 3)
+    for i in range(12):
+        await store.adapters.memory(f"sig{i}", "notes").write_memory_data({"n": i}, "m", NOW)
+    before = len(os.listdir("/proc/self/fd"))
+    report = await export_dump(store, tmp_path / "out")
+    assert report.written == 12 and report.skipped == 0
+    assert len(list((tmp_path / "out/memory").rglob("*.json"))) == 12
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any
 
 import pytest
 
@@ -150,3 +152,77 @@ async def test_implausible_candles_are_stored_as_given(store: Store) -> None:
     odd = [{**OK, "volume": -1.0}, {**OK, "timestamp": OK["timestamp"] + 60_000, "high": 1.0, "low": 2.0}]
     assert await adapter.write_candles_data(odd) == 2
     assert await adapter.read_candles_data(2, OK["timestamp"], 0) == odd
+
+
+class RaisingMapping(Mapping[str, Any]):
+    """A mapping that fails while BSON iterates it."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("no items here")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("no iteration here")
+
+    def __len__(self) -> int:
+        return 1
+
+
+def _cyclic_dict() -> dict[str, Any]:
+    loop: dict[str, Any] = {"id": "c"}
+    loop["self"] = loop
+    return loop
+
+
+def _cyclic_list() -> dict[str, Any]:
+    loop: list[Any] = []
+    loop.append(loop)
+    return {"id": "c", "items": loop}
+
+
+class Offset(tzinfo):
+    """A time zone whose utcoffset() raises, or answers with an offset no datetime can have."""
+
+    def __init__(self, offset: timedelta | None) -> None:
+        self.offset = offset
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        if self.offset is None:
+            raise RuntimeError("no offset here")
+        return self.offset
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+
+HOSTILE_ROWS = [
+    ("1000 levels", lambda: {"id": "d", "deep": DEEP}, "nested deeper"),
+    ("a cyclic dict", _cyclic_dict, "nested deeper"),
+    ("a cyclic list", _cyclic_list, "nested deeper"),
+    ("a mapping that raises while iterated", lambda: {"id": "m", "x": RaisingMapping()}, "RaisingMapping"),
+]
+ROW_WRITES = [
+    ("storage", lambda a, rows: a.storage(False).write_storage_data(rows)),
+    ("notification", lambda a, rows: a.notification(True).write_notification_data(rows)),
+    ("log", lambda a, rows: a.log().write_log_data(rows)),
+    ("keyed", lambda a, rows: a.state("s", "b").write_state_data(rows[-1], NOW)),
+]
+
+
+@pytest.mark.parametrize("label,row,fragment", HOSTILE_ROWS, ids=[h[0] for h in HOSTILE_ROWS])
+@pytest.mark.parametrize("where,write", ROW_WRITES, ids=[w[0] for w in ROW_WRITES])
+async def test_hostile_rows_are_invalid_input(store: Store, label: str, row, fragment: str, where: str,
+                                              write) -> None:
+    error = await writes_nothing(store, lambda: write(store.adapters, [{"id": "ok"}, row()]))
+    assert fragment in str(error), str(error)[:300]
+
+
+BAD_ZONES = [("utcoffset raises", Offset(None)), ("utcoffset of +25 h", Offset(timedelta(hours=25)))]
+
+
+@pytest.mark.parametrize("label,zone", BAD_ZONES, ids=[z[0] for z in BAD_ZONES])
+async def test_a_when_with_a_broken_time_zone_is_invalid_input(store: Store, label: str, zone: tzinfo) -> None:
+    when = datetime(2026, 1, 1, tzinfo=zone)
+    error = await writes_nothing(store, lambda: store.adapters.state("s", "b").write_state_data({}, when))
+    assert "when" in str(error)
+    await writes_nothing(store, lambda: store.adapters.signal("B", "s", "e").write_signal_data({"at": when}))
+    await writes_nothing(store, lambda: store.adapters.log().write_log_data([{"id": "1", "at": when}]))

@@ -23,7 +23,12 @@ from .. import validation
 from ..errors import InvalidInput
 from ..models import Item
 from ..repositories import BulkCounts, Repository
-from ..repositories.repository import ENCODING_ERRORS, WindowRow, digest, encoded_row
+from ..repositories.repository import WindowRow, digest, encoded_row
+
+# A row is encoded before its shape is checked: BSON's walk of it can also meet a cycle or 1,000 levels
+# (RecursionError) or a mapping that fails while iterated (whatever it raises): any of them is bad input, which
+# `unencodable` names.
+ROW_ENCODING_ERRORS = Exception
 
 
 class Backend(Protocol):
@@ -159,7 +164,7 @@ class RowsAdapter(Adapter):
         for index, (row_id, row) in enumerate(zip(ids, rows)):
             try:
                 encoded = encoded_row(row)
-            except ENCODING_ERRORS as exc:
+            except ROW_ENCODING_ERRORS as exc:
                 raise validation.unencodable({f"{name}[{index}]": row}, exc) from None
             row_digest = digest(encoded)
             # A row with the bytes this adapter last wrote under its id was checked then: the same bytes are the
@@ -183,7 +188,7 @@ class RowsAdapter(Adapter):
                 continue
             try:
                 encoded = encoded_row(row)
-            except ENCODING_ERRORS as exc:
+            except ROW_ENCODING_ERRORS as exc:
                 raise validation.unencodable({f"{name}[{index}]": row}, exc) from None
             validation.encoded_row_shape(name, index, row)
             validation.row_size(name, index, len(encoded))

@@ -5,6 +5,11 @@ next chunk is read. Each file is compact UTF-8 JSON without NaN/Infinity tokens,
 `.tmp-<12 hex>-<name>` sibling, fsync and rename. A document whose context cannot be a file name (a `/`, NUL,
 `.`/`..`, too long) is refused and reported; nothing is ever written outside the target directory.
 
+No link below the target is ever followed: each folder is made and opened relative to its open parent with
+O_NOFOLLOW|O_DIRECTORY, each file created relative to its open folder with O_NOFOLLOW|O_EXCL and renamed in that
+folder. A link (dangling or not) or a file where a folder belongs is reported with every document it would have
+held; the target itself may be a link, since its user named it.
+
 Where a path joins context fields with `_`, two contexts can land on one file (`strategy("A_B", "C", "x")` and
 `strategy("A", "B_C", "x")`): one would silently overwrite the other, and the framework would read the survivor
 for both. A pre-pass over the key fields finds such paths (memory: one entry per distinct context, not per
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -32,7 +38,8 @@ if TYPE_CHECKING:
 
 CHUNK = 500
 WRITERS = 8
-MAX_DIRS = 10_000
+# Open folder handles kept between chunks (each file is written relative to its folder's handle).
+MAX_DIRS = 128
 # Distinct contexts one adapter may hold for the collision check; a database has a handful per strategy.
 MAX_CONTEXTS = 100_000
 # Failures that concern one file name only; anything else (disk full, read-only, permissions) stops the export.
@@ -106,7 +113,7 @@ class Exporter:
         self.root = os.path.abspath(os.fspath(path))
         self.on_progress = on_progress
         self.report = ExportReport(self.root)
-        self._dirs: set[str] = set()
+        self._dirs: dict[tuple[str, ...], int] = {}  # open folder handles below the target; () is the target
         self._pool: ThreadPoolExecutor | None = None
 
     async def run(self) -> ExportReport:
@@ -114,12 +121,42 @@ class Exporter:
             raise DumpError(f"{self.root} exists and is not a directory")
         os.makedirs(self.root, exist_ok=True)
         started = time.monotonic()
-        with ThreadPoolExecutor(WRITERS, thread_name_prefix="export-dump") as self._pool:
-            for layout in LAYOUTS:
-                await self._layout(layout)
-        self._pool = None
+        self._dirs[()] = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with ThreadPoolExecutor(WRITERS, thread_name_prefix="export-dump") as self._pool:
+                for layout in LAYOUTS:
+                    await self._layout(layout)
+        finally:
+            self._pool = None
+            self._close_dirs(keep_root=False)
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _close_dirs(self, *, keep_root: bool) -> None:
+        for folder in [f for f in self._dirs if f or not keep_root]:
+            os.close(self._dirs.pop(folder))
+
+    def _folder(self, folder: tuple[str, ...]) -> int:
+        """The open handle of `folder` (below the target), made if missing; never through a link."""
+        fd = self._dirs.get(folder)
+        if fd is not None:
+            return fd
+        parent = self._folder(folder[:-1])
+        name = folder[-1]
+        try:
+            os.mkdir(name, dir_fd=parent)
+        except FileExistsError:
+            pass  # a folder, or something in the way: the open below tells
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            link = stat.S_ISLNK(os.lstat(name, dir_fd=parent).st_mode)
+            raise _InTheWay("/".join(folder), "a symbolic link: never followed (it could lead outside the target)"
+                            if link else "not a folder") from None
+        self._dirs[folder] = fd
+        return fd
 
     async def _layout(self, layout: Layout) -> None:
         repo = self.store.repository(layout.model)
@@ -175,28 +212,40 @@ class Exporter:
     def _write(self, chunk: list[tuple[tuple[str, ...], bytes, str]]) -> "_Written":
         """Runs in a worker thread; returns what it wrote and what it refused instead of touching the report."""
         skipped: list[tuple[str, str]] = []
-        ready = []
+        folders: dict[tuple[str, ...], list[tuple[str, bytes, str]]] = {}
         for parts, data, what in chunk:
-            directory = os.path.join(self.root, *parts[:-1])
+            folders.setdefault(parts[:-1], []).append((parts[-1], data, what))
+        written = 0
+        ready: list[tuple[int, str, str, bytes, str]] = []
+        for folder, items in folders.items():
+            directory = os.path.join(self.root, *folder)
             try:
-                if directory not in self._dirs:
-                    os.makedirs(directory, exist_ok=True)
-                    if len(self._dirs) >= MAX_DIRS:
-                        self._dirs.clear()
-                    self._dirs.add(directory)
-            except OSError as exc:
-                self._failed(directory, exc, what, skipped)
+                fd = self._folder(folder)
+            except _InTheWay as exc:
+                skipped.extend((what, f"cannot be written: {exc.path} is {exc.reason}") for _, _, what in items)
                 continue
-            ready.append((directory, parts[-1], data, what))
+            except OSError as exc:
+                for _, _, what in items:
+                    self._failed(directory, exc, what, skipped)
+                continue
+            ready.extend((fd, directory, name, data, what) for name, data, what in items)
+            if len(self._dirs) >= MAX_DIRS:
+                # The files of these handles are written before the handles are closed.
+                written += self._write_files(ready, skipped)
+                ready = []
+                self._close_dirs(keep_root=True)
+        return written + self._write_files(ready, skipped), skipped
+
+    def _write_files(self, ready: list[tuple[int, str, str, bytes, str]], skipped: list[tuple[str, str]]) -> int:
         # Each file is fsynced before its rename: the time goes to waiting on the disk, so several at once.
         errors = self._pool.map(_write_one, ready) if self._pool else map(_write_one, ready)
         written = 0
-        for (directory, name, _, what), error in zip(ready, errors):
+        for (_, directory, name, _, what), error in zip(ready, errors):
             if error is None:
                 written += 1
             else:
                 self._failed(os.path.join(directory, name), error, what, skipped)
-        return written, skipped
+        return written
 
     @staticmethod
     def _failed(path: str, exc: OSError, what: str, skipped: list[tuple[str, str]]) -> None:
@@ -205,10 +254,21 @@ class Exporter:
         skipped.append((what, f"cannot be written: {exc.strerror or exc}"))
 
 
-def _write_one(item: tuple[str, str, bytes, str]) -> OSError | None:
-    directory, name, data, _ = item
+class _InTheWay(Exception):
+    """Something other than a folder (a link, a file) where a folder of the dump belongs."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path, self.reason = path, reason
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _write_one(item: tuple[int, str, str, bytes, str]) -> OSError | None:
+    fd, directory, name, data, _ = item
     try:
-        write_atomic(directory, name, data)
+        write_atomic(directory, name, data, dir_fd=fd)
     except OSError as exc:
         return exc
     return None

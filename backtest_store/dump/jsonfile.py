@@ -46,6 +46,9 @@ def _js_int(token: str) -> int | float:
     # JavaScript has doubles only: 12345678901234567890 is 12345678901234567000 once parsed. Beyond the safe
     # integers (±(2**53 - 1)) the value is kept as that double, which stores as a BSON double the TypeScript side
     # reads as a number (an int there would be refused: see validation.MAX_SAFE_INTEGER); 2**53 prints the same.
+    # A token longer than 2**53 can be is read as the double at once: `int()` refuses more than 4,300 digits.
+    if len(token) > 17:
+        return float(token)
     value = int(token)
     return value if -_SAFE_INT < value < _SAFE_INT else float(token)
 
@@ -216,11 +219,16 @@ def dumps(value: Any) -> bytes:
     return "".join(out).encode("utf-8", _SURROGATES)
 
 
-def write_atomic(directory: str, name: str, data: bytes) -> None:
-    """backtest-kit's `writeFileAtomic`: temp file in the same directory, fsync, rename over the target."""
-    target = os.path.join(directory, name)
-    tmp = os.path.join(directory, f"{TMP_PREFIX}{secrets.token_hex(6)}-{name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def write_atomic(directory: str, name: str, data: bytes, *, dir_fd: int | None = None) -> None:
+    """backtest-kit's `writeFileAtomic`: temp file in the same directory, fsync, rename over the target.
+
+    With `dir_fd`, `directory` is only named in errors: every step is relative to that open folder, and the temp
+    file is created with O_NOFOLLOW|O_EXCL, so nothing is written through a link. The rename replaces a link at
+    `name` itself, never what it points to."""
+    target = name if dir_fd is not None else os.path.join(directory, name)
+    tmp_name = f"{TMP_PREFIX}{secrets.token_hex(6)}-{name}"
+    tmp = tmp_name if dir_fd is not None else os.path.join(directory, tmp_name)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666, dir_fd=dir_fd)
     try:
         try:
             view = memoryview(data)
@@ -229,10 +237,10 @@ def write_atomic(directory: str, name: str, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
+        os.replace(tmp, target, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
         raise
