@@ -6,10 +6,13 @@ from .errors import (
     ConfigurationError,
     InvalidInput,
     NotReady,
+    NotWritten,
+    OutcomeUnknown,
     StorageError,
 )
 from .store import Store
 
 __version__ = "0.1.0"
 
-__all__ = ["BacktestStoreError", "ConfigurationError", "InvalidInput", "NotReady", "Settings", "StorageError", "Store"]
+__all__ = ["BacktestStoreError", "ConfigurationError", "InvalidInput", "NotReady", "NotWritten", "OutcomeUnknown",
+           "Settings", "StorageError", "Store"]

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymongo
 from pymongo import IndexModel
 from pymongo.errors import PyMongoError
 
@@ -289,7 +290,17 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
     return report
 
 
+# An index build reads the whole collection: on a large one it legitimately outlasts the client's per-call bound
+# (the CLI's --timeout), so each operation of `apply` gets this one instead.
+INDEX_BUILD_TIMEOUT = 3600.0
+
+
 async def _perform(database: Database, operation: Operation) -> None:
+    with pymongo.timeout(INDEX_BUILD_TIMEOUT):
+        await _perform_unbounded(database, operation)
+
+
+async def _perform_unbounded(database: Database, operation: Operation) -> None:
     collection = database[operation.collection]
     change = operation.change
     if operation.op == OP_CREATE:
