@@ -366,3 +366,89 @@ def test_a_data_dir_that_cannot_be_used_is_one_line_and_exit_2(
     assert main([*argv, "--data-dir", str(data_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(data_dir) in err[0] and "Traceback" not in err[0], err
+
+
+# -- one Ctrl-C stops a command at any moment -----------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _interrupt_demo(data_dir: Path, moment: Callable[[str], bool]) -> tuple[int, str, list[int]]:
+    """Run `backtest-store demo` on a terminal (so that it shows its progress), send one SIGINT at the moment its
+    output first satisfies `moment`, and return its exit code, its output and the pids of the servers it started."""
+    import json
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CC_")}
+    env["COLUMNS"] = "120"
+    cli = Path(sys.executable).with_name("backtest-store")
+    proc = subprocess.Popen([str(cli), "demo", "--minutes", "100000", "--data-dir", str(data_dir)],
+                            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    out, sent_at, pids = b"", None, []
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the terminal closed: the demo has exited
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if sent_at is None and moment(out.decode(errors="replace")):
+                state = json.loads((data_dir / embedded.STATE_FILE).read_text())
+                pids = [state["mongo_pid"], state["redis_pid"]]
+                proc.send_signal(signal.SIGINT)
+                sent_at = time.monotonic()
+            # Generous: only an ignored Ctrl-C gets anywhere near this (the run it asked for takes an hour).
+            if sent_at is not None and time.monotonic() - sent_at > 120:
+                break
+            if proc.poll() is not None and not ready:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait()
+        os.close(master)
+        for pid in pids:  # a demo that ignored the Ctrl-C and was killed left its servers running
+            if _alive(pid):
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGTERM)
+    return code, out.decode(errors="replace"), pids
+
+
+def _minutes_done(text: str) -> int:
+    import re
+
+    counts = re.findall(r"(\d+)/100000", text)
+    return int(counts[-1]) if counts else -1
+
+
+@pytest.mark.parametrize("moment", ["after start-up", "early in the simulation", "later in the simulation"])
+def test_one_ctrl_c_stops_the_demo_with_interrupted_and_130(moment: str, tmp_path: Path) -> None:
+    when: Callable[[str], bool] = {
+        "after start-up": lambda text: "Redis " in text,
+        "early in the simulation": lambda text: _minutes_done(text) >= 20,
+        "later in the simulation": lambda text: _minutes_done(text) >= 300,
+    }[moment]
+    code, out, pids = _interrupt_demo(tmp_path, when)
+    assert pids, f"the moment never came:\n{out[-2000:]}"
+    assert code == 130, out[-2000:]
+    assert "backtest-store: interrupted" in out
+    assert "Traceback" not in out
+    # The servers the demo started were stopped on the way out.
+    assert not (tmp_path / embedded.STATE_FILE).exists()
+    assert not any(_alive(pid) for pid in pids)
