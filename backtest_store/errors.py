@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:
-    from .faults import Fault
+
+@dataclass(frozen=True)
+class Fault:
+    """What went wrong, in words an operator can act on (`faults.py` words every driver error as one)."""
+
+    reason: str
+    detail: str = ""
+    # True when retrying before a deadline cannot succeed (refused credentials, a closed port).
+    permanent: bool = False
+
+    def __str__(self) -> str:
+        if not self.detail or self.detail.lower().rstrip(".") == self.reason.lower():
+            return self.reason
+        return f"{self.reason} ({self.detail})"
 
 
 class BacktestStoreError(Exception):
@@ -32,7 +45,7 @@ class StorageError(BacktestStoreError):
     two subclasses, which say what became of it: `NotWritten` or `OutcomeUnknown`. A failed read raises this class.
     """
 
-    def __init__(self, message: str, fault: "Fault | None" = None) -> None:
+    def __init__(self, message: str, fault: Fault | None = None) -> None:
         super().__init__(message)
         self.fault = fault
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError, WriteConcernError
@@ -30,7 +29,7 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from .config import redact
-from .errors import BacktestStoreError, NotWritten, OutcomeUnknown, StorageError
+from .errors import BacktestStoreError, Fault, NotWritten, OutcomeUnknown, StorageError
 
 AUTH_FAILED = "authentication failed"
 # MongoDB's AuthenticationFailed: the server refused the credentials (not "not authenticated yet", which is 13).
@@ -38,19 +37,6 @@ MONGO_AUTH_FAILED = 18
 _DETAIL_MAX = 200
 # Where the drivers start appending configuration or the raw reply to the message that matters.
 _NOISE = (", full error:", " (configured timeouts:", ", Timeout:", ", Topology Description:")
-
-
-@dataclass(frozen=True)
-class Fault:
-    reason: str
-    detail: str = ""
-    # True when retrying before a deadline cannot succeed (refused credentials, a closed port).
-    permanent: bool = False
-
-    def __str__(self) -> str:
-        if not self.detail or self.detail.lower().rstrip(".") == self.reason.lower():
-            return self.reason
-        return f"{self.reason} ({self.detail})"
 
 
 def brief(exc: BaseException) -> str:

@@ -25,8 +25,8 @@ from .cache.ids import REDIS_FAILURES
 from .config import Settings, StoreOptions, redact
 from .counting import CommandCounter, RedisCommandCounter
 from .drivers import Client, Database, RedisClient
-from .errors import ConfigurationError, NotReady
-from .faults import Fault, mongo_fault, redis_fault, translated, translating
+from .errors import ConfigurationError, Fault, NotReady
+from .faults import mongo_fault, redis_fault, translated, translating
 from .migrations import create_indexes
 from .models import DOCUMENTS, CandleItem, Item, LogItem, NotificationItem, StorageItem
 from .repositories import Repository
