@@ -105,10 +105,10 @@ async def mongo_database(uri: str, timeout: float, appname: str) -> AsyncIterato
         except ServerSelectionTimeoutError:
             raise NotReady(f"MongoDB at {where} did not answer within {timeout:g} s") from None
         except PyMongoError as exc:
-            raise StorageError(f"MongoDB at {where}: {mongo_fault(exc)}") from None
+            raise StorageError(f"MongoDB at {where}: {mongo_fault(exc)}", mongo_fault(exc)) from None
         except StorageError as exc:
             # Say which server refused; the library's own message never carries the URL.
-            raise StorageError(f"MongoDB at {where}: {exc}") from exc
+            raise type(exc)(f"MongoDB at {where}: {exc}", exc.fault) from exc
     finally:
         await client.close()
 

@@ -248,7 +248,7 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
     try:
         changes = await plan(database, documents)
     except PyMongoError as exc:
-        raise StorageError(f"listing indexes failed: {mongo_fault(exc)}") from None
+        raise StorageError(f"listing indexes failed: {mongo_fault(exc)}", mongo_fault(exc)) from None
     todo, kept, refused = operations(changes, prune=prune, hide=hide, replace=replace,
                                      replace_blocking=replace_blocking)
     conflicts = [c for c in refused if c.action == CONFLICT]
@@ -264,7 +264,7 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
                     and await _has_data(database, operation.collection):
                 duplicates += await find_duplicates(database, operation.collection, spec)
     except PyMongoError as exc:
-        raise StorageError(f"the duplicate-key check failed: {mongo_fault(exc)}") from None
+        raise StorageError(f"the duplicate-key check failed: {mongo_fault(exc)}", mongo_fault(exc)) from None
     if duplicates:
         raise MigrationRefused(duplicates_message(duplicates), duplicates=duplicates)
 
@@ -283,7 +283,7 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
             await _perform(database, operation)
         except PyMongoError as exc:
             error = StorageError(f"{operation.op} {operation.collection}.{operation.name} failed after "
-                                 f"{plural(len(report.applied), 'change')}: {mongo_fault(exc)}")
+                                 f"{plural(len(report.applied), 'change')}: {mongo_fault(exc)}", mongo_fault(exc))
             error.report = report  # type: ignore[attr-defined]
             raise error from exc
         report.applied.append(operation)
