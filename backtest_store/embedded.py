@@ -213,7 +213,7 @@ class EmbeddedServers:
                     log.info("an embedded server exited at start-up; trying again on other ports")
                     self._configure(*free_ports(2))
         except BaseException:
-            self.stop()
+            await self.astop()
             raise
         state = {"mongo_url": self.mongo_url, "redis_url": self.redis_url, "owner_pid": os.getpid(),
                  "mongo_pid": self.mongo.pid, "redis_pid": self.redis.pid}
@@ -229,13 +229,11 @@ class EmbeddedServers:
                 group.create_task(self.mongo.start())
                 group.create_task(self.redis.start())
         except BaseExceptionGroup as failed:
-            self.redis.stop()
-            self.mongo.stop()
+            await asyncio.gather(self.redis.astop(), self.mongo.astop())
             # The first server's failure, as its own exception (callers catch NotReady, not a group).
             raise failed.exceptions[0] from None
         except BaseException:
-            self.redis.stop()
-            self.mongo.stop()
+            await asyncio.gather(self.redis.astop(), self.mongo.astop())
             raise
 
     def stop(self) -> None:

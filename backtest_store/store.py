@@ -241,7 +241,9 @@ class Store:
 
     async def _ping_redis(self, left: float) -> None:
         # execute_command: the stubs list no commands for RedisCluster (on a cluster PING goes to one node).
-        await asyncio.wait_for(self.redis.execute_command("PING"), timeout=left)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation (see cli/interrupt.py).
+        async with asyncio.timeout(left):
+            await self.redis.execute_command("PING")
 
     @staticmethod
     async def _retry_until(deadline: float, ping: Any, failures: tuple[type[BaseException], ...],

@@ -452,3 +452,46 @@ def test_one_ctrl_c_stops_the_demo_with_interrupted_and_130(moment: str, tmp_pat
     # The servers the demo started were stopped on the way out.
     assert not (tmp_path / embedded.STATE_FILE).exists()
     assert not any(_alive(pid) for pid in pids)
+
+
+async def _cancellations_lost(wait_for: Callable[..., Awaitable[int]]) -> int:
+    """Cancel a task waiting in `wait_for` at each step of an operation that completes at once: how many of those
+    cancellations the task never saw (it returned the result instead)."""
+    lost = 0
+    for steps in range(6):
+        async def operation() -> int:
+            await asyncio.sleep(0)
+            return 1
+
+        async def caller() -> int:
+            return await wait_for(operation(), 10)
+
+        task = asyncio.create_task(caller())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        if task.done():
+            continue
+        task.cancel()
+        try:
+            await task
+            lost += 1
+        except asyncio.CancelledError:
+            pass
+    return lost
+
+
+async def test_the_console_commands_wait_for_never_loses_a_cancellation() -> None:
+    import sys
+
+    from backtest_store.cli.interrupt import patched_wait_for
+
+    original = asyncio.wait_for
+    with patched_wait_for():
+        assert await _cancellations_lost(asyncio.wait_for) == 0
+        assert await asyncio.wait_for(asyncio.sleep(0, "done"), None) == "done"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.Event().wait(), 0)
+    assert asyncio.wait_for is original
+    if sys.version_info < (3, 12):
+        # Why the console command replaces it: Python 3.11's own loses some (CPython gh-86296).
+        assert await _cancellations_lost(original) > 0

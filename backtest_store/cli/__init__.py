@@ -10,7 +10,7 @@ import sys
 
 from ..config import redact
 from ..errors import BacktestStoreError
-from .interrupt import patch_wait_for
+from .interrupt import patched_wait_for
 
 # Module names under backtest_store.cli; each defines `register(subparsers)` and sets `func` on its parser.
 COMMANDS = ("demo", "migrate", "inspect", "dump", "serve", "report", "bench")
@@ -40,13 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    patch_wait_for()  # so that one Ctrl-C is never lost (see interrupt.py)
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # how the command was asked for (bench's report)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        with patched_wait_for():  # so that one Ctrl-C is never lost (see interrupt.py)
+            return int(args.func(args) or 0)
     except BacktestStoreError as exc:
         # Errors reach the terminal with any credentials removed.
         print(f"backtest-store: error: {redact(str(exc))}", file=sys.stderr)

@@ -9,15 +9,16 @@ timeout is set (ours always is), and PyMongo every socket write once `timeoutMS`
 The console command therefore replaces `asyncio.wait_for`, on Python < 3.12 only, with 3.12's implementation: the
 operation is awaited in the caller's own task under `asyncio.timeout`, which either finishes or raises, and never
 drops a cancellation. Only the `backtest-store` process is affected; the library never patches the standard library.
-An application of its own on Python 3.11 that needs a reliable Ctrl-C can call `patch_wait_for()` itself.
+An application of its own on Python 3.11 that needs a reliable Ctrl-C can run inside `patched_wait_for()` itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
 
 _T = TypeVar("_T")
 
@@ -41,11 +42,15 @@ async def wait_for(fut: Awaitable[_T], timeout: float | None) -> _T:
         return await fut
 
 
-def patch_wait_for() -> bool:
-    """Install `wait_for` as `asyncio.wait_for` on Python < 3.12; True when it did."""
+@contextmanager
+def patched_wait_for() -> Iterator[None]:
+    """`wait_for` as `asyncio.wait_for` while the block runs, on Python < 3.12; the original is put back after."""
     if sys.version_info >= (3, 12):
-        return False
-    patched: Any = wait_for
-    asyncio.wait_for = patched
-    asyncio.tasks.wait_for = patched
-    return True
+        yield
+        return
+    original, patched = asyncio.wait_for, cast(Any, wait_for)
+    asyncio.wait_for = asyncio.tasks.wait_for = patched
+    try:
+        yield
+    finally:
+        asyncio.wait_for = asyncio.tasks.wait_for = original
