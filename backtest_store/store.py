@@ -161,10 +161,9 @@ class Store:
         task, self._ready_task = self._ready_task, None
         if task is not None and not task.done():
             task.cancel()
-            try:
-                await task
-            except BaseException:  # noqa: BLE001 - its outcome no longer matters
-                pass
+            # wait, not await: the attempt's outcome no longer matters, and a cancellation of close() itself must
+            # still reach its caller.
+            await asyncio.wait([task])
         servers, self._servers = self._servers, None
         # redis-py 5 has aclose(); the types-redis stubs redis-om pulls in still describe 4.x, which lacked it.
         steps: list[Any] = [self.redis.aclose, self.mongo.close]  # type: ignore[union-attr]
