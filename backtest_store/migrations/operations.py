@@ -45,6 +45,11 @@ from .sharding import analyse, read_shard_config
 OP_CREATE, OP_DROP, OP_HIDE, OP_REPLACE, OP_UNHIDE, OP_REHIDE = "create", "drop", "hide", "replace", "unhide", "rehide"
 DUPLICATES_SHOWN = 5
 
+# An index build, and the duplicate-key check before a unique one, read the whole collection: on a large one they
+# legitimately outlast the client's per-call bound (the CLI's --timeout), so each gets this one instead.
+INDEX_BUILD_TIMEOUT = 3600.0
+
+
 
 @dataclass(frozen=True)
 class Duplicate:
@@ -262,7 +267,8 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
             spec = operation.change.declared
             if operation.op in (OP_CREATE, OP_REPLACE) and spec and spec.get("unique") \
                     and await _has_data(database, operation.collection):
-                duplicates += await find_duplicates(database, operation.collection, spec)
+                with pymongo.timeout(INDEX_BUILD_TIMEOUT):  # it reads the whole collection, as the build would
+                    duplicates += await find_duplicates(database, operation.collection, spec)
     except PyMongoError as exc:
         raise StorageError(f"the duplicate-key check failed: {mongo_fault(exc)}", mongo_fault(exc)) from None
     if duplicates:
@@ -288,11 +294,6 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
             raise error from exc
         report.applied.append(operation)
     return report
-
-
-# An index build reads the whole collection: on a large one it legitimately outlasts the client's per-call bound
-# (the CLI's --timeout), so each operation of `apply` gets this one instead.
-INDEX_BUILD_TIMEOUT = 3600.0
 
 
 async def _perform(database: Database, operation: Operation) -> None:
