@@ -8,6 +8,8 @@ from .errors import (
     ConfigurationError,
     InvalidInput,
     NotReady,
+    NotWritten,
+    OutcomeUnknown,
     StorageError,
 )
 
@@ -16,7 +18,8 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["BacktestStoreError", "ConfigurationError", "InvalidInput", "NotReady", "Settings", "StorageError", "Store"]
+__all__ = ["BacktestStoreError", "ConfigurationError", "InvalidInput", "NotReady", "NotWritten", "OutcomeUnknown",
+           "Settings", "StorageError", "Store"]
 
 
 def __getattr__(name: str) -> Any:

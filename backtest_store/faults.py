@@ -11,9 +11,12 @@ CLI's connection) words it through here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError, WriteConcernError
 from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
@@ -26,6 +29,7 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from .config import redact
+from .errors import BacktestStoreError, Fault, NotWritten, OutcomeUnknown, StorageError
 
 AUTH_FAILED = "authentication failed"
 # MongoDB's AuthenticationFailed: the server refused the credentials (not "not authenticated yet", which is 13).
@@ -33,19 +37,6 @@ MONGO_AUTH_FAILED = 18
 _DETAIL_MAX = 200
 # Where the drivers start appending configuration or the raw reply to the message that matters.
 _NOISE = (", full error:", " (configured timeouts:", ", Timeout:", ", Topology Description:")
-
-
-@dataclass(frozen=True)
-class Fault:
-    reason: str
-    detail: str = ""
-    # True when retrying before a deadline cannot succeed (refused credentials, a closed port).
-    permanent: bool = False
-
-    def __str__(self) -> str:
-        if not self.detail or self.detail.lower().rstrip(".") == self.reason.lower():
-            return self.reason
-        return f"{self.reason} ({self.detail})"
 
 
 def brief(exc: BaseException) -> str:
@@ -109,3 +100,72 @@ def redis_fault(exc: BaseException) -> Fault:
     if isinstance(exc, (TimeoutError, RedisTimeout)):
         return Fault("no answer", brief(exc))
     return Fault(type(exc).__name__, brief(exc))
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """True when a failed write may have been applied (or may still be): the client stopped waiting (a timeout) or
+    lost the connection before the server's answer, or the server applied it without the asked write concern."""
+    if isinstance(exc, BulkWriteError):
+        return bool((exc.details or {}).get("writeConcernErrors"))
+    return (isinstance(exc, (TimeoutError, ConnectionFailure, WriteConcernError))
+            or (isinstance(exc, PyMongoError) and exc.timeout))
+
+
+def storage_error(action: str, exc: BaseException, timeout: float | None = None, *,
+                  write: bool = False) -> StorageError:
+    """The exception a failed MongoDB call raises: for a write, `OutcomeUnknown` or `NotWritten` (see errors.py)."""
+    fault = mongo_fault(exc, timeout)
+    message = f"{action} failed: {fault}"
+    if not write:
+        return StorageError(message, fault)
+    if outcome_unknown(exc):
+        return OutcomeUnknown(f"{message}; the write may have been applied, or may still be: "
+                              "send it again or read it back", fault)
+    if isinstance(exc, BulkWriteError):
+        details = exc.details or {}
+        applied = sum(details.get(n, 0) for n in ("nInserted", "nUpserted", "nModified"))
+        if applied:
+            message += f" ({applied} rows were written before or beside the refused ones)"
+    return NotWritten(message, fault)
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+@contextmanager
+def translating(action: str, timeout: float | None = None, *, write: bool = False) -> Iterator[None]:
+    """The error boundary of a public entry point: a driver error leaves as one of our exceptions, never raw.
+
+    Our own exceptions pass through unchanged. Modelled on advanced-alchemy's `wrap_sqlalchemy_exception`.
+    """
+    try:
+        yield
+    except BacktestStoreError:
+        raise
+    except PyMongoError as exc:
+        raise storage_error(action, exc, timeout, write=write) from exc
+
+
+def translated(action: str, *, write: bool = False) -> Callable[[Callable[_P, Awaitable[_T]]],
+                                                              Callable[_P, Awaitable[_T]]]:
+    """`translating` as a decorator of a coroutine function."""
+    def wrap(call: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]:
+        @functools.wraps(call)
+        async def bounded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+            with translating(action, write=write):
+                return await call(*args, **kwargs)
+        return bounded
+    return wrap
+
+
+def translated_stream(action: str) -> Callable[[Callable[_P, AsyncIterator[_T]]], Callable[_P, AsyncIterator[_T]]]:
+    """`translating` as a decorator of an async generator function (a list read)."""
+    def wrap(call: Callable[_P, AsyncIterator[_T]]) -> Callable[_P, AsyncIterator[_T]]:
+        @functools.wraps(call)
+        async def streamed(*args: _P.args, **kwargs: _P.kwargs) -> AsyncIterator[_T]:
+            with translating(action):
+                async for item in call(*args, **kwargs):
+                    yield item
+        return streamed
+    return wrap

@@ -25,8 +25,8 @@ from .config import Settings, StoreOptions, redact, redis_url_from_env
 from .contracts import CONTRACTS, DOCUMENTS, Adapters
 from .counting import CommandCounter, RedisCommandCounter
 from .drivers import Client, Database, RedisClient
-from .errors import ConfigurationError, NotReady
-from .faults import Fault, mongo_fault, redis_fault
+from .errors import ConfigurationError, Fault, NotReady
+from .faults import mongo_fault, redis_fault, translated, translating
 from .migrations import create_indexes
 from .models import Item
 from .repositories import Repository
@@ -64,7 +64,8 @@ class Store:
                                                    settings.mongo_timeout_ms / 1000)
         self.adapters = Adapters(self)
         self._ready = False
-        self._ready_task: asyncio.Task[None] | None = None
+        self._ready_task: asyncio.Future[None] | None = None
+        self._closed = False
         self._servers: Any = None  # the EmbeddedServers this store started (Store.local), stopped by close()
 
     # -- opening and closing ---------------------------------------------------------------------------------
@@ -135,14 +136,18 @@ class Store:
         from .embedded import servers_for
 
         urls, servers = await servers_for(data_dir)
+        store: Store | None = None
         try:
             store = await cls.from_settings(Settings(mongo_url=urls[0], redis_url=urls[1], **options))
             store._servers = servers
             await store.wait_ready()
             await store.create_indexes()
         except BaseException:
-            if servers is not None:
-                servers.stop()
+            # The store's clients, its readiness attempt and the servers started for it, whatever failed.
+            if store is not None:
+                await store.close()
+            elif servers is not None:
+                await servers.astop()
             raise
         return store
 
@@ -158,12 +163,28 @@ class Store:
             await store.close()
 
     async def close(self) -> None:
+        """Cancel a pending readiness attempt, close both clients and stop the servers this store started. Each step
+        runs whatever the others raised; the first failure is raised at the end."""
+        self._closed = True
+        failures: list[BaseException] = []
+        task, self._ready_task = self._ready_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            # wait, not await: the attempt's outcome no longer matters, and a cancellation of close() itself must
+            # still reach its caller.
+            await asyncio.wait([task])
+        servers, self._servers = self._servers, None
         # redis-py 5 has aclose(); the types-redis stubs redis-om pulls in still describe 4.x, which lacked it.
-        await self.redis.aclose()  # type: ignore[union-attr]
-        await self.mongo.close()
-        if self._servers is not None:
-            self._servers.stop()
-            self._servers = None
+        steps: list[Any] = [self.redis.aclose, self.mongo.close]  # type: ignore[union-attr]
+        if servers is not None:
+            steps.append(servers.astop)
+        for step in steps:
+            try:
+                await step()
+            except Exception as exc:  # noqa: BLE001 - raised below, once every step has run
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     async def __aenter__(self) -> "Store":
         return self
@@ -180,10 +201,18 @@ class Store:
         """
         if self._ready:
             return
+        if self._closed:
+            raise NotReady("the store is closed")
         if self._ready_task is None or self._ready_task.done():
             self._ready_task = asyncio.ensure_future(self._probe(timeout or self.settings.init_timeout))
-        # shield: one caller giving up must not cancel the attempt the others are waiting on.
-        await asyncio.shield(self._ready_task)
+        task = self._ready_task
+        try:
+            # shield: one caller giving up must not cancel the attempt the others are waiting on.
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if self._closed and task.cancelled():
+                raise NotReady("the store was closed while waiting for its servers") from None
+            raise
         self._ready = True
 
     async def _probe(self, timeout: float) -> None:
@@ -200,8 +229,18 @@ class Store:
                            f"{type(exc).__name__}: {fault.detail or 'no answer'}") from exc
         if redis_failed is not None:
             self._health.failed("ping", redis_failed[0])
-        # Binds the Documents so notebooks can query with Beanie; `skip_indexes`: the runtime never touches indexes.
-        await init_beanie(database=self.database, document_models=list(DOCUMENTS), skip_indexes=True)
+
+    async def bind_beanie(self) -> None:
+        """Bind the Beanie Documents (`backtest_store.models`) to this store's database, for querying in notebooks
+        (`await SignalItem.find_all().to_list()`).
+
+        Beanie's binding is process-global: the last store bound wins for every Document class. That is why the
+        store never binds on its own (two stores on two databases in one process would redirect each other's
+        queries) and never reads or writes through Beanie: its repositories hold their own collections.
+        `skip_indexes`: binding never touches indexes.
+        """
+        with translating("binding the Beanie Documents"):
+            await init_beanie(database=self.database, document_models=list(DOCUMENTS), skip_indexes=True)
 
     async def _ping_mongo(self, left: float) -> None:
         # Bounded by the driver rather than cancelled from outside, so that giving up still says why (refused, …).
@@ -210,7 +249,9 @@ class Store:
 
     async def _ping_redis(self, left: float) -> None:
         # execute_command: the stubs list no commands for RedisCluster (on a cluster PING goes to one node).
-        await asyncio.wait_for(self.redis.execute_command("PING"), timeout=left)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation (see cli/interrupt.py).
+        async with asyncio.timeout(left):
+            await self.redis.execute_command("PING")
 
     @staticmethod
     async def _retry_until(deadline: float, ping: Any, failures: tuple[type[BaseException], ...],
@@ -239,6 +280,7 @@ class Store:
 
     # -- maintenance -------------------------------------------------------------------------------------------
 
+    @translated("creating the indexes")
     async def create_indexes(self) -> dict[str, list[str]]:
         """Create the declared indexes. For tests, the embedded default and `migrate`; never called at runtime."""
         return await create_indexes(self.database)
@@ -253,12 +295,14 @@ class Store:
         self.cache_stats.commands += 1
         return deleted
 
+    @translated("reading the schema")
     async def schema(self, collection: str | None = None) -> "SchemaReport":
         """Collections, fields, context keys, declared vs live indexes, counts and samples (for notebooks)."""
         from .inspection import schema
 
         return await schema(self.database, collection)
 
+    @translated("the look-ahead audit")
     async def audit(self, when: datetime | int, collection: str | None = None, *, limit: int = 20) -> "AuditReport":
         """Look-ahead audit: per collection, the documents whose stored `when` is later than `when`."""
         from .inspection import audit

@@ -10,6 +10,7 @@ import sys
 
 from ..config import redact
 from ..errors import BacktestStoreError
+from .interrupt import patched_wait_for
 
 # Module names under backtest_store.cli; each defines `register(subparsers)` and sets `func` on its parser.
 COMMANDS = ("demo", "migrate", "inspect", "dump", "serve", "report", "bench")
@@ -58,7 +59,8 @@ def _run(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        with patched_wait_for():  # so that one Ctrl-C is never lost (see interrupt.py)
+            return int(args.func(args) or 0)
     except BacktestStoreError as exc:
         # Errors reach the terminal with any credentials removed.
         print(f"backtest-store: error: {redact(str(exc))}", file=sys.stderr)

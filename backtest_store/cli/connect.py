@@ -79,7 +79,7 @@ async def target_database(args: argparse.Namespace, appname: str,
             yield database, where
     finally:
         if servers is not None:
-            servers.stop()
+            await servers.astop()
 
 
 def url_of(where: str) -> str:
@@ -93,8 +93,11 @@ async def mongo_database(uri: str, timeout: float, appname: str) -> AsyncIterato
     check_url(uri, "MongoDB", f"--uri or {ENV_URI}")
     where = redact(uri)
     try:
-        client: Client = AsyncMongoClient(uri, tz_aware=True, appname=appname,
-                                                    serverSelectionTimeoutMS=max(1, int(timeout * 1000)))
+        # timeoutMS as well: serverSelectionTimeoutMS alone leaves a call on a hung connection waiting far beyond
+        # it (see Store.from_settings). Long index builds in `migrate` lift it for themselves.
+        bound = max(1, int(timeout * 1000))
+        client: Client = AsyncMongoClient(uri, tz_aware=True, appname=appname, timeoutMS=bound,
+                                          serverSelectionTimeoutMS=bound)
     except (PyMongoError, ValueError, TypeError) as exc:
         # The driver's own words may quote pieces of the URL: only their redacted form is shown.
         raise ConfigurationError(f"invalid MongoDB URL {where}: {brief(exc)}") from None
@@ -108,10 +111,10 @@ async def mongo_database(uri: str, timeout: float, appname: str) -> AsyncIterato
         except ServerSelectionTimeoutError:
             raise NotReady(f"MongoDB at {where} did not answer within {timeout:g} s") from None
         except PyMongoError as exc:
-            raise StorageError(f"MongoDB at {where}: {mongo_fault(exc)}") from None
+            raise StorageError(f"MongoDB at {where}: {mongo_fault(exc)}", mongo_fault(exc)) from None
         except StorageError as exc:
             # Say which server refused; the library's own message never carries the URL.
-            raise StorageError(f"MongoDB at {where}: {exc}") from exc
+            raise type(exc)(f"MongoDB at {where}: {exc}", exc.fault) from exc
     finally:
         await client.close()
 

@@ -40,7 +40,7 @@ def _show(data_dir: Path, mongo_url: str, redis_url: str, note: str) -> None:
 
 
 async def _serve(data_dir: Path) -> int:
-    urls = running(data_dir)
+    urls = await asyncio.to_thread(running, data_dir)
     if urls is not None:
         _show(data_dir, *urls, "already running")
         return 0
@@ -54,6 +54,6 @@ async def _serve(data_dir: Path) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
-        servers.stop()
+        await servers.astop()
     print("embedded servers stopped", flush=True)
     return 0

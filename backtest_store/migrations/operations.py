@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymongo
 from pymongo import IndexModel
 from pymongo.errors import PyMongoError
 
@@ -44,6 +45,11 @@ from .sharding import analyse, read_shard_config
 # What apply does to one index: the verbs of `Operation.op`.
 OP_CREATE, OP_DROP, OP_HIDE, OP_REPLACE, OP_UNHIDE, OP_REHIDE = "create", "drop", "hide", "replace", "unhide", "rehide"
 DUPLICATES_SHOWN = 5
+
+# An index build, and the duplicate-key check before a unique one, read the whole collection: on a large one they
+# legitimately outlast the client's per-call bound (the CLI's --timeout), so each gets this one instead.
+INDEX_BUILD_TIMEOUT = 3600.0
+
 
 
 @dataclass(frozen=True)
@@ -248,7 +254,7 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
     try:
         changes = await plan(database, documents)
     except PyMongoError as exc:
-        raise StorageError(f"listing indexes failed: {mongo_fault(exc)}") from None
+        raise StorageError(f"listing indexes failed: {mongo_fault(exc)}", mongo_fault(exc)) from None
     todo, kept, refused = operations(changes, prune=prune, hide=hide, replace=replace,
                                      replace_blocking=replace_blocking)
     conflicts = [c for c in refused if c.action == CONFLICT]
@@ -262,9 +268,10 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
             spec = operation.change.declared
             if operation.op in (OP_CREATE, OP_REPLACE) and spec and spec.get("unique") \
                     and await _has_data(database, operation.collection):
-                duplicates += await find_duplicates(database, operation.collection, spec)
+                with pymongo.timeout(INDEX_BUILD_TIMEOUT):  # it reads the whole collection, as the build would
+                    duplicates += await find_duplicates(database, operation.collection, spec)
     except PyMongoError as exc:
-        raise StorageError(f"the duplicate-key check failed: {mongo_fault(exc)}") from None
+        raise StorageError(f"the duplicate-key check failed: {mongo_fault(exc)}", mongo_fault(exc)) from None
     if duplicates:
         raise MigrationRefused(duplicates_message(duplicates), duplicates=duplicates)
 
@@ -283,7 +290,7 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
             await _perform(database, operation)
         except PyMongoError as exc:
             error = StorageError(f"{operation.op} {operation.collection}.{operation.name} failed after "
-                                 f"{plural(len(report.applied), 'change')}: {mongo_fault(exc)}")
+                                 f"{plural(len(report.applied), 'change')}: {mongo_fault(exc)}", mongo_fault(exc))
             error.report = report  # type: ignore[attr-defined]
             raise error from exc
         report.applied.append(operation)
@@ -291,6 +298,11 @@ async def apply(database: Database, *, prune: bool = False, hide: bool = False, 
 
 
 async def _perform(database: Database, operation: Operation) -> None:
+    with pymongo.timeout(INDEX_BUILD_TIMEOUT):
+        await _perform_unbounded(database, operation)
+
+
+async def _perform_unbounded(database: Database, operation: Operation) -> None:
     collection = database[operation.collection]
     change = operation.change
     if operation.op == OP_CREATE:

@@ -5,8 +5,9 @@ duplicate-key race itself when the filter is an equality on every indexed field,
 side for servers that do not. Driver errors are translated to `StorageError` here, at the boundary (wording in
 `faults.py`).
 
-Every call is bounded by `timeout` (the store's `mongo_timeout_ms`), retries included: a call that retries a race
-shares one budget rather than getting a fresh one per attempt. Cursors are bounded per batch by the client's
+Every call is bounded by `timeout` (the store's `mongo_timeout_ms`), retries and Redis steps included: a call has one
+deadline, the Redis lookup gets what is left of it (at most its own socket timeout) and MongoDB the rest, and a
+call that retries a race shares one budget rather than getting a fresh one per attempt. Cursors are bounded per batch by the client's
 `timeoutMS`, so a long list streams for as long as its consumer needs while no single round trip can hang.
 """
 
@@ -15,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncGenerator, Mapping, Sequence
+import time
+from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import bson
 import pymongo
@@ -32,13 +34,15 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from .. import validation
 from ..cache import IdCache
 from ..drivers import Collection
-from ..errors import StorageError
-from ..faults import mongo_fault
+from ..errors import NotWritten, StorageError
+from ..faults import storage_error
 from ..models import Item
 
 log = logging.getLogger("backtest_store.repository")
 
 ATTEMPTS = 3
+# The actions whose failure leaves a write's outcome to report (`NotWritten` or `OutcomeUnknown`).
+WRITES = frozenset({"upsert", "insert", "bulk write"})
 # Operations per bulk_write round trip.
 BULK_CHUNK = 1000
 DUPLICATE_KEY = 11000
@@ -53,6 +57,9 @@ LIST_BATCH = 100_000
 ENCODING_ERRORS = (InvalidDocument, OverflowError, UnicodeEncodeError, TypeError)
 
 Key = Mapping[str, Any]
+_T = TypeVar("_T")
+# What is left of a call's budget once it has run out: PyMongo reads a zero timeout as "none at all".
+SPENT = 0.001
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,8 @@ class Repository:
         self._key_set = frozenset(self.key_fields)
         # Storage and Notification rows carry a digest of their payload (see `write_window`).
         self.digests = bool(getattr(model, "windowed", False))
+        # Where a call's deadline is read from (a test injects its own, so that no test waits on the wall clock).
+        self.clock = time.monotonic
 
     def _filter(self, key: Key) -> dict[str, Any]:
         """The filter is exactly the unique index, in index order; anything else is a bug in an adapter."""
@@ -150,10 +159,40 @@ class Repository:
         return all(_same(doc.get(f), key[f]) for f in self.key_fields)
 
     def _fail(self, action: str, exc: PyMongoError) -> StorageError:
-        return StorageError(f"{action} on {self.collection.name} failed: {mongo_fault(exc, self.timeout)}")
+        return storage_error(f"{action} on {self.collection.name}", exc, self.timeout, write=action in WRITES)
 
-    def _bounded(self) -> Any:
-        return pymongo.timeout(self.timeout)
+    def _ours(self, error: Mapping[str, Any] | None) -> bool:
+        """A duplicate of OUR key (a race that another attempt resolves), judged by the index it names: a duplicate
+        on another unique index (the original's exchange-less candle index, say) is a refusal, and retrying it
+        would only be refused again."""
+        error = error or {}
+        return error.get("code") == DUPLICATE_KEY and set(error.get("keyPattern") or ()) == self._key_set
+
+    def _deadline(self) -> float | None:
+        return None if self.timeout is None else self.clock() + self.timeout
+
+    def _bounded(self, deadline: float | None = None) -> Any:
+        """PyMongo's bound: the whole timeout, or what is left of a call's `deadline`."""
+        if deadline is None:
+            return pymongo.timeout(self.timeout)
+        return pymongo.timeout(max(SPENT, deadline - self.clock()))
+
+    async def _cache_step(self, step: Coroutine[Any, Any, _T], deadline: float | None, action: str, missed: _T) -> _T:
+        """A Redis step of a call, within what is left of the call's deadline: a Redis that does not answer in time
+        is a cache failure like any other (`missed` stands in for its answer), never a longer call."""
+        if deadline is None or self.cache is None:
+            return await step
+        left = deadline - self.clock()
+        if left <= 0:
+            # MongoDB took the whole budget: Redis was not slow, so the cache stays on; the entry is not needed.
+            step.close()
+            return missed
+        try:
+            async with asyncio.timeout(left):
+                return await step
+        except TimeoutError as exc:
+            self.cache.health.failed(action, exc)
+            return missed
 
     def _stage(self, flt: Mapping[str, Any], fields: Mapping[str, Any], now: datetime) -> list[Any]:
         """`_set` encoded once, here: the size check reads the bytes that go on the wire, and PyMongo copies them
@@ -173,22 +212,26 @@ class Repository:
         server sends back). Returns `{"_id": ...}`."""
         flt = self._filter(key)
         update = self._stage(flt, fields, datetime.now(timezone.utc))
-        doc = await self._find_one_and_update(key, update, upsert=True)
+        deadline = self._deadline()
+        doc = await self._find_one_and_update(key, update, upsert=True, deadline=deadline)
         assert doc is not None  # an upsert that returns nothing is retried, then raised, by _find_one_and_update
         if self.cache:
-            await self.cache.set(key, doc["_id"])
+            await self._cache_step(self.cache.set(key, doc["_id"]), deadline, "write", None)
         return doc
 
     async def soft_delete(self, key: Key) -> bool:
         """Mark `removed` on the column and in the payload; a missing key is a no-op (no upsert)."""
-        doc = await self._find_one_and_update(key, _soft_delete(datetime.now(timezone.utc)), upsert=False)
+        deadline = self._deadline()
+        doc = await self._find_one_and_update(key, _soft_delete(datetime.now(timezone.utc)), upsert=False,
+                                              deadline=deadline)
         if doc is not None and self.cache:
-            await self.cache.set(key, doc["_id"])
+            await self._cache_step(self.cache.set(key, doc["_id"]), deadline, "write", None)
         return doc is not None
 
-    async def _find_one_and_update(self, key: Key, update: list[Any], *, upsert: bool) -> dict[str, Any] | None:
+    async def _find_one_and_update(self, key: Key, update: list[Any], *, upsert: bool,
+                                   deadline: float | None = None) -> dict[str, Any] | None:
         flt = self._filter(key)
-        with self._bounded():
+        with self._bounded(deadline):
             return await self._find_one_and_update_attempts(flt, update, upsert=upsert)
 
     async def _find_one_and_update_attempts(self, flt: dict[str, Any], update: list[Any], *,
@@ -198,7 +241,7 @@ class Repository:
                 doc = await self.collection.find_one_and_update(
                     flt, update, projection=_ID_ONLY, upsert=upsert, return_document=ReturnDocument.AFTER)
             except DuplicateKeyError as exc:
-                if attempt == ATTEMPTS:
+                if attempt == ATTEMPTS or not self._ours({"code": exc.code, **(exc.details or {})}):
                     raise self._fail("upsert", exc) from exc
                 log.debug("duplicate-key race on %s, retrying", self.collection.name)
                 continue
@@ -209,7 +252,7 @@ class Repository:
             # An upsert asked for AFTER must return the document; a server that loses it in a race gets the
             # same idempotent update again rather than a caller left without the written document.
             log.warning("%s returned no document for an upsert, retrying", self.collection.name)
-        raise StorageError(f"upsert on {self.collection.name} returned no document after {ATTEMPTS} attempts")
+        raise NotWritten(f"upsert on {self.collection.name} returned no document after {ATTEMPTS} attempts")
 
     def projection(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """A read's projection with the key fields added, so that a cached `_id` can be checked against the key.
@@ -224,10 +267,11 @@ class Repository:
         if projection is not None and not keyed:
             projection = self.projection(projection)
         cache = self.cache
-        cached = await cache.get(key) if cache else None
+        deadline = self._deadline()
+        cached = await self._cache_step(cache.get(key), deadline, "read", None) if cache else None
         try:
-            # The Redis lookup above has its own timeout; the id read and the key query share this one.
-            with self._bounded():
+            # One deadline for the whole call: the id read and the key query get what the Redis lookup left.
+            with self._bounded(deadline):
                 if cache and type(cached) is str:
                     doc = await self._by_id(cached, projection)
                     if doc is not None and self._matches(doc, key):
@@ -241,9 +285,9 @@ class Repository:
             raise self._fail("read", exc) from exc
         if cache:
             if doc is not None:
-                await cache.set(key, doc["_id"])
+                await self._cache_step(cache.set(key, doc["_id"]), deadline, "write", None)
             elif type(cached) is str:
-                await cache.forget(key)
+                await self._cache_step(cache.forget(key), deadline, "delete", None)
         return doc
 
     async def _by_id(self, doc_id: str, projection: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -317,11 +361,8 @@ class Repository:
                 result = await self.collection.insert_many(list(docs), ordered=False)
             return len(result.inserted_ids)
         except BulkWriteError as exc:
-            # Only a duplicate of OUR key means "stored already": a duplicate on another unique index (the
-            # original's exchange-less candle index, say) is a refusal, and raises like any other.
-            ours = set(self.key_fields)
-            refused = [e for e in exc.details.get("writeErrors", [])
-                       if e.get("code") != DUPLICATE_KEY or set(e.get("keyPattern") or ()) != ours]
+            # Only a duplicate of OUR key means "stored already" (see `_ours`).
+            refused = [e for e in exc.details.get("writeErrors", []) if not self._ours(e)]
             if refused or exc.details.get("writeConcernErrors"):
                 raise self._fail("insert", exc) from exc
             inserted: int = exc.details.get("nInserted", 0)
@@ -414,9 +455,10 @@ class Repository:
             except BulkWriteError as exc:
                 # Replayed ops that already landed count as matched the second time, so only inserts carry over.
                 done += BulkCounts(exc.details.get("nUpserted", 0), 0)
-                # Every op is an idempotent upsert, so a batch that lost a duplicate-key race can be replayed whole.
-                codes = {e.get("code") for e in exc.details.get("writeErrors", [])}
-                if codes != {DUPLICATE_KEY} or attempt == ATTEMPTS:
+                # Every op is an idempotent upsert, so a batch that lost a duplicate-key race on our key can be
+                # replayed whole; any other refusal is final.
+                errors = exc.details.get("writeErrors", [])
+                if not errors or not all(self._ours(e) for e in errors) or attempt == ATTEMPTS:
                     raise self._fail("bulk write", exc) from exc
             except PyMongoError as exc:
                 raise self._fail("bulk write", exc) from exc
