@@ -27,6 +27,7 @@ from pymongo import AsyncMongoClient, monitoring
 
 from backtest_store import Store
 from backtest_store.analysis import TRADE_COLUMNS, Analysis
+from backtest_store.analysis.tearsheet import pnl_at
 from backtest_store.cli import main
 from backtest_store.errors import InvalidInput
 
@@ -191,6 +192,61 @@ async def test_summary_by_hand(store: Store) -> None:
     in_cost = (await store.analysis(strategy="alpha").summary("cost")).iloc[0]
     assert (in_cost["total_pnl"], in_cost["max_drawdown"], in_cost["profit_factor"]) == pytest.approx(
         (1.5, 4, 5.5 / 4))
+
+
+async def test_tearsheet_by_hand(store: Store) -> None:
+    await write_fixture(store)
+    await write_candles(store)
+    sheet = await store.analysis().tearsheet()
+    # One fall: from the peak 3 (B1's close, 00:20) to -1 (A3's close, 00:40), never recovered by the last close.
+    (period,) = sheet.drawdowns.to_dict("records")
+    assert (period["start"], period["trough"], period["recovery"]) == (
+        pd.Timestamp("2025-03-01T00:20Z"), pd.Timestamp("2025-03-01T00:40Z"), pd.NaT)
+    assert (period["depth"], period["duration"], period["trades"]) == (4, pd.Timedelta(minutes=50), 5)
+    assert sheet.monthly.loc[2025, "Mar"] == pytest.approx(1) and sheet.monthly.loc[2025, "year"] == pytest.approx(1)
+    assert pd.isna(sheet.monthly.loc[2025, "Feb"])
+    # Close order 2, 1, -1, -3, 0, 1.5, 0.5: two wins (3), two losses (-4), and a run of two wins now.
+    assert sheet.streaks == pytest.approx({"max_wins": 2, "max_wins_pnl": 3, "max_losses": 2, "max_losses_pnl": -4,
+                                           "current": 2})
+    assert list(sheet.sides["trades"]) == [4, 3, 7] and list(sheet.sides.index) == ["long", "short", "all"]
+    assert sheet.sides.loc["short", "total_pnl"] == pytest.approx(1.5)
+    best, worst = sheet.extremes(2)
+    assert list(best["signal_id"]) == ["A1", "A4"] and list(worst["signal_id"]) == ["A3", "A2"]
+    # In market: alpha 25 of 60 min, beta 28 of 65, together 48 of 70 (overlaps counted once).
+    exposure = sheet.exposure.set_index("strategy")
+    assert list(exposure["in_market"]) == [pd.Timedelta(minutes=m) for m in (25, 28, 48)]
+    assert list(exposure["exposure"]) == pytest.approx([2500 / 60, 2800 / 65, 4800 / 70])
+    assert list(sheet.curves) == ["alpha", "beta", "(all)"]
+    assert list(sheet.curves["beta"]["equity"]) == pytest.approx([1, 1, 1.5])
+    assert list(sheet.trades["mae_percentage"]) == [0] * 7  # the fixture's _fall never moved
+    # Open and pending signals: listed apart, never trades.
+    (position,) = sheet.positions.to_dict("records")
+    assert (position["signal_id"], position["last_candle"], position["last_price"]) == (
+        "A5", pd.Timestamp("2025-03-01T01:29Z"), 189.5)  # the 90th candle closes at 100.5 + 89
+    assert position["unrealized_pnl"] == pytest.approx(pnl_at("long", 100, 189.5))
+    assert position["unrealized_pnl_cost"] == pytest.approx(position["unrealized_pnl"])  # cost 100
+    assert list(zip(sheet.pending["signal_id"], sheet.pending["status"])) == [("B5", "cancelled"), ("B4", "scheduled")]
+    assert sheet.headline()["trades"] == 7 and sheet.headline()["open_positions"] == 1
+    assert (sheet.headline()["scheduled"], sheet.headline()["cancelled"]) == (1, 1)
+    assert set(sheet.figures()) == {"equity by strategy", "pnl distribution", "trade durations", "mae/mfe"}
+    assert json.loads(json.dumps(sheet.to_dict(), allow_nan=False))["open_positions"][0]["signal_id"] == "A5"
+    # A position without stored candles has no unrealized pnl, and is still listed.
+    other = await store.analysis(strategy="alpha", exchange="ex").positions(interval="5m")
+    assert len(other) == 1 and pd.isna(other.loc[0, "unrealized_pnl"])
+
+
+async def test_compare_two_strategies_and_backtest_with_live(store: Store) -> None:
+    await write_fixture(store)
+    comparison = await store.analysis(strategy="alpha").compare(store.analysis(strategy="beta"))
+    table = comparison.table()
+    assert list(table.loc["trades"]) == [4, 3, -1]
+    assert list(table.loc["total_pnl"]) == pytest.approx([-0.5, 1.5, 2])
+    assert [t.name for t in comparison.figure().data] == ["backtest, strategy alpha", "backtest, strategy beta"]
+    live = await store.analysis(strategy="alpha").compare(store.analysis("live", strategy="alpha"))
+    assert list(live.table().loc["total_pnl"]) == pytest.approx([-0.5, 9, 9.5])
+    assert ("Total PnL (%)", "-0.50", "9.00", "9.50") in live.rows()
+    assert json.loads(json.dumps(live.to_dict(), allow_nan=False))["figures"]["trades"] == {
+        "a": 4, "b": 1, "difference": -3}
 
 
 async def test_trades_stream_through_the_cursor_in_batches(store: Store) -> None:

@@ -40,11 +40,11 @@ def drawdown_periods(equity: pd.DataFrame, top: int | None = None) -> pd.DataFra
         while i < n and drawdown[i] < 0:
             i += 1
         low = begin + int(np.argmin(drawdown[begin:i]))
-        start = times[begin - 1] if begin > 0 else pd.NaT
-        recovery = times[i] if i < n else pd.NaT
-        end = recovery if i < n else times[n - 1]
+        start: Any = times[begin - 1] if begin > 0 else pd.NaT
+        recovery: Any = times[i] if i < n else pd.NaT
+        end: Any = recovery if i < n else times[n - 1]
         rows.append({"start": start, "trough": times[low], "recovery": recovery, "depth": -float(drawdown[low]),
-                     "duration": end - start if start is not pd.NaT else pd.NaT,
+                     "duration": pd.NaT if start is pd.NaT else pd.Timestamp(end) - pd.Timestamp(start),
                      "trades": (i if i < n else n - 1) - begin + 1})
     frame = pd.DataFrame(rows, columns=list(DRAWDOWN_COLUMNS))
     frame = frame.sort_values("depth", ascending=False, kind="stable").reset_index(drop=True)
@@ -78,7 +78,8 @@ def histogram(values: Any, bins: int = 20) -> pd.DataFrame:
 
 
 def durations_minutes(trades: pd.DataFrame) -> pd.Series:
-    return (trades["duration"].dt.total_seconds() / 60).astype("Float64")
+    minutes: pd.Series = (trades["duration"].dt.total_seconds() / 60).astype("Float64")
+    return minutes
 
 
 def by_side(trades: pd.DataFrame, unit: str = "percentage") -> pd.DataFrame:
@@ -146,8 +147,12 @@ def exposure(trades: pd.DataFrame) -> pd.DataFrame:
 
 def strategy_curves(trades: pd.DataFrame, unit: str = "percentage") -> dict[str, pd.DataFrame]:
     """The equity curve (`equity_of`) of each strategy, by name (a missing name is `?`)."""
-    return {("?" if name is pd.NA else str(name)): equity_of(group, unit)
+    return {("?" if _na(name) else str(name)): equity_of(group, unit)
             for name, group in trades.groupby("strategy", dropna=False, sort=True)}
+
+
+def _na(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def pnl_at(side: Any, price_open: float, price: float, fee: float = FEE, slippage: float = SLIPPAGE) -> float:
@@ -168,16 +173,23 @@ def unrealized(positions: pd.DataFrame, last: dict[tuple[str, str], tuple[pd.Tim
     `last_price` (its close), `unrealized_pnl` (% as backtest-kit computes it, at that price, from the average
     entry when the row has one) and `unrealized_pnl_cost` (that % of the cost); NA without a stored candle."""
     out = positions.copy()
-    times, prices, pnl = [], [], []
-    for row in positions.itertuples(index=False):
-        found = last.get((str(row.symbol), str(row.exchange)))
-        entry = row.pnl_price_open if row.pnl_price_open is not pd.NA and row.pnl_price_open > 0 else row.price_open
-        if found is None or entry is pd.NA:
-            times.append(pd.NaT), prices.append(math.nan), pnl.append(math.nan)
+    times: list[int] = []
+    prices: list[float] = []
+    pnl: list[float] = []
+    for row in positions.to_dict("records"):
+        found = last.get((str(row["symbol"]), str(row["exchange"])))
+        average, first = row["pnl_price_open"], row["price_open"]
+        entry: Any = average if not _na(average) and average > 0 else first
+        if found is None or _na(entry):
+            times.append(-(2**63))
+            prices.append(math.nan)
+            pnl.append(math.nan)
             continue
-        times.append(found[0]), prices.append(found[1])
-        pnl.append(pnl_at(row.side, float(entry), found[1], fee, slippage))
-    out["last_candle"] = pd.Series(pd.to_datetime(times, utc=True), index=out.index, dtype="datetime64[ms, UTC]")
+        times.append(found[0].value // 1_000_000)
+        prices.append(found[1])
+        pnl.append(pnl_at(row["side"], float(entry), found[1], fee, slippage))
+    stamps = np.array(times, dtype="int64").view("datetime64[ms]")
+    out["last_candle"] = pd.Series(stamps, index=out.index).dt.tz_localize("UTC")
     out["last_price"] = pd.array(np.array(prices, dtype="float64"), dtype="Float64")
     out["unrealized_pnl"] = pd.array(np.array(pnl, dtype="float64"), dtype="Float64")
     out["unrealized_pnl_cost"] = out["unrealized_pnl"] * out["cost"] / 100
