@@ -31,7 +31,7 @@ from backtest_store.analysis.tearsheet import pnl_at
 from backtest_store.cli import main
 from backtest_store.errors import InvalidInput
 
-from .browser import screenshot_colours
+from .browser import overflowing, screenshot_colours
 from .realdata import load_ts_original, unpack_dump
 
 NOTEBOOK = Path(__file__).parent.parent / "examples" / "results.ipynb"
@@ -312,7 +312,7 @@ async def test_plots_have_their_traces_and_save_offline(store: Store, tmp_path: 
     assert list(report.charts) == ["BTCUSDT on ex (1m)", "BTCUSDT on other (1m)", "ETHUSDT on ex (1m)"]
     assert any("ETHUSDT on ex (1m): no candles" in n for n in report.notes)
     page = Path(report.write_html(tmp_path / "r.html")).read_text()
-    assert "<script src" not in page and page.count("Plotly.newPlot") == 4
+    assert "<script src" not in page and page.count("Plotly.newPlot") == 4 + 4  # equity, 3 charts, the tearsheet's 4
     assert json.loads(report.to_json())["summary"][1]["profit_factor"] is None  # inf is null, as the framework writes
 
 
@@ -463,22 +463,30 @@ async def test_report_command_on_the_real_dump(real_dump: RealDump, tmp_path: Pa
     assert "Stored in backtest mode: strategy: limit-short, walk-long" in " ".join(capsys.readouterr().out.split())
 
     page = html.read_text()
-    assert "<script src" not in page and page.count("Plotly.newPlot") == 3  # equity + one chart per symbol
+    assert "<script src" not in page and page.count("Plotly.newPlot") == 3 + 4  # equity + one chart per symbol + the tearsheet's 4
 
 
 @pytest.mark.browser
 async def test_report_html_renders_offline_in_chromium(real_dump: RealDump, tmp_path: Path,
                                                        no_configuration: None) -> None:
-    """Rendered offline by headless Chromium: plotly drew its plot areas and the equity line."""
+    """Rendered offline by headless Chromium: plotly drew its plot areas and the equity line, and nothing is wider
+    than a 1,400 px window (the check itself sees the same page overflow a 600 px one)."""
     html = tmp_path / "report.html"
     assert await cli("report", "--data-dir", str(real_dump.data), "--html", str(html)) == 0
-    colours = screenshot_colours(html, tmp_path, (1200, 900))
-    non_white = 1200 * 900 - colours[b"\xff\xff\xff"]
+    size = (1400, 1600)
+    colours = screenshot_colours(html, tmp_path, size)
+    non_white = size[0] * size[1] - colours[b"\xff\xff\xff"]
     plot_area = colours[bytes((0xE5, 0xEC, 0xF6))]  # plotly's default plot background
     equity_line = colours[bytes((0x1F, 0x77, 0xB4))]  # the equity trace
-    assert non_white > 1200 * 900 // 5, f"the page looks blank: {non_white} non-white pixels"
+    assert non_white > size[0] * size[1] // 5, f"the page looks blank: {non_white} non-white pixels"
     assert plot_area > 100_000, f"no plot area drawn: {plot_area} pixels of plotly's background"
     assert equity_line > 200, f"no equity line drawn: {equity_line} pixels"
+    assert overflowing(html, tmp_path, 1400) == []
+    assert any(found.startswith("table ends at") for found in overflowing(html, tmp_path, 600))
+    compared = tmp_path / "compared.html"
+    assert await cli("report", "--data-dir", str(real_dump.data), "--strategy", "walk-long", "--compare", "mode=live",
+                     "--html", str(compared)) == 0
+    assert overflowing(compared, tmp_path, 1400) == []
 
 
 async def test_report_command_refuses_bad_input_with_one_line(tmp_path: Path, no_configuration: None,
