@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -368,6 +369,27 @@ class RealDump:
     notebook: Any  # examples/results.ipynb, executed
 
 
+async def execute_notebook(path: Path, cwd: Path, env: pytest.MonkeyPatch) -> Any:
+    """Run a notebook headless as an analyst runs it, in `cwd`, with nothing configured but what `env` sets."""
+    from ipykernel.kernelspec import write_kernel_spec
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    for name in CONFIGURATION:
+        env.delenv(name, raising=False)
+    # The kernel imports this checkout's backtest_store, whichever one the environment has installed.
+    env.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(NOTEBOOK.parent.parent),
+                                                           os.environ.get("PYTHONPATH")))))
+    # A kernelspec of our own, so the kernel is this venv's python whatever else is installed.
+    write_kernel_spec(cwd / "kernels" / "backtest-store-test")
+    km = AsyncKernelManager(kernel_name="backtest-store-test",
+                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(cwd / "kernels")]))
+    notebook = nbformat.read(path, as_version=4)
+    await NotebookClient(notebook, km=km, timeout=180, resources={"metadata": {"path": str(cwd)}}).async_execute()
+    return notebook
+
+
 @pytest.fixture(scope="module")
 async def real_dump(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RealDump]:
     """The real backtest-kit dump, imported by the example notebook into the embedded servers of a data directory.
@@ -376,30 +398,14 @@ async def real_dump(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[R
     import (once for this file: it is most of the file's time). The servers, started here, stay up for the
     module, so that the figures and the `report` command are checked on the same data.
     """
-    from ipykernel.kernelspec import write_kernel_spec
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import AsyncKernelManager
-    from nbclient import NotebookClient
-
     root = tmp_path_factory.mktemp("real-dump")
     dump, data = unpack_dump(root), root / "data"
     store = await Store.local(data)
     try:
         with pytest.MonkeyPatch.context() as env:
-            for name in CONFIGURATION:
-                env.delenv(name, raising=False)
             env.setenv("BACKTEST_STORE_DATA_DIR", str(data))
             env.setenv("BACKTEST_STORE_DUMP", str(dump))
-            # The kernel imports this checkout's backtest_store, whichever one the environment has installed.
-            env.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(NOTEBOOK.parent.parent),
-                                                                   os.environ.get("PYTHONPATH")))))
-            # A kernelspec of our own, so the kernel is this venv's python whatever else is installed.
-            write_kernel_spec(root / "kernels" / "backtest-store-test")
-            km = AsyncKernelManager(kernel_name="backtest-store-test",
-                                    kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(root / "kernels")]))
-            notebook = nbformat.read(NOTEBOOK, as_version=4)
-            await NotebookClient(notebook, km=km, timeout=120,
-                                 resources={"metadata": {"path": str(root)}}).async_execute()
+            notebook = await execute_notebook(NOTEBOOK, root, env)
         yield RealDump(store, dump, data, notebook)
     finally:
         await store.close()
@@ -534,3 +540,38 @@ async def test_notebook_runs_headless_after_import_dump(real_dump: RealDump) -> 
     assert traces("plot-trades") == [("candlestick", "candles"), ("scatter", "entries"), ("scatter", "exits")]
     assert text("candles").startswith("60 2025-03-01 00:00:00+00:00 2025-03-01 00:59:00+00:00")
     assert "take_profit" in text("live") and "walk-long" in text("live")
+    # The live session's open position, with its unrealized pnl; backtest and live side by side.
+    assert "BTCUSDT" in text("positions") and "long" in text("positions")
+    assert "Drawdown periods" in "".join(o.get("data", {}).get("text/html", "") for o in cells["tearsheet"].outputs)
+
+
+def _outputs(notebook: Any) -> dict[str, list[Any]]:
+    return {cell.id: cell.outputs for cell in notebook.cells if cell.cell_type == "code"}
+
+
+async def test_notebook_runs_on_a_fresh_clone_after_the_demo(tmp_path: Path, no_configuration: None,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """README's path: a clone, `backtest-store demo` at its root (data in ./.backtest-store), then the notebook,
+    with no dump and nothing configured; every figure also carries a static SVG for viewers without plotly.js."""
+    clone = tmp_path / "clone"
+    (clone / "examples").mkdir(parents=True)
+    notebook = Path(shutil.copy(NOTEBOOK, clone / "examples"))
+    assert await cli("demo", "--data-dir", str(clone / ".backtest-store"), "--symbols", "2", "--minutes", "600",
+                     "--json") == 0
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("BACKTEST_STORE_DATA_DIR", "BACKTEST_STORE_DUMP"):
+            env.delenv(name, raising=False)
+        ran = _outputs(await execute_notebook(notebook, clone / "examples", env))
+    assert not (clone / "dump").exists()
+    assert "no dump at" in ran["import"][0]["text"]
+    figures = [o for outputs in ran.values() for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(figures) == 5  # equity, the tearsheet's equity by strategy and MAE/MFE, the comparison, a trades chart
+    for figure in figures:
+        svg = figure["data"]["image/svg+xml"]
+        assert svg.startswith("<svg") and ("<polyline" in svg or "<circle" in svg), svg[:300]
+    (sheet,) = [o["data"]["text/html"] for o in ran["tearsheet"] if "text/html" in o.get("data", {})]
+    for section in ("Drawdown periods", "Monthly PnL", "Long vs short", "Open positions", "Trade list"):
+        assert section in sheet
+    assert "demo-momentum" in "".join(o.get("data", {}).get("text/plain", "") for o in ran["trades"])
+    assert "Trades" in "".join(o.get("data", {}).get("text/html", "") for o in ran["compare"])

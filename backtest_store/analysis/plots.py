@@ -62,7 +62,7 @@ def equity_figure(equity: pd.DataFrame, title: str = "Equity", unit: str = "perc
     fig.update_layout(title=title, height=520, hovermode="x unified", margin={"l": 60, "r": 20, "t": 50, "b": 40},
                       legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
     fig.update_yaxes(title_text=f"equity ({label})", row=1, col=1)
-    fig.update_yaxes(title_text="drawdown", row=2, col=1)
+    fig.update_yaxes(title_text=f"drawdown ({label})", row=2, col=1)
     fig.update_xaxes(title_text="close time (UTC)" if timed else "trade", row=2, col=1)
     return fig
 
