@@ -440,6 +440,33 @@ async def test_real_dump_figures_match_its_storage_files(real_dump: RealDump) ->
     assert backtest.iloc[-1]["total_pnl"] == pytest.approx(backtest.iloc[:-1]["total_pnl"].sum())
 
 
+async def test_real_dump_open_positions_and_pending_signals(real_dump: RealDump) -> None:
+    store, dump = real_dump.store, real_dump.dump
+    live = storage_rows(dump, "live")
+    (opened,) = [r for r in live if r["status"] == "opened"]
+    positions = await store.analysis("live").positions()
+    assert list(positions["signal_id"]) == [opened["id"]]
+    position = positions.iloc[0]
+    candles = await store.analysis("live").candles(opened["symbol"], "1m", opened["exchangeName"])
+    assert position["last_candle"] == candles.index[-1] and position["last_price"] == candles["close"].iloc[-1]
+    assert position["pnl_percentage"] == opened["pnl"]["pnlPercentage"]
+    assert position["mae_percentage"] == opened["_fall"]["pnlPercentage"]
+    # The unrealized pnl is backtest-kit's own formula: at each stored pnl's close price, it gives the stored pnl.
+    for r in [opened, *(r for mode in ("backtest", "live") for r in storage_rows(dump, mode) if r["status"] == "closed")]:
+        pnl = r["pnl"]
+        assert pnl_at(r["position"], pnl["priceOpen"], pnl["priceClose"]) == pytest.approx(pnl["pnlPercentage"],
+                                                                                        abs=1e-9), r["id"]
+    assert position["unrealized_pnl"] == pytest.approx(pnl_at("long", opened["pnl"]["priceOpen"],
+                                                              candles["close"].iloc[-1]))
+    pending = {mode: Counter((await store.analysis(mode).pending())["status"]) for mode in ("backtest", "live")}
+    assert pending == {"backtest": {"cancelled": 5}, "live": {"scheduled": 1}}
+    assert (await store.analysis().positions()).empty
+    sheet = await store.analysis().tearsheet()
+    assert len(sheet.trades) == 39 and sheet.headline()["cancelled"] == 5
+    assert sheet.trades["mae_percentage"].notna().all() and (sheet.trades["mae_percentage"] <= 0).all()
+    assert (sheet.trades["mfe_percentage"] >= 0).all()
+
+
 async def cli(*argv: str) -> int:
     # The command calls asyncio.run, which needs a thread without a running loop.
     return await asyncio.to_thread(main, list(argv))
@@ -467,6 +494,19 @@ async def test_report_command_on_the_real_dump(real_dump: RealDump, tmp_path: Pa
 
     assert await cli("report", "--data-dir", str(data), "--strategy", "nope") == 0
     assert "Stored in backtest mode: strategy: limit-short, walk-long" in " ".join(capsys.readouterr().out.split())
+
+    # The tearsheet in the terminal: the live session's open position and scheduled signal, never trades.
+    assert await cli("report", "--data-dir", str(data), "--mode", "live") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "live: 1 closed signal" in out and "open positions (not counted as trades)" in out
+    assert "scheduled and cancelled signals" in out and "scheduled" in out.split("scheduled and cancelled")[1]
+    # A backtest and its live session side by side.
+    assert await cli("report", "--data-dir", str(data), "--strategy", "walk-long", "--compare", "mode=live",
+                     "--json") == 0
+    compared = json.loads(capsys.readouterr().out)["comparison"]
+    assert (compared["a"], compared["b"]) == ("backtest, strategy walk-long", "live, strategy walk-long")
+    assert compared["figures"]["trades"] == {"a": 23, "b": 1, "difference": -22}
+    assert compared["figures"]["open_positions"] == {"a": 0, "b": 1, "difference": 1}
 
     page = html.read_text()
     assert "<script src" not in page and page.count("Plotly.newPlot") == 3 + 4  # equity + one chart per symbol + the tearsheet's 4
@@ -501,7 +541,9 @@ async def test_report_command_refuses_bad_input_with_one_line(tmp_path: Path, no
     # Refused before any server is reached (no --data-dir servers are started for them).
     for argv, message in ((("--html", str(tmp_path / "missing" / "r.html")), "does not exist"),
                           (("--html", str(tmp_path)), "is a directory"),
-                          (("--interval", "7m"), "interval '7m'"), (("--strategy", ""), "--strategy must not be empty")):
+                          (("--interval", "7m"), "interval '7m'"), (("--strategy", ""), "--strategy must not be empty"),
+                          (("--compare", "strategy"), "give KEY=VALUE pairs"),
+                          (("--compare", "mode=paper"), "mode must be backtest or live")):
         assert await cli("report", "--data-dir", str(tmp_path / "data"), *argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("backtest-store: error: ") and message in err
