@@ -452,7 +452,8 @@ async def test_real_dump_open_positions_and_pending_signals(real_dump: RealDump)
     assert position["pnl_percentage"] == opened["pnl"]["pnlPercentage"]
     assert position["mae_percentage"] == opened["_fall"]["pnlPercentage"]
     # The unrealized pnl is backtest-kit's own formula: at each stored pnl's close price, it gives the stored pnl.
-    for r in [opened, *(r for mode in ("backtest", "live") for r in storage_rows(dump, mode) if r["status"] == "closed")]:
+    closed = [r for mode in ("backtest", "live") for r in storage_rows(dump, mode) if r["status"] == "closed"]
+    for r in [opened, *closed]:
         pnl = r["pnl"]
         assert pnl_at(r["position"], pnl["priceOpen"], pnl["priceClose"]) == pytest.approx(pnl["pnlPercentage"],
                                                                                         abs=1e-9), r["id"]
@@ -509,7 +510,8 @@ async def test_report_command_on_the_real_dump(real_dump: RealDump, tmp_path: Pa
     assert compared["figures"]["open_positions"] == {"a": 0, "b": 1, "difference": 1}
 
     page = html.read_text()
-    assert "<script src" not in page and page.count("Plotly.newPlot") == 3 + 4  # equity + one chart per symbol + the tearsheet's 4
+    # The equity, one chart per symbol, the tearsheet's 4.
+    assert "<script src" not in page and page.count("Plotly.newPlot") == 3 + 4
 
 
 @pytest.mark.browser

@@ -91,7 +91,8 @@ def trades_figure(candles: pd.DataFrame, trades: pd.DataFrame, title: str) -> An
         hovertext=[f"{r} {p:+.3f}% {i}" for r, p, i in zip(exits["close_reason"].fillna("?"), np.nan_to_num(pnl),
                                                           exits["signal_id"].fillna("?"))]))
     fig.update_layout(title=title, height=520, xaxis_rangeslider_visible=False,
-                      margin={"l": 60, "r": 20, "t": 50, "b": 40}, xaxis_title="time (UTC)", yaxis_title="price (quote currency)",
+                      margin={"l": 60, "r": 20, "t": 50, "b": 40}, xaxis_title="time (UTC)",
+                      yaxis_title="price (quote currency)",
                       legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
     return fig
 

@@ -44,9 +44,6 @@ def json_value(value: Any) -> Any:
     return value
 
 
-_cell = json_value  # the former name
-
-
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 

@@ -143,7 +143,8 @@ def svg(fig: Any, width: int = WIDTH, height: int = HEIGHT) -> str:
             return y1 - (value - lo) / (hi - lo) * (y1 - y0)
 
         parts.append(f"<rect x='{LEFT}' y='{y0:.1f}' width='{plot_w}' height='{y1 - y0:.1f}' fill='#e5ecf6'/>")
-        parts.append(f"<text x='{LEFT - 4}' y='{y0 + 10:.1f}' text-anchor='end'>{html.escape(_label(y_hi, False))}</text>")
+        parts.append(f"<text x='{LEFT - 4}' y='{y0 + 10:.1f}' text-anchor='end'>"
+                     f"{html.escape(_label(y_hi, False))}</text>")
         parts.append(f"<text x='{LEFT - 4}' y='{y1:.1f}' text-anchor='end'>{html.escape(_label(y_lo, False))}</text>")
         title = _title(layout.get("yaxis" + name[1:]))
         if title:

@@ -50,7 +50,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     parser.add_argument("--exchange", metavar="E", help="only this exchange")
     parser.add_argument("--frame", metavar="F", help="only this frame (backtest-kit's frameName)")
     parser.add_argument("--compare", metavar="KEY=VALUE[,...]",
-                        help=f"a second run beside the first: the first's filters with these changed ({', '.join(COMPARED)})")
+                        help="a second run beside the first: the first's filters with these changed "
+                             f"({', '.join(COMPARED)})")
     parser.add_argument("--trades", type=int, default=10, metavar="N",
                         help="latest trades listed in the terminal (default 10; the HTML and JSON list them all)")
     parser.add_argument("--html", metavar="PATH", help="also write the table and the plots to this HTML file")
@@ -92,7 +93,8 @@ def _other(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = part.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or key not in COMPARED:
-            raise InvalidInput(f"--compare {args.compare!r:.80}: give KEY=VALUE pairs, KEY one of {', '.join(COMPARED)}")
+            raise InvalidInput(f"--compare {args.compare!r:.80}: give KEY=VALUE pairs, KEY one of "
+                               f"{', '.join(COMPARED)}")
         if key == "mode" and value not in ("backtest", "live"):
             raise InvalidInput(f"--compare mode must be backtest or live, got {value!r:.40}")
         other[key] = value or None
