@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from .metrics import CLOSE_REASONS, NO_REASON
+from .tearsheet import MONTHS
 
 NULL = "—"
 
@@ -41,7 +42,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "current": ("Current run (+ wins / − losses)", "int"),
     "open_positions": ("Open positions", "int"), "scheduled": ("Scheduled signals", "int"),
     "cancelled": ("Cancelled signals", "int"), "count": ("Trades", "int"), "low": ("From", "number"),
-    "high": ("To", "number"),
+    "high": ("To", "number"), "Total": ("Total", "pct"),
+    **{month: (month, "pct") for month in MONTHS},
     **{reason: (reason.replace("_", " ").capitalize() + " (trades)", "int") for reason in (*CLOSE_REASONS, NO_REASON)},
 }
 

@@ -125,10 +125,13 @@ class Tearsheet:
         u, parts = self.unit, []
         best, worst = self.extremes()
         monthly = self.monthly
-        parts.append(_section("Drawdown periods", html_table(self.drawdowns.head(10), u),
-                              "Falls of the summed-pnl equity curve below its running peak, deepest first."))
+        drawdowns = self.drawdowns
+        parts.append(_section("Drawdown periods", html_table(drawdowns.head(10), u) if len(drawdowns)
+                              else "<p>None: the equity curve never fell below a previous peak.</p>",
+                              "Falls of the summed-pnl equity curve below its running peak, deepest first "
+                              "(the 10 deepest)."))
         parts.append(_section(f"Monthly PnL ({unit_label(u)})", html_table(
-            monthly.rename(columns={"year": "Year"}).astype("float64"), u, index="Year", css="months")
+            monthly.rename(columns={"year": "Total"}).astype("float64"), u, index="Year", css="months")
             if len(monthly) else "<p>No closed trades.</p>"))
         parts.append(_section("Long vs short", figure_table(
             {str(side): {str(k): v for k, v in row.items()} for side, row in self.sides.to_dict("index").items()},
