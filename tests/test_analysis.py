@@ -243,6 +243,9 @@ async def test_compare_two_strategies_and_backtest_with_live(store: Store) -> No
     assert list(table.loc["trades"]) == [4, 3, -1]
     assert list(table.loc["total_pnl"]) == pytest.approx([-0.5, 1.5, 2])
     assert [t.name for t in comparison.figure().data] == ["backtest, strategy alpha", "backtest, strategy beta"]
+    # Two frames: the fixture's rows are all in frame "f".
+    frames = await store.analysis(frame="f").compare(store.analysis(frame="other"))
+    assert list(frames.table().loc["trades"]) == [7, 0, -7] and frames.b.label == "backtest, frame other"
     live = await store.analysis(strategy="alpha").compare(store.analysis("live", strategy="alpha"))
     assert list(live.table().loc["total_pnl"]) == pytest.approx([-0.5, 9, 9.5])
     assert ("Total PnL (%)", "-0.50", "9.00", "9.50") in live.rows()
