@@ -310,11 +310,12 @@ class Store:
         return await audit(self.database, when, collection, limit=limit)
 
     def analysis(self, mode: str = "backtest", *, strategy: str | None = None, symbol: str | None = None,
-                 exchange: str | None = None) -> Any:
-        """Closed signals, equity, summaries, candles and plots of one mode, for notebooks (`notebook` extra)."""
+                 exchange: str | None = None, frame: str | None = None) -> Any:
+        """Closed signals, equity, summaries, tearsheet, open positions, candles and plots of one mode, for
+        notebooks (`notebook` extra)."""
         from .analysis import Analysis
 
-        return Analysis(self.database, mode, strategy=strategy, symbol=symbol, exchange=exchange)
+        return Analysis(self.database, mode, strategy=strategy, symbol=symbol, exchange=exchange, frame=frame)
 
     def repository(self, model: type[Item]) -> Repository:
         return self._repositories[model]

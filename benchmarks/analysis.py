@@ -8,6 +8,8 @@ its id, times and pnl varied) through the Storage adapter, then reads them back 
 2. `trades()` under tracemalloc: the peak of Python allocations while streaming, next to the DataFrame's own size;
 3. for comparison, a list of the full documents (what `trades()` avoids), under tracemalloc.
 
+Readers compared (ours, PyMongoArrow, plain PyMongo) on candles: `python benchmarks/readers.py`.
+
 Uses CC_MONGO_CONNECTION_STRING / CC_REDIS_* when set, otherwise embedded servers in a temporary directory.
 Writing 100k rows takes minutes on the embedded SecantusDB (a Python server): its timings are not MongoDB's.
 """

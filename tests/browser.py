@@ -82,3 +82,48 @@ def screenshot_colours(page: Path, tmp_path: Path, size: tuple[int, int]) -> Cou
     width, height, channels, pixels = png_pixels(png.read_bytes())
     assert (width, height) == size
     return Counter(pixels[i:i + 3] for i in range(0, len(pixels), channels))
+
+
+# Run in the page once it has loaded: every element whose content is wider than its box (a table cut off by its
+# scrolling wrapper, the page itself scrolling sideways), written into the DOM for --dump-dom to print.
+_OVERFLOW_PROBE = """<script>addEventListener('load', () => setTimeout(() => {
+  const found = [];
+  const page = document.documentElement;
+  if (page.scrollWidth > page.clientWidth + 1) found.push(`page ${page.scrollWidth} > ${page.clientWidth}`);
+  for (const el of document.body.querySelectorAll('*')) {
+    if (el.closest('.plotly, .js-plotly-plot, svg')) continue;  // plotly sizes its own layers
+    if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0 && getComputedStyle(el).overflowX !== 'visible')
+      found.push(`${el.tagName.toLowerCase()}.${el.className} ${el.scrollWidth} > ${el.clientWidth}`);
+    const box = el.getBoundingClientRect();
+    if (el.tagName === 'TABLE' && box.right > page.clientWidth + 1)
+      found.push(`table ends at ${Math.round(box.right)} > ${page.clientWidth}`);
+  }
+  const out = document.createElement('pre');
+  out.id = 'overflow-report';
+  out.textContent = JSON.stringify(found);
+  document.body.appendChild(out);
+}, 0));</script>"""
+
+
+def overflowing(page: Path, tmp_path: Path, width: int, height: int = 900) -> list[str]:
+    """What overflows sideways when `page` is shown in a `width` px window (empty when everything fits)."""
+    import json
+    import re
+
+    probed = tmp_path / f"probed-{width}.html"
+    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", _OVERFLOW_PROBE + "</body>", 1),
+                      encoding="utf-8")
+    done = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                           "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}", "--dump-dom",
+                           f"--window-size={width},{height}", "--virtual-time-budget=10000", probed.as_uri()],
+                          check=True, capture_output=True, timeout=120, text=True)
+    found = re.search(r'<pre id="overflow-report">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"the probe did not run: {done.stdout[-500:]}"
+    return list(json.loads(html_unescape(found[1])))
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)

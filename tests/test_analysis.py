@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -27,10 +28,11 @@ from pymongo import AsyncMongoClient, monitoring
 
 from backtest_store import Store
 from backtest_store.analysis import TRADE_COLUMNS, Analysis
+from backtest_store.analysis.tearsheet import pnl_at
 from backtest_store.cli import main
 from backtest_store.errors import InvalidInput
 
-from .browser import screenshot_colours
+from .browser import overflowing, screenshot_colours
 from .realdata import load_ts_original, unpack_dump
 
 NOTEBOOK = Path(__file__).parent.parent / "examples" / "results.ipynb"
@@ -193,6 +195,64 @@ async def test_summary_by_hand(store: Store) -> None:
         (1.5, 4, 5.5 / 4))
 
 
+async def test_tearsheet_by_hand(store: Store) -> None:
+    await write_fixture(store)
+    await write_candles(store)
+    sheet = await store.analysis().tearsheet()
+    # One fall: from the peak 3 (B1's close, 00:20) to -1 (A3's close, 00:40), never recovered by the last close.
+    (period,) = sheet.drawdowns.to_dict("records")
+    assert (period["start"], period["trough"], period["recovery"]) == (
+        pd.Timestamp("2025-03-01T00:20Z"), pd.Timestamp("2025-03-01T00:40Z"), pd.NaT)
+    assert (period["depth"], period["duration"], period["trades"]) == (4, pd.Timedelta(minutes=50), 5)
+    assert sheet.monthly.loc[2025, "Mar"] == pytest.approx(1) and sheet.monthly.loc[2025, "year"] == pytest.approx(1)
+    assert pd.isna(sheet.monthly.loc[2025, "Feb"])
+    # Close order 2, 1, -1, -3, 0, 1.5, 0.5: two wins (3), two losses (-4), and a run of two wins now.
+    assert sheet.streaks == pytest.approx({"max_wins": 2, "max_wins_pnl": 3, "max_losses": 2, "max_losses_pnl": -4,
+                                           "current": 2})
+    assert list(sheet.sides["trades"]) == [4, 3, 7] and list(sheet.sides.index) == ["long", "short", "all"]
+    assert sheet.sides.loc["short", "total_pnl"] == pytest.approx(1.5)
+    best, worst = sheet.extremes(2)
+    assert list(best["signal_id"]) == ["A1", "A4"] and list(worst["signal_id"]) == ["A3", "A2"]
+    # In market: alpha 25 of 60 min, beta 28 of 65, together 48 of 70 (overlaps counted once).
+    exposure = sheet.exposure.set_index("strategy")
+    assert list(exposure["in_market"]) == [pd.Timedelta(minutes=m) for m in (25, 28, 48)]
+    assert list(exposure["exposure"]) == pytest.approx([2500 / 60, 2800 / 65, 4800 / 70])
+    assert list(sheet.curves) == ["alpha", "beta", "(all)"]
+    assert list(sheet.curves["beta"]["equity"]) == pytest.approx([1, 1, 1.5])
+    assert list(sheet.trades["mae_percentage"]) == [0] * 7  # the fixture's _fall never moved
+    # Open and pending signals: listed apart, never trades.
+    (position,) = sheet.positions.to_dict("records")
+    assert (position["signal_id"], position["last_candle"], position["last_price"]) == (
+        "A5", pd.Timestamp("2025-03-01T01:29Z"), 189.5)  # the 90th candle closes at 100.5 + 89
+    assert position["unrealized_pnl"] == pytest.approx(pnl_at("long", 100, 189.5))
+    assert position["unrealized_pnl_cost"] == pytest.approx(position["unrealized_pnl"])  # cost 100
+    assert list(zip(sheet.pending["signal_id"], sheet.pending["status"])) == [("B5", "cancelled"), ("B4", "scheduled")]
+    assert sheet.headline()["trades"] == 7 and sheet.headline()["open_positions"] == 1
+    assert (sheet.headline()["scheduled"], sheet.headline()["cancelled"]) == (1, 1)
+    assert set(sheet.figures()) == {"equity by strategy", "pnl distribution", "trade durations", "mae/mfe"}
+    assert json.loads(json.dumps(sheet.to_dict(), allow_nan=False))["open_positions"][0]["signal_id"] == "A5"
+    # A position without stored candles has no unrealized pnl, and is still listed.
+    other = await store.analysis(strategy="alpha", exchange="ex").positions(interval="5m")
+    assert len(other) == 1 and pd.isna(other.loc[0, "unrealized_pnl"])
+
+
+async def test_compare_two_strategies_and_backtest_with_live(store: Store) -> None:
+    await write_fixture(store)
+    comparison = await store.analysis(strategy="alpha").compare(store.analysis(strategy="beta"))
+    table = comparison.table()
+    assert list(table.loc["trades"]) == [4, 3, -1]
+    assert list(table.loc["total_pnl"]) == pytest.approx([-0.5, 1.5, 2])
+    assert [t.name for t in comparison.figure().data] == ["backtest, strategy alpha", "backtest, strategy beta"]
+    # Two frames: the fixture's rows are all in frame "f".
+    frames = await store.analysis(frame="f").compare(store.analysis(frame="other"))
+    assert list(frames.table().loc["trades"]) == [7, 0, -7] and frames.b.label == "backtest, frame other"
+    live = await store.analysis(strategy="alpha").compare(store.analysis("live", strategy="alpha"))
+    assert list(live.table().loc["total_pnl"]) == pytest.approx([-0.5, 9, 9.5])
+    assert ("Total PnL (%)", "-0.50", "9.00", "9.50") in live.rows()
+    assert json.loads(json.dumps(live.to_dict(), allow_nan=False))["figures"]["trades"] == {
+        "a": 4, "b": 1, "difference": -3}
+
+
 async def test_trades_stream_through_the_cursor_in_batches(store: Store) -> None:
     """Scaled down from the 100k benchmark: the rows come in batches of a projected cursor, never whole."""
     rows = [row(f"S{i:03}", "s", "BTCUSDT", T0 + i * MIN, T0 + (i + 1) * MIN, 0.1, "take_profit",
@@ -256,7 +316,7 @@ async def test_plots_have_their_traces_and_save_offline(store: Store, tmp_path: 
     assert list(report.charts) == ["BTCUSDT on ex (1m)", "BTCUSDT on other (1m)", "ETHUSDT on ex (1m)"]
     assert any("ETHUSDT on ex (1m): no candles" in n for n in report.notes)
     page = Path(report.write_html(tmp_path / "r.html")).read_text()
-    assert "<script src" not in page and page.count("Plotly.newPlot") == 4
+    assert "<script src" not in page and page.count("Plotly.newPlot") == 4 + 4  # equity, 3 charts, the tearsheet's 4
     assert json.loads(report.to_json())["summary"][1]["profit_factor"] is None  # inf is null, as the framework writes
 
 
@@ -312,6 +372,27 @@ class RealDump:
     notebook: Any  # examples/results.ipynb, executed
 
 
+async def execute_notebook(path: Path, cwd: Path, env: pytest.MonkeyPatch) -> Any:
+    """Run a notebook headless as an analyst runs it, in `cwd`, with nothing configured but what `env` sets."""
+    from ipykernel.kernelspec import write_kernel_spec
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    for name in CONFIGURATION:
+        env.delenv(name, raising=False)
+    # The kernel imports this checkout's backtest_store, whichever one the environment has installed.
+    env.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(NOTEBOOK.parent.parent),
+                                                           os.environ.get("PYTHONPATH")))))
+    # A kernelspec of our own, so the kernel is this venv's python whatever else is installed.
+    write_kernel_spec(cwd / "kernels" / "backtest-store-test")
+    km = AsyncKernelManager(kernel_name="backtest-store-test",
+                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(cwd / "kernels")]))
+    notebook = nbformat.read(path, as_version=4)
+    await NotebookClient(notebook, km=km, timeout=180, resources={"metadata": {"path": str(cwd)}}).async_execute()
+    return notebook
+
+
 @pytest.fixture(scope="module")
 async def real_dump(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RealDump]:
     """The real backtest-kit dump, imported by the example notebook into the embedded servers of a data directory.
@@ -320,30 +401,14 @@ async def real_dump(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[R
     import (once for this file: it is most of the file's time). The servers, started here, stay up for the
     module, so that the figures and the `report` command are checked on the same data.
     """
-    from ipykernel.kernelspec import write_kernel_spec
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import AsyncKernelManager
-    from nbclient import NotebookClient
-
     root = tmp_path_factory.mktemp("real-dump")
     dump, data = unpack_dump(root), root / "data"
     store = await Store.local(data)
     try:
         with pytest.MonkeyPatch.context() as env:
-            for name in CONFIGURATION:
-                env.delenv(name, raising=False)
             env.setenv("BACKTEST_STORE_DATA_DIR", str(data))
             env.setenv("BACKTEST_STORE_DUMP", str(dump))
-            # The kernel imports this checkout's backtest_store, whichever one the environment has installed.
-            env.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(NOTEBOOK.parent.parent),
-                                                                   os.environ.get("PYTHONPATH")))))
-            # A kernelspec of our own, so the kernel is this venv's python whatever else is installed.
-            write_kernel_spec(root / "kernels" / "backtest-store-test")
-            km = AsyncKernelManager(kernel_name="backtest-store-test",
-                                    kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(root / "kernels")]))
-            notebook = nbformat.read(NOTEBOOK, as_version=4)
-            await NotebookClient(notebook, km=km, timeout=120,
-                                 resources={"metadata": {"path": str(root)}}).async_execute()
+            notebook = await execute_notebook(NOTEBOOK, root, env)
         yield RealDump(store, dump, data, notebook)
     finally:
         await store.close()
@@ -378,6 +443,34 @@ async def test_real_dump_figures_match_its_storage_files(real_dump: RealDump) ->
     assert backtest.iloc[-1]["total_pnl"] == pytest.approx(backtest.iloc[:-1]["total_pnl"].sum())
 
 
+async def test_real_dump_open_positions_and_pending_signals(real_dump: RealDump) -> None:
+    store, dump = real_dump.store, real_dump.dump
+    live = storage_rows(dump, "live")
+    (opened,) = [r for r in live if r["status"] == "opened"]
+    positions = await store.analysis("live").positions()
+    assert list(positions["signal_id"]) == [opened["id"]]
+    position = positions.iloc[0]
+    candles = await store.analysis("live").candles(opened["symbol"], "1m", opened["exchangeName"])
+    assert position["last_candle"] == candles.index[-1] and position["last_price"] == candles["close"].iloc[-1]
+    assert position["pnl_percentage"] == opened["pnl"]["pnlPercentage"]
+    assert position["mae_percentage"] == opened["_fall"]["pnlPercentage"]
+    # The unrealized pnl is backtest-kit's own formula: at each stored pnl's close price, it gives the stored pnl.
+    closed = [r for mode in ("backtest", "live") for r in storage_rows(dump, mode) if r["status"] == "closed"]
+    for r in [opened, *closed]:
+        pnl = r["pnl"]
+        assert pnl_at(r["position"], pnl["priceOpen"], pnl["priceClose"]) == pytest.approx(pnl["pnlPercentage"],
+                                                                                        abs=1e-9), r["id"]
+    assert position["unrealized_pnl"] == pytest.approx(pnl_at("long", opened["pnl"]["priceOpen"],
+                                                              candles["close"].iloc[-1]))
+    pending = {mode: Counter((await store.analysis(mode).pending())["status"]) for mode in ("backtest", "live")}
+    assert pending == {"backtest": {"cancelled": 5}, "live": {"scheduled": 1}}
+    assert (await store.analysis().positions()).empty
+    sheet = await store.analysis().tearsheet()
+    assert len(sheet.trades) == 39 and sheet.headline()["cancelled"] == 5
+    assert sheet.trades["mae_percentage"].notna().all() and (sheet.trades["mae_percentage"] <= 0).all()
+    assert (sheet.trades["mfe_percentage"] >= 0).all()
+
+
 async def cli(*argv: str) -> int:
     # The command calls asyncio.run, which needs a thread without a running loop.
     return await asyncio.to_thread(main, list(argv))
@@ -406,23 +499,45 @@ async def test_report_command_on_the_real_dump(real_dump: RealDump, tmp_path: Pa
     assert await cli("report", "--data-dir", str(data), "--strategy", "nope") == 0
     assert "Stored in backtest mode: strategy: limit-short, walk-long" in " ".join(capsys.readouterr().out.split())
 
+    # The tearsheet in the terminal: the live session's open position and scheduled signal, never trades.
+    assert await cli("report", "--data-dir", str(data), "--mode", "live") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "live: 1 closed signal" in out and "open positions (not counted as trades)" in out
+    assert "scheduled and cancelled signals" in out and "scheduled" in out.split("scheduled and cancelled")[1]
+    # A backtest and its live session side by side.
+    assert await cli("report", "--data-dir", str(data), "--strategy", "walk-long", "--compare", "mode=live",
+                     "--json") == 0
+    compared = json.loads(capsys.readouterr().out)["comparison"]
+    assert (compared["a"], compared["b"]) == ("backtest, strategy walk-long", "live, strategy walk-long")
+    assert compared["figures"]["trades"] == {"a": 23, "b": 1, "difference": -22}
+    assert compared["figures"]["open_positions"] == {"a": 0, "b": 1, "difference": 1}
+
     page = html.read_text()
-    assert "<script src" not in page and page.count("Plotly.newPlot") == 3  # equity + one chart per symbol
+    # The equity, one chart per symbol, the tearsheet's 4.
+    assert "<script src" not in page and page.count("Plotly.newPlot") == 3 + 4
 
 
 @pytest.mark.browser
 async def test_report_html_renders_offline_in_chromium(real_dump: RealDump, tmp_path: Path,
                                                        no_configuration: None) -> None:
-    """Rendered offline by headless Chromium: plotly drew its plot areas and the equity line."""
+    """Rendered offline by headless Chromium: plotly drew its plot areas and the equity line, and nothing is wider
+    than a 1,400 px window (the check itself sees the same page overflow a 600 px one)."""
     html = tmp_path / "report.html"
     assert await cli("report", "--data-dir", str(real_dump.data), "--html", str(html)) == 0
-    colours = screenshot_colours(html, tmp_path, (1200, 900))
-    non_white = 1200 * 900 - colours[b"\xff\xff\xff"]
+    size = (1400, 1600)
+    colours = screenshot_colours(html, tmp_path, size)
+    non_white = size[0] * size[1] - colours[b"\xff\xff\xff"]
     plot_area = colours[bytes((0xE5, 0xEC, 0xF6))]  # plotly's default plot background
     equity_line = colours[bytes((0x1F, 0x77, 0xB4))]  # the equity trace
-    assert non_white > 1200 * 900 // 5, f"the page looks blank: {non_white} non-white pixels"
+    assert non_white > size[0] * size[1] // 5, f"the page looks blank: {non_white} non-white pixels"
     assert plot_area > 100_000, f"no plot area drawn: {plot_area} pixels of plotly's background"
     assert equity_line > 200, f"no equity line drawn: {equity_line} pixels"
+    assert overflowing(html, tmp_path, 1400) == []
+    assert any(found.startswith("table ends at") for found in overflowing(html, tmp_path, 600))
+    compared = tmp_path / "compared.html"
+    assert await cli("report", "--data-dir", str(real_dump.data), "--strategy", "walk-long", "--compare", "mode=live",
+                     "--html", str(compared)) == 0
+    assert overflowing(compared, tmp_path, 1400) == []
 
 
 async def test_report_command_refuses_bad_input_with_one_line(tmp_path: Path, no_configuration: None,
@@ -431,7 +546,9 @@ async def test_report_command_refuses_bad_input_with_one_line(tmp_path: Path, no
     # Refused before any server is reached (no --data-dir servers are started for them).
     for argv, message in ((("--html", str(tmp_path / "missing" / "r.html")), "does not exist"),
                           (("--html", str(tmp_path)), "is a directory"),
-                          (("--interval", "7m"), "interval '7m'"), (("--strategy", ""), "--strategy must not be empty")):
+                          (("--interval", "7m"), "interval '7m'"), (("--strategy", ""), "--strategy must not be empty"),
+                          (("--compare", "strategy"), "give KEY=VALUE pairs"),
+                          (("--compare", "mode=paper"), "mode must be backtest or live")):
         assert await cli("report", "--data-dir", str(tmp_path / "data"), *argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("backtest-store: error: ") and message in err
@@ -470,3 +587,38 @@ async def test_notebook_runs_headless_after_import_dump(real_dump: RealDump) -> 
     assert traces("plot-trades") == [("candlestick", "candles"), ("scatter", "entries"), ("scatter", "exits")]
     assert text("candles").startswith("60 2025-03-01 00:00:00+00:00 2025-03-01 00:59:00+00:00")
     assert "take_profit" in text("live") and "walk-long" in text("live")
+    # The live session's open position, with its unrealized pnl; backtest and live side by side.
+    assert "BTCUSDT" in text("positions") and "long" in text("positions")
+    assert "Drawdown periods" in "".join(o.get("data", {}).get("text/html", "") for o in cells["tearsheet"].outputs)
+
+
+def _outputs(notebook: Any) -> dict[str, list[Any]]:
+    return {cell.id: cell.outputs for cell in notebook.cells if cell.cell_type == "code"}
+
+
+async def test_notebook_runs_on_a_fresh_clone_after_the_demo(tmp_path: Path, no_configuration: None,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """README's path: a clone, `backtest-store demo` at its root (data in ./.backtest-store), then the notebook,
+    with no dump and nothing configured; every figure also carries a static SVG for viewers without plotly.js."""
+    clone = tmp_path / "clone"
+    (clone / "examples").mkdir(parents=True)
+    notebook = Path(shutil.copy(NOTEBOOK, clone / "examples"))
+    assert await cli("demo", "--data-dir", str(clone / ".backtest-store"), "--symbols", "2", "--minutes", "600",
+                     "--json") == 0
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("BACKTEST_STORE_DATA_DIR", "BACKTEST_STORE_DUMP"):
+            env.delenv(name, raising=False)
+        ran = _outputs(await execute_notebook(notebook, clone / "examples", env))
+    assert not (clone / "dump").exists()
+    assert "no dump at" in ran["import"][0]["text"]
+    figures = [o for outputs in ran.values() for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(figures) == 5  # equity, the tearsheet's equity by strategy and MAE/MFE, the comparison, a trades chart
+    for figure in figures:
+        svg = figure["data"]["image/svg+xml"]
+        assert svg.startswith("<svg") and ("<polyline" in svg or "<circle" in svg), svg[:300]
+    (sheet,) = [o["data"]["text/html"] for o in ran["tearsheet"] if "text/html" in o.get("data", {})]
+    for section in ("Drawdown periods", "Monthly PnL", "Long vs short", "Open positions", "Trade list"):
+        assert section in sheet
+    assert "demo-momentum" in "".join(o.get("data", {}).get("text/plain", "") for o in ran["trades"])
+    assert "Trades" in "".join(o.get("data", {}).get("text/html", "") for o in ran["compare"])

@@ -27,9 +27,13 @@ from ..models import StorageItem
 from .frames import (
     BATCH_SIZE,
     OHLCV,
+    OPEN_STATUSES,
+    PENDING_STATUSES,
     TRADE_COLUMNS,
+    last_candle,
     mode_flag,
     read_candles,
+    read_signals,
     read_trades,
     time_ms,
     trades_match,
@@ -47,6 +51,8 @@ from .metrics import (
 )
 from .plots import TRACES, equity_figure, trades_figure
 from .report import Report
+from .sheet import Comparison, Tearsheet, tearsheet_of
+from .tearsheet import FEE, SLIPPAGE, unrealized
 
 PAD_CANDLES = 30  # candles shown before the first entry and after the last exit of a trades chart
 MAX_CANDLES = 5000  # per chart in `report()`: a longer run shows its last MAX_CANDLES candles
@@ -54,16 +60,18 @@ MAX_CHARTS = 20  # trades charts in `report()` (one per symbol and exchange)
 
 
 class Analysis:
-    """The closed signals of one mode (`"backtest"` or `"live"`), optionally of one strategy, symbol, exchange."""
+    """The closed signals of one mode (`"backtest"` or `"live"`), optionally of one strategy, symbol, exchange and
+    frame; open positions and scheduled or cancelled signals are read apart (`positions()`, `pending()`)."""
 
     def __init__(self, database: Database, mode: str = "backtest", *, strategy: str | None = None,
-                 symbol: str | None = None, exchange: str | None = None, batch_size: int = BATCH_SIZE) -> None:
+                 symbol: str | None = None, exchange: str | None = None, frame: str | None = None,
+                 batch_size: int = BATCH_SIZE) -> None:
         mode_flag(mode)
         self.database = database
         self.mode = mode
-        self.filters = {k: v for k, v in (("strategy", strategy), ("symbol", symbol), ("exchange", exchange))
-                        if v is not None}
-        self.match = trades_match(mode, strategy, symbol, exchange)
+        self.filters = {k: v for k, v in (("strategy", strategy), ("symbol", symbol), ("exchange", exchange),
+                                          ("frame", frame)) if v is not None}
+        self.match = trades_match(mode, strategy, symbol, exchange, frame)
         self.batch_size = validation.integer("batch_size", batch_size, minimum=1)
 
     def __repr__(self) -> str:
@@ -77,6 +85,43 @@ class Analysis:
         pnl_percentage, pnl_cost, cost, close_reason, multiplier, isolated, total_entries, total_partials`.
         Whatever a stored row lacks is NA."""
         return await read_trades(self.database, self.match, self.batch_size)
+
+    async def positions(self, interval: str = "1m", fee: float = FEE, slippage: float = SLIPPAGE) -> pd.DataFrame:
+        """The open positions (never counted as trades), one row each, with `last_candle`, `last_price` and
+        `unrealized_pnl` (%, backtest-kit's formula with its default fee and slippage, in %) and
+        `unrealized_pnl_cost` at the close of the latest stored `interval` candle of their symbol and exchange
+        (one query per symbol and exchange); `pnl_percentage` is the framework's own as of `updated_at`."""
+        validation.interval(interval)
+        positions = await read_signals(self.database, self._status(OPEN_STATUSES), self.batch_size)
+        last: dict[tuple[str, str], tuple[pd.Timestamp, float]] = {}
+        for symbol, exchange in positions[["symbol", "exchange"]].drop_duplicates().itertuples(index=False):
+            if symbol is pd.NA or exchange is pd.NA:
+                continue
+            found = await last_candle(self.database, symbol, interval, exchange)
+            if found is not None:
+                last[(symbol, exchange)] = (pd.Timestamp(found[0], unit="ms", tz="UTC"), found[1])
+        return unrealized(positions, last, fee, slippage)
+
+    async def pending(self) -> pd.DataFrame:
+        """Scheduled (waiting for their entry price) and cancelled signals, with a `status` column: never opened,
+        never counted as trades."""
+        return await read_signals(self.database, self._status(PENDING_STATUSES), self.batch_size)
+
+    async def tearsheet(self, unit: str = "percentage", interval: str = "1m") -> Tearsheet:
+        """Everything beyond the summary: equity per strategy, drawdown periods, monthly pnl, distributions,
+        MAE/MFE, long vs short, best and worst trades, streaks, exposure, open positions, pending signals and
+        the trade list (tables as DataFrames, `figures()` as plotly figures)."""
+        pnl_column(unit)
+        return tearsheet_of(self._title(None), await self.trades(), await self.positions(interval),
+                            await self.pending(), unit)
+
+    async def compare(self, other: "Analysis", unit: str = "percentage", interval: str = "1m") -> Comparison:
+        """This run and `other` side by side (two strategies, two frames, a backtest and its live session):
+        `table()` of figures, `figure()` of both equity curves."""
+        return Comparison(await self.tearsheet(unit, interval), await other.tearsheet(unit, interval))
+
+    def _status(self, statuses: tuple[str, ...]) -> dict[str, Any]:
+        return {**self.match, "payload.status": {"$in": list(statuses)}}
 
     async def equity(self, unit: str = "percentage") -> pd.DataFrame:
         """Per trade in close-time order: `pnl`, cumulative `equity`, running `peak` and `drawdown` (≤ 0)."""
@@ -141,15 +186,17 @@ class Analysis:
         return trades_figure(candles, _within(trades, start_ms, end_ms), f"{symbol} on {exchange} ({interval})")
 
     async def report(self, interval: str = "1m", unit: str = "percentage", max_candles: int = MAX_CANDLES,
-                     charts: bool = True) -> Report:
-        """The summary (with a total row when there are several groups), the equity figure, and one trades chart
-        per symbol and exchange (at most MAX_CHARTS, each at most `max_candles` candles, the latest; none with
-        `charts=False`, which reads no candles)."""
+                     charts: bool = True, compare: "Analysis | None" = None) -> Report:
+        """The summary (with a total row when there are several groups), the tearsheet, the equity figure, and one
+        trades chart per symbol and exchange (at most MAX_CHARTS, each at most `max_candles` candles, the latest;
+        none with `charts=False`, which reads no candles); `compare` sets another run beside this one."""
         pnl_column(unit)
         step = validation.INTERVAL_MINUTES[validation.interval(interval)] * 60_000
         max_candles = validation.integer("max_candles", max_candles, minimum=1)
-        trades = await self.trades()
-        summary = summary_of(trades, unit, total=trades[["strategy", "symbol"]].drop_duplicates().shape[0] > 1)
+        sheet = await self.tearsheet(unit, interval)
+        trades = sheet.trades
+        summary = sheet.summary
+        comparison = Comparison(sheet, await compare.tearsheet(unit, interval)) if compare is not None else None
         equity = equity_figure(equity_of(trades, unit), f"Equity: {self._title(len(trades))}", unit)
         figures: dict[str, Any] = {}
         notes: list[str] = []
@@ -178,10 +225,13 @@ class Analysis:
             if candles.empty:
                 notes.append(f"{name}: no candles stored for this window; entries and exits only.")
             figures[name] = trades_figure(candles, _within(mine, start, end), name)
-        return Report(self.mode, dict(self.filters), unit, len(trades), summary, equity, figures, notes)
+        return Report(self.mode, dict(self.filters), unit, len(trades), summary, equity, figures, notes, sheet,
+                      comparison)
 
-    def _title(self, trades: int) -> str:
+    def _title(self, trades: int | None) -> str:
         where = "".join(f", {k} {v}" for k, v in self.filters.items())
+        if trades is None:
+            return f"{self.mode}{where}"
         return f"{self.mode}{where}, {trades:,} closed signal{'' if trades == 1 else 's'}"
 
 
@@ -209,6 +259,7 @@ def _within(trades: pd.DataFrame, start: int | None, end: int | None) -> pd.Data
     return trades[inside(trades["open_time"]) | inside(trades["close_time"])]
 
 
-__all__ = ["ALL", "Analysis", "BATCH_SIZE", "CLOSE_REASONS", "MAX_CANDLES", "NO_REASON", "OHLCV", "Report",
+__all__ = ["ALL", "Analysis", "BATCH_SIZE", "CLOSE_REASONS", "Comparison", "MAX_CANDLES", "NO_REASON", "OHLCV",
+           "Report", "Tearsheet",
            "TRACES", "TRADE_COLUMNS", "equity_figure", "equity_of", "figures", "max_drawdown", "profit_factor",
            "summary_of", "trades_figure"]

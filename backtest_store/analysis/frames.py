@@ -50,11 +50,41 @@ TRADE_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("isolated", "isolated", "bool"),
     ("total_entries", "totalEntries", "int"),
     ("total_partials", "totalPartials", "int"),
+    # The best and worst pnl the signal reached while open (MFE / MAE), as the framework stores them.
+    ("mfe_percentage", "_peak.pnlPercentage", "float"),
+    ("mae_percentage", "_fall.pnlPercentage", "float"),
 )
 TRADE_COLUMNS: tuple[str, ...] = (*(name for name, _, _ in TRADE_FIELDS[:8]), "duration",
                                   *(name for name, _, _ in TRADE_FIELDS[8:]))
 TRADE_PROJECTION: dict[str, int] = {"_id": 0, "signalId": 1, **{f"payload.{path}": 1 for _, path, _ in TRADE_FIELDS}}
 OHLCV = ("open", "high", "low", "close", "volume")
+# Signals that are not closed: open positions, and scheduled (limit entry waiting) or cancelled ones.
+OPEN_STATUSES = ("opened",)
+PENDING_STATUSES = ("scheduled", "cancelled")
+SIGNAL_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("signal_id", "id", "str"),
+    ("status", "status", "str"),
+    ("strategy", "strategyName", "str"),
+    ("symbol", "symbol", "str"),
+    ("exchange", "exchangeName", "str"),
+    ("frame", "frameName", "str"),
+    ("side", "position", "str"),
+    ("scheduled_at", "scheduledAt", "time"),
+    ("open_time", "pendingAt", "time"),
+    ("updated_at", "updatedAt", "time"),
+    ("price_open", "priceOpen", "float"),
+    ("price_current", "currentPrice", "float"),
+    ("price_take_profit", "priceTakeProfit", "float"),
+    ("price_stop_loss", "priceStopLoss", "float"),
+    ("cost", "cost", "float"),
+    # The framework's pnl as of the row's last write (`updated_at`), and the average entry it was computed from.
+    ("pnl_percentage", "pnl.pnlPercentage", "float"),
+    ("pnl_cost", "pnl.pnlCost", "float"),
+    ("pnl_price_open", "pnl.priceOpen", "float"),
+    ("total_entries", "totalEntries", "int"),
+    ("mfe_percentage", "_peak.pnlPercentage", "float"),
+    ("mae_percentage", "_fall.pnlPercentage", "float"),
+)
 
 
 # -- values --------------------------------------------------------------------------------------------------------
@@ -147,19 +177,22 @@ class _Column:
 
 
 def _trade_frame(columns: dict[str, _Column]) -> pd.DataFrame:
-    data = {name: column.finish() for name, column in columns.items()}
-    frame = pd.DataFrame(data)
+    frame = _frame(columns)
     frame.insert(TRADE_COLUMNS.index("duration"), "duration", frame["close_time"] - frame["open_time"])
     # Chronological by close time (rows without one last), ties by signal id: the same order on every read.
     return frame.sort_values(["close_time", "signal_id"], na_position="last", kind="stable").reset_index(drop=True)
 
 
+def _frame(columns: dict[str, _Column]) -> pd.DataFrame:
+    return pd.DataFrame({name: column.finish() for name, column in columns.items()})
+
+
 def trades_match(mode: str, strategy: str | None = None, symbol: str | None = None,
-                 exchange: str | None = None) -> dict[str, Any]:
-    """The filter of the closed signals of one mode, optionally of one strategy, symbol and exchange."""
+                 exchange: str | None = None, frame: str | None = None) -> dict[str, Any]:
+    """The filter of the closed signals of one mode, optionally of one strategy, symbol, exchange and frame."""
     match: dict[str, Any] = {"backtest": mode_flag(mode), "payload.status": "closed"}
     for field, value, name in (("strategyName", strategy, "strategy"), ("symbol", symbol, "symbol"),
-                               ("exchangeName", exchange, "exchange")):
+                               ("exchangeName", exchange, "exchange"), ("frameName", frame, "frame")):
         if value is not None:
             match[f"payload.{field}"] = validation.context_str(name, value)
     return match
@@ -172,9 +205,10 @@ def mode_flag(mode: Any) -> bool:
 
 
 async def _stream(database: Database, collection: str, match: dict[str, Any], projection: dict[str, Any],
-                  batch_size: int, sort: list[tuple[str, int]] | None = None) -> AsyncIterator[dict[str, Any]]:
+                  batch_size: int, sort: list[tuple[str, int]] | None = None,
+                  limit: int = 0) -> AsyncIterator[dict[str, Any]]:
     try:
-        cursor = database[collection].find(match, projection, batch_size=batch_size, sort=sort)
+        cursor = database[collection].find(match, projection, batch_size=batch_size, sort=sort, limit=limit)
         async with cursor:
             async for doc in cursor:
                 yield doc
@@ -184,10 +218,23 @@ async def _stream(database: Database, collection: str, match: dict[str, Any], pr
 
 async def read_trades(database: Database, match: dict[str, Any], batch_size: int = BATCH_SIZE) -> pd.DataFrame:
     """One DataFrame row per matching closed signal (see `TRADE_COLUMNS`), streamed from one cursor."""
-    columns = {name: _Column(kind) for name, _, kind in TRADE_FIELDS}
-    getters = [(columns[name], _getter(path)) for name, path, _ in TRADE_FIELDS]
+    return _trade_frame(await _read_rows(database, match, TRADE_FIELDS, batch_size))
+
+
+async def read_signals(database: Database, match: dict[str, Any], batch_size: int = BATCH_SIZE) -> pd.DataFrame:
+    """One row per matching Storage row of any status (see `SIGNAL_FIELDS`), by status, then scheduled time."""
+    frame = _frame(await _read_rows(database, match, SIGNAL_FIELDS, batch_size))
+    return frame.sort_values(["status", "scheduled_at", "signal_id"], na_position="last",
+                             kind="stable").reset_index(drop=True)
+
+
+async def _read_rows(database: Database, match: dict[str, Any], fields: tuple[tuple[str, str, str], ...],
+                     batch_size: int) -> dict[str, _Column]:
+    columns = {name: _Column(kind) for name, _, kind in fields}
+    getters = [(columns[name], _getter(path)) for name, path, _ in fields]
     signal_id = columns["signal_id"]
-    async for doc in _stream(database, StorageItem.collection_name(), match, TRADE_PROJECTION, batch_size):
+    projection = {"_id": 0, "signalId": 1, **{f"payload.{path}": 1 for _, path, _ in fields}}
+    async for doc in _stream(database, StorageItem.collection_name(), match, projection, batch_size):
         payload = doc.get("payload")
         payload = payload if type(payload) is dict else {}
         for column, get in getters:
@@ -196,7 +243,7 @@ async def read_trades(database: Database, match: dict[str, Any], batch_size: int
                 column.append(doc.get("signalId") if type(doc.get("signalId")) is str else get(payload))
             else:
                 column.append(get(payload))
-    return _trade_frame(columns)
+    return columns
 
 
 def time_ms(name: str, value: Any) -> int | None:
@@ -237,5 +284,19 @@ async def read_candles(database: Database, symbol: str, interval: str, exchange:
     return pd.DataFrame({field: np.array(column, dtype="float64") for field, column in values.items()}, index=index)
 
 
-__all__ = ["BATCH_SIZE", "OHLCV", "TRADE_COLUMNS", "TRADE_FIELDS", "TRADE_PROJECTION", "mode_flag", "read_candles",
+async def last_candle(database: Database, symbol: str, interval: str, exchange: str) -> tuple[int, float] | None:
+    """(open time in epoch ms, close) of the latest stored candle of one exchange, symbol and interval, or None."""
+    match = {"exchangeName": validation.context_str("exchange", exchange),
+             "symbol": validation.context_str("symbol", symbol), "interval": validation.interval(interval)}
+    found: tuple[int, float] | None = None
+    async for doc in _stream(database, CandleItem.collection_name(), match, {"_id": 0, "timestamp": 1, "close": 1},
+                             1, sort=[("timestamp", -1)], limit=1):
+        when, close = _epoch_ms(doc.get("timestamp")), _number(doc.get("close"))
+        if when != _NAT and not math.isnan(close):
+            found = when, close
+    return found
+
+
+__all__ = ["BATCH_SIZE", "OHLCV", "OPEN_STATUSES", "PENDING_STATUSES", "SIGNAL_FIELDS", "TRADE_COLUMNS",
+           "TRADE_FIELDS", "TRADE_PROJECTION", "last_candle", "mode_flag", "read_candles", "read_signals",
            "read_trades", "time_ms", "trades_match"]

@@ -62,7 +62,7 @@ def equity_figure(equity: pd.DataFrame, title: str = "Equity", unit: str = "perc
     fig.update_layout(title=title, height=520, hovermode="x unified", margin={"l": 60, "r": 20, "t": 50, "b": 40},
                       legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
     fig.update_yaxes(title_text=f"equity ({label})", row=1, col=1)
-    fig.update_yaxes(title_text="drawdown", row=2, col=1)
+    fig.update_yaxes(title_text=f"drawdown ({label})", row=2, col=1)
     fig.update_xaxes(title_text="close time (UTC)" if timed else "trade", row=2, col=1)
     return fig
 
@@ -91,9 +91,58 @@ def trades_figure(candles: pd.DataFrame, trades: pd.DataFrame, title: str) -> An
         hovertext=[f"{r} {p:+.3f}% {i}" for r, p, i in zip(exits["close_reason"].fillna("?"), np.nan_to_num(pnl),
                                                           exits["signal_id"].fillna("?"))]))
     fig.update_layout(title=title, height=520, xaxis_rangeslider_visible=False,
-                      margin={"l": 60, "r": 20, "t": 50, "b": 40}, xaxis_title="time (UTC)", yaxis_title="price",
+                      margin={"l": 60, "r": 20, "t": 50, "b": 40}, xaxis_title="time (UTC)",
+                      yaxis_title="price (quote currency)",
                       legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
     return fig
 
 
-__all__ = ["TRACES", "equity_figure", "trades_figure"]
+def _layout(fig: Any, title: str, x: str, y: str, height: int = 420) -> Any:
+    fig.update_layout(title=title, height=height, margin={"l": 60, "r": 20, "t": 50, "b": 40},
+                      xaxis_title=x, yaxis_title=y,
+                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
+    return fig
+
+
+def curves_figure(curves: dict[str, pd.DataFrame], title: str, unit: str = "percentage",
+                  elapsed: bool = False) -> Any:
+    """One equity line per curve (`equity_of` frames, by name), from 0. `elapsed=True` puts days since each
+    curve's first close on the x axis, so that runs of different dates (a backtest and a live session) overlay."""
+    go, _ = plotly()
+    fig = go.Figure()
+    for name, equity in curves.items():
+        timed = len(equity) > 0 and bool(equity["time"].notna().all())
+        if timed and elapsed:
+            times = pd.Series(equity["time"])
+            days = ((times - times.iloc[0]).dt.total_seconds() / 86_400).to_numpy()
+            x: Any = np.concatenate([[0.0], days])
+        elif timed:
+            x = np.concatenate([_utc(equity["time"])[:1], _utc(equity["time"])])
+        else:
+            x = np.arange(len(equity) + 1)
+        fig.add_trace(go.Scatter(name=name, x=x, y=np.concatenate([[0.0], equity["equity"].to_numpy("float64")]),
+                                 mode="lines", line={"shape": "hv"}))
+    label = "days since the first close" if elapsed else "close time (UTC)"
+    return _layout(fig, title, label, f"equity (pnl, {'%' if unit == 'percentage' else 'quote currency'})")
+
+
+def histogram_figure(values: Any, title: str, x: str, colour: str = "#1f77b4") -> Any:
+    """A histogram of `values` (NA left out); the y axis counts trades."""
+    go, _ = plotly()
+    data = _floats(values)
+    fig = go.Figure(go.Histogram(name="trades", x=data[~np.isnan(data)], marker={"color": colour}, nbinsx=30))
+    return _layout(fig, title, x, "trades", height=360)
+
+
+def mae_mfe_figure(trades: pd.DataFrame, title: str) -> Any:
+    """Each trade at (MAE, MFE) in % (the worst and best pnl it reached while open), green for a profit."""
+    go, _ = plotly()
+    pnl = _floats(trades["pnl_percentage"])
+    fig = go.Figure(go.Scatter(
+        name="trades", x=_floats(trades["mae_percentage"]), y=_floats(trades["mfe_percentage"]), mode="markers",
+        marker={"color": np.where(pnl > 0, UP, DOWN).tolist(), "size": 8},
+        hovertext=[f"{i} {p:+.2f}%" for i, p in zip(trades["signal_id"].fillna("?"), np.nan_to_num(pnl))]))
+    return _layout(fig, title, "MAE: worst pnl while open (%)", "MFE: best pnl while open (%)", height=400)
+
+
+__all__ = ["TRACES", "curves_figure", "equity_figure", "histogram_figure", "mae_mfe_figure", "trades_figure"]
