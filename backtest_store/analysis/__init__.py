@@ -41,10 +41,12 @@ from .metrics import (
     equity_of,
     figures,
     max_drawdown,
+    max_drawdown_points,
     pnl_column,
     profit_factor,
     summary_of,
 )
+from .stats import heat_of, statistics_of
 from .plots import TRACES, equity_figure, trades_figure
 from .report import Report
 
@@ -87,6 +89,15 @@ class Analysis:
         """Per strategy × symbol: trades, win rate (%), pnl totals, profit factor, max drawdown, close reasons."""
         pnl_column(unit)
         return summary_of(await self.trades(), unit, total)
+
+    async def statistics(self) -> pd.DataFrame:
+        """backtest-kit's own figures per strategy × symbol × exchange × frame, as `Backtest.getData` (or, in live
+        mode, `Live.getData`) computes them: Sharpe, Sortino, expectancy, ... (docs/statistics.md)."""
+        return statistics_of(await self.trades(), live=self.mode == "live")
+
+    async def heat(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """backtest-kit's `Heat.getData` per exchange × frame: (its symbol rows, its portfolio row)."""
+        return heat_of(await self.trades())
 
     async def candles(self, symbol: str, interval: str = "1m", exchange: str | None = None, start: Any = None,
                       end: Any = None) -> pd.DataFrame:
@@ -210,5 +221,5 @@ def _within(trades: pd.DataFrame, start: int | None, end: int | None) -> pd.Data
 
 
 __all__ = ["ALL", "Analysis", "BATCH_SIZE", "CLOSE_REASONS", "MAX_CANDLES", "NO_REASON", "OHLCV", "Report",
-           "TRACES", "TRADE_COLUMNS", "equity_figure", "equity_of", "figures", "max_drawdown", "profit_factor",
-           "summary_of", "trades_figure"]
+           "TRACES", "TRADE_COLUMNS", "equity_figure", "equity_of", "figures", "heat_of", "max_drawdown",
+           "max_drawdown_points", "profit_factor", "statistics_of", "summary_of", "trades_figure"]

@@ -50,6 +50,9 @@ TRADE_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("isolated", "isolated", "bool"),
     ("total_entries", "totalEntries", "int"),
     ("total_partials", "totalPartials", "int"),
+    # The best and the worst mark-to-market pnl % while open: the framework's drawdown marks each trade down to it.
+    ("peak_pnl", "peakProfit.pnlPercentage", "float"),
+    ("fall_pnl", "maxDrawdown.pnlPercentage", "float"),
 )
 TRADE_COLUMNS: tuple[str, ...] = (*(name for name, _, _ in TRADE_FIELDS[:8]), "duration",
                                   *(name for name, _, _ in TRADE_FIELDS[8:]))
