@@ -138,7 +138,7 @@ def show(console: Console, report: Any, stored: dict[str, list[str]] | None) -> 
         for name, row in zip(names, rows):
             counts.add_row(*name, *(str(row[r]) for r in reasons))
         console.print(counts)
-        console.print(Text("win %: of the trades with a pnl; PF: profit factor; max DD: max drawdown "
-                           "(positive, of the equity curve)", style="dim"))
+        console.print(Text("win %: wins of the trades with a profit or a loss; PF: profit factor (NA without a win "
+                           "or a loss); max DD: backtest-kit's, % of the peak of compounded equity", style="dim"))
     for note in report.notes:
         console.print(Text(note, style="yellow"))
