@@ -334,13 +334,17 @@ def _weighted(rows: Iterable[dict[str, Any]], figure: str) -> float | None:
 
 def portfolio_figures(symbols: Sequence[Trades]) -> dict[str, Any]:
     """The `portfolio*` figures of `Heat.getData` over the trades of each symbol (one `Trades` per symbol).
-    `max_drawdown` is the pooled curve's drawdown, which Heat computes for Calmar and Recovery but does not return."""
+    `max_drawdown` is the pooled curve's drawdown, which Heat computes for Calmar and Recovery but does not return
+    (None without trades)."""
     rows = [heat_figures(t) for t in symbols]
     pooled = Trades.concat(symbols)
     pnl, n = pooled.pnl, len(pooled)
     totals = [r["total_pnl"] for r in rows if r["total_pnl"] is not None]
     out: dict[str, Any] = {**dict.fromkeys(PORTFOLIO), "symbols": len(rows), "trades": sum(r["trades"] for r in rows),
                            "total_pnl": sum(totals) if totals else None}
+    if n:
+        # Heat walks the pooled curve only for its gated ratios; the drawdown is given for any pool, as a symbol's.
+        out["max_drawdown"] = equity_drawdown(pnl, pooled.fall)[0]
     if n >= MIN_SIGNALS_FOR_RATIOS:
         avg = float(pnl.sum() / n)
         std = _std(pnl)
@@ -354,7 +358,7 @@ def portfolio_figures(symbols: Sequence[Trades]) -> dict[str, Any]:
             "std_dev": std, "sharpe_ratio": sharpe, "sortino_ratio": _sortino(pnl, avg),
             "expectancy": len(wins) / n * avg_win + len(losses) / n * avg_loss if len(wins) or len(losses) else None,
             "certainty_ratio": avg_win / abs(avg_loss) if avg_loss < -STDDEV_EPSILON else None,
-            "max_drawdown": drawdown, "trades_per_year": per_year, "expected_yearly_returns": yearly,
+            "trades_per_year": per_year, "expected_yearly_returns": yearly,
             "annualized_sharpe_ratio": sharpe * math.sqrt(per_year) if sharpe is not None and per_year else None,
             "calmar_ratio": _clamp(yearly / drawdown) if drawdown > 0 and yearly is not None else None,
             "recovery_factor": _clamp((equity - 1) * 100 / drawdown) if drawdown > 0 and not blown else None,
