@@ -199,6 +199,17 @@ async def test_summary_by_hand(store: Store) -> None:
     assert in_cost["max_drawdown"] == pytest.approx(FRAMEWORK_DD)  # always of pnl %: compounding needs returns
 
 
+async def test_report_table_has_no_infinity(store: Store, no_configuration: None,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """beta has no losing trade: its profit factor does not exist, and the table says NA, never inf."""
+    await write_fixture(store)
+    assert await cli("report", "--uri", store.settings.mongo_url) == 0
+    out = capsys.readouterr().out
+    assert not re.search(r"\binf\b", out), out
+    beta = next(line for line in out.splitlines() if "beta" in line)
+    assert re.search(r"beta\W+ETHUSDT\W+3\W+100\.00\W+1\.50\W+0\.50\W+NA\W+0\.00\W", beta), beta
+
+
 async def test_trades_stream_through_the_cursor_in_batches(store: Store) -> None:
     """Scaled down from the 100k benchmark: the rows come in batches of a projected cursor, never whole."""
     rows = [row(f"S{i:03}", "s", "BTCUSDT", T0 + i * MIN, T0 + (i + 1) * MIN, 0.1, "take_profit",

@@ -112,6 +112,11 @@ def _safe(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def _cleaned(figures: dict[str, Any]) -> dict[str, Any]:
+    """Counts as int, the trend as text, every other figure a finite float or None."""
+    return {k: v if k in COUNTS or isinstance(v, str) else _safe(v) for k, v in figures.items()}
+
+
 def _mean(values: np.ndarray) -> float | None:
     return float(values.sum() / len(values)) if len(values) else None
 
@@ -240,7 +245,7 @@ def price_profile(closed: np.ndarray, price: np.ndarray) -> dict[str, Any]:
                      else "neutral" if abs(slope) < out["median_step_size"] * SLOPE_VS_STEP_GATE
                      else "bullish" if slope > 0 else "bearish")
             out.update(trend=trend, trend_strength=slope, trend_confidence=confidence)
-    return {k: v if isinstance(v, str) else _safe(v) for k, v in out.items()}
+    return _cleaned(out)
 
 
 # -- the three sets ------------------------------------------------------------------------------------------------
@@ -265,7 +270,7 @@ def closed_figures(trades: Trades, live: bool = False) -> dict[str, Any]:
     yearly = _yearly(equity, blown, per_year, n)
     avg_win, avg_loss = float(wins.mean()) if len(wins) else 0.0, float(losses.mean()) if len(losses) else 0.0
     win_sums, loss_sums, _, _ = streaks(pnl)
-    return {k: v if isinstance(v, (int, str)) and not isinstance(v, bool) else _safe(v) for k, v in {
+    return _cleaned({
         "trades": n, "wins": len(wins), "losses": len(losses),
         "win_rate": len(wins) / (len(wins) + len(losses)) * 100 if len(wins) + len(losses) else 0.0,
         "avg_pnl": avg, "total_pnl": float(pnl.sum()), "std_dev": std, "sharpe_ratio": sharpe,
@@ -280,7 +285,7 @@ def closed_figures(trades: Trades, live: bool = False) -> dict[str, Any]:
         "avg_consecutive_win_pnl": _mean(np.array(win_sums)), "avg_consecutive_loss_pnl": _mean(np.array(loss_sums)),
         **{k: v for k, v in _excursions(trades).items() if k in CLOSED}, **_durations(trades, live),
         **price_profile(trades.closed, trades.price),
-    }.items()}
+    })
 
 
 def heat_figures(trades: Trades) -> dict[str, Any]:
@@ -322,7 +327,7 @@ def heat_figures(trades: Trades) -> dict[str, Any]:
         "expected_yearly_returns": yearly, "trades_per_year": per_year,
         **price_profile(trades.closed, trades.price),
     })
-    return {k: v if k in COUNTS or isinstance(v, str) else _safe(v) for k, v in out.items()}
+    return _cleaned(out)
 
 
 def _weighted(rows: Iterable[dict[str, Any]], figure: str) -> float | None:
@@ -372,7 +377,7 @@ def portfolio_figures(symbols: Sequence[Trades]) -> dict[str, Any]:
         "avg_consecutive_win_pnl": _weighted(rows, "avg_consecutive_win_pnl"),
         "avg_consecutive_loss_pnl": _weighted(rows, "avg_consecutive_loss_pnl"),
     })
-    return {k: v if k in COUNTS else _safe(v) for k, v in out.items()}
+    return _cleaned(out)
 
 
 # -- DataFrames ----------------------------------------------------------------------------------------------------
