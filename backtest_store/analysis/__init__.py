@@ -96,7 +96,8 @@ class Analysis:
         return statistics_of(await self.trades(), live=self.mode == "live")
 
     async def heat(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """backtest-kit's `Heat.getData` per exchange × frame: (its symbol rows, its portfolio row)."""
+        """backtest-kit's `Heat.getData` per exchange × frame: (its symbol rows, its portfolio row). Heat pools every
+        strategy of an exchange × frame; a strategy filter here leaves the other strategies out."""
         return heat_of(await self.trades())
 
     async def candles(self, symbol: str, interval: str = "1m", exchange: str | None = None, start: Any = None,
