@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInput
-from .stats import equity_drawdown, trades_of
+from .stats import STDDEV_EPSILON, equity_drawdown, trades_of
 
 UNITS = {"percentage": "pnl_percentage", "cost": "pnl_cost"}
 # backtest-kit's StrategyCloseReason, always given a column in summaries; other stored reasons get one too.
@@ -27,7 +27,6 @@ ALL = "(all)"  # strategy and symbol of the summary's total row
 EQUITY_COLUMNS = ("time", "signal_id", "strategy", "symbol", "pnl", "equity", "peak", "drawdown")
 SUMMARY_FIGURES = ("trades", "wins", "losses", "win_rate", "total_pnl", "avg_pnl", "gross_profit", "gross_loss",
                    "profit_factor", "max_drawdown", "max_drawdown_points", "total_pnl_cost")
-STDDEV_EPSILON = 1e-9  # the framework's: a gross loss below it is a float artifact, not a loss
 
 
 def pnl_column(unit: str) -> str:
@@ -67,12 +66,10 @@ def max_drawdown(trades: pd.DataFrame) -> float | None:
     return equity_drawdown(pooled.pnl, pooled.fall)[0] if len(pooled) else None
 
 
-def profit_factor(gross_profit: float, gross_loss: float, wins: int = 1, losses: int = 1) -> float | None:
-    """Gross profit over gross loss; None without a win or without a loss (backtest-kit's rule), or when the gross
-    loss is a float artifact below 1e-9."""
-    if wins > 0 and losses > 0 and gross_loss > STDDEV_EPSILON:
-        return gross_profit / gross_loss
-    return None
+def profit_factor(gross_profit: float, gross_loss: float) -> float | None:
+    """Gross profit over gross loss; None without a win or without a loss (backtest-kit's rule; a gross loss of at
+    most 1e-9 is a float artifact, not a loss)."""
+    return gross_profit / gross_loss if gross_profit > 0 and gross_loss > STDDEV_EPSILON else None
 
 
 def figures(trades: pd.DataFrame, unit: str = "percentage") -> dict[str, Any]:
@@ -86,7 +83,7 @@ def figures(trades: pd.DataFrame, unit: str = "percentage") -> dict[str, Any]:
         "win_rate": 100.0 * wins / (wins + losses) if wins + losses else None,
         "total_pnl": float(pnl.sum()), "avg_pnl": float(pnl.mean()) if len(pnl) else None,
         "gross_profit": gross_profit, "gross_loss": gross_loss,
-        "profit_factor": profit_factor(gross_profit, gross_loss, wins, losses),
+        "profit_factor": profit_factor(gross_profit, gross_loss),
         "max_drawdown": max_drawdown(trades), "max_drawdown_points": max_drawdown_points(trades, unit),
         "total_pnl_cost": float(cost.sum()) if cost.notna().any() else None,
     }
