@@ -86,9 +86,11 @@ def signal(exchange: str, strategy: str, symbol: str, opened: int, closed: int, 
 
 
 def series(exchange: str, pnls: list[float], days: float, *, symbols: tuple[str, ...] = ("EDGEUSDT",),
-           strategies: tuple[str, ...] = ("edge",), live: bool = False, seed: int = 1) -> list[dict[str, Any]]:
+           strategies: tuple[str, ...] = ("edge",), live: bool = False, seed: int = 1,
+           unmarked: int = 0) -> list[dict[str, Any]]:
     """One trade per pnl, spread evenly over `days` (distinct close times), round-robin over symbols and
-    strategies; each dips below its close by a seeded amount (its `maxDrawdown`) and peaks above it."""
+    strategies; each dips below its close by a seeded amount (its `maxDrawdown`) and peaks above it, except every
+    `unmarked`-th trade, which carries neither (as rows written before the framework stored them)."""
     rand = random.Random(seed)
     step = days * DAY / len(pnls)
     price = 100.0
@@ -99,8 +101,12 @@ def series(exchange: str, pnls: list[float], days: float, *, symbols: tuple[str,
         price = round(price * (1 + rand.uniform(-0.02, 0.025)), 4)
         fall = round(min(pnl, 0.0) - rand.uniform(0, 1.5), 6)
         peak = round(max(pnl, 0.0) + rand.uniform(0, 1), 6)
-        rows.append(signal(exchange, strategies[i % len(strategies)], symbols[i % len(symbols)], opened, closed, pnl,
-                           fall, peak, price, live=live))
+        row = signal(exchange, strategies[i % len(strategies)], symbols[i % len(symbols)], opened, closed, pnl,
+                     fall, peak, price, live=live)
+        if unmarked and i % unmarked == 0:
+            for key in ("maxDrawdown", "peakProfit", "_peak", "_fall"):
+                del row[key]
+        rows.append(row)
     return rows
 
 
@@ -137,6 +143,8 @@ EDGE_CASES: dict[str, list[dict[str, Any]]] = {
     # Two symbols, one of them traded by two strategies (Heat merges them per symbol); annualized pool.
     "pool": series("pool", pnls(9, 21, -1, 1.3, zeros=2), 30, symbols=("AAAUSDT", "BBBUSDT", "AAAUSDT"),
                    strategies=("p1", "p1", "p2")),
+    # Every other trade without its intra-trade dip and peak: those neither mark the drawdown nor count in means.
+    "unmarked": series("unmarked", pnls(11, 12, -1, 1.2), 20, unmarked=2),
     # A live session of 11 trades over 20 days.
     "live": series("live", pnls(10, 11, -1, 1.3, zeros=1), 20, live=True),
 }
@@ -257,6 +265,7 @@ def test_every_context_was_computed_by_the_framework(oracle: Oracle) -> None:
     assert heat["zero-pnl"]["calmarRatio"] is not None and heat["single"]["stdDev"] is None
     assert heat["nine"]["sharpeRatio"] is None and heat["blown"]["maxDrawdown"] == 100
     assert heat["over-cap"]["expectedYearlyReturns"] is None and heat["over-cap"]["tradesPerYear"] is not None
+    assert heat["unmarked"]["avgFallPnl"] is not None
 
 
 @pytest.mark.parametrize("mode", ["backtest", "live"])
