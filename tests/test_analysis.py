@@ -70,8 +70,11 @@ def row(signal_id: str, strategy: str, symbol: str, opened: int, closed: int | N
 # Close order: A1 B1 A2 A3 B2 A4 B3. By hand, in %:
 #   equity 2, 3, 2, -1, -1, 0.5, 1;  peak 2, 3, 3, 3, 3, 3, 3;  drawdown 0, 0, -1, -4, -4, -2.5, -2.
 #   A (BTCUSDT): +2 -1 -3 +1.5: total -0.5, 2 wins / 2 losses, gross 3.5 / 4, profit factor 0.875, max dd 4
-#   B (ETHUSDT): +1 0 +0.5: total 1.5, 2 wins / 0 losses (0 is neither), win rate 2/3, profit factor inf, dd 0
-#   all: total 1, 4 wins / 2 losses of 7, gross 5 / 4, profit factor 1.25, max dd 4
+#   B (ETHUSDT): +1 0 +0.5: total 1.5, 2 wins / 0 losses (0 is neither), win rate 2/2, no profit factor, dd 0
+#   all: total 1, 4 wins / 2 losses of 7 (win rate 4/6), gross 5 / 4, profit factor 1.25, max dd 4
+# backtest-kit's max drawdown compounds (no trade dips below its close here): -1 % then -3 % from the peak is
+# 1 - 0.99 * 0.97 = 3.97 %, for A and for all.
+FRAMEWORK_DD = 100 * (1 - 0.99 * 0.97)
 CLOSED = [
     row("A1", "alpha", "BTCUSDT", T0, T0 + 10 * MIN, 2.0, "take_profit", cost=200),
     row("B1", "beta", "ETHUSDT", T0 + 5 * MIN, T0 + 20 * MIN, 1.0, "take_profit", side="short"),
@@ -176,14 +179,16 @@ async def test_summary_by_hand(store: Store) -> None:
     assert (alpha["trades"], alpha["wins"], alpha["losses"], alpha["win_rate"]) == (4, 2, 2, 50.0)
     assert (alpha["total_pnl"], alpha["avg_pnl"]) == pytest.approx((-0.5, -0.125))
     assert (alpha["gross_profit"], alpha["gross_loss"], alpha["profit_factor"]) == pytest.approx((3.5, 4, 0.875))
-    assert alpha["max_drawdown"] == pytest.approx(4)
+    assert (alpha["max_drawdown"], alpha["max_drawdown_points"]) == pytest.approx((FRAMEWORK_DD, 4))
     assert alpha["total_pnl_cost"] == pytest.approx(1.5)  # 4 - 1 - 3 + 1.5
     assert (beta["trades"], beta["wins"], beta["losses"]) == (3, 2, 0)
-    assert beta["win_rate"] == pytest.approx(200 / 3) and beta["total_pnl"] == pytest.approx(1.5)
-    assert beta["profit_factor"] == math.inf and beta["max_drawdown"] == 0
+    # The zero-pnl trade is neither a win nor a loss: 2 wins of 2 decisive trades.
+    assert beta["win_rate"] == 100 and beta["total_pnl"] == pytest.approx(1.5)
+    assert math.isnan(beta["profit_factor"]) and beta["max_drawdown"] == beta["max_drawdown_points"] == 0
     assert (everything["trades"], everything["wins"], everything["losses"]) == (7, 4, 2)
-    assert (everything["total_pnl"], everything["profit_factor"], everything["max_drawdown"]) == pytest.approx(
-        (1, 1.25, 4))
+    assert everything["win_rate"] == pytest.approx(400 / 6)
+    assert (everything["total_pnl"], everything["profit_factor"], everything["max_drawdown"],
+            everything["max_drawdown_points"]) == pytest.approx((1, 1.25, FRAMEWORK_DD, 4))
     reasons = ["take_profit", "stop_loss", "time_expired", "closed", "liquidation", "unknown"]
     assert list(summary.columns[-6:]) == reasons
     assert [alpha[r] for r in reasons] == [1, 1, 0, 1, 1, 0]
@@ -191,8 +196,20 @@ async def test_summary_by_hand(store: Store) -> None:
     assert [everything[r] for r in reasons] == [2, 1, 1, 1, 1, 1]
     # The figures of the cost unit and of a filtered analysis.
     in_cost = (await store.analysis(strategy="alpha").summary("cost")).iloc[0]
-    assert (in_cost["total_pnl"], in_cost["max_drawdown"], in_cost["profit_factor"]) == pytest.approx(
+    assert (in_cost["total_pnl"], in_cost["max_drawdown_points"], in_cost["profit_factor"]) == pytest.approx(
         (1.5, 4, 5.5 / 4))
+    assert in_cost["max_drawdown"] == pytest.approx(FRAMEWORK_DD)  # always of pnl %: compounding needs returns
+
+
+async def test_report_table_has_no_infinity(store: Store, no_configuration: None,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """beta has no losing trade: its profit factor does not exist, and the table says NA, never inf."""
+    await write_fixture(store)
+    assert await cli("report", "--uri", store.settings.mongo_url) == 0
+    out = capsys.readouterr().out
+    assert not re.search(r"\binf\b", out), out
+    beta = next(line for line in out.splitlines() if "beta" in line)
+    assert re.search(r"beta\W+ETHUSDT\W+3\W+100\.00\W+1\.50\W+0\.50\W+NA\W+0\.00\W", beta), beta
 
 
 async def test_tearsheet_by_hand(store: Store) -> None:

@@ -45,10 +45,12 @@ from .metrics import (
     equity_of,
     figures,
     max_drawdown,
+    max_drawdown_points,
     pnl_column,
     profit_factor,
     summary_of,
 )
+from .stats import heat_of, statistics_of
 from .plots import TRACES, equity_figure, trades_figure
 from .report import Report
 from .sheet import Comparison, Tearsheet, tearsheet_of
@@ -132,6 +134,16 @@ class Analysis:
         """Per strategy × symbol: trades, win rate (%), pnl totals, profit factor, max drawdown, close reasons."""
         pnl_column(unit)
         return summary_of(await self.trades(), unit, total)
+
+    async def statistics(self) -> pd.DataFrame:
+        """backtest-kit's own figures per strategy × symbol × exchange × frame, as `Backtest.getData` (or, in live
+        mode, `Live.getData`) computes them: Sharpe, Sortino, expectancy, ... (docs/statistics.md)."""
+        return statistics_of(await self.trades(), live=self.mode == "live")
+
+    async def heat(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """backtest-kit's `Heat.getData` per exchange × frame: (its symbol rows, its portfolio row). Heat pools every
+        strategy of an exchange × frame; a strategy filter here leaves the other strategies out."""
+        return heat_of(await self.trades())
 
     async def candles(self, symbol: str, interval: str = "1m", exchange: str | None = None, start: Any = None,
                       end: Any = None) -> pd.DataFrame:
@@ -260,6 +272,5 @@ def _within(trades: pd.DataFrame, start: int | None, end: int | None) -> pd.Data
 
 
 __all__ = ["ALL", "Analysis", "BATCH_SIZE", "CLOSE_REASONS", "Comparison", "MAX_CANDLES", "NO_REASON", "OHLCV",
-           "Report", "Tearsheet",
-           "TRACES", "TRADE_COLUMNS", "equity_figure", "equity_of", "figures", "max_drawdown", "profit_factor",
-           "summary_of", "trades_figure"]
+           "Report", "TRACES", "TRADE_COLUMNS", "Tearsheet", "equity_figure", "equity_of", "figures", "heat_of",
+           "max_drawdown", "max_drawdown_points", "profit_factor", "statistics_of", "summary_of", "trades_figure"]

@@ -50,9 +50,10 @@ TRADE_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("isolated", "isolated", "bool"),
     ("total_entries", "totalEntries", "int"),
     ("total_partials", "totalPartials", "int"),
-    # The best and worst pnl the signal reached while open (MFE / MAE), as the framework stores them.
-    ("mfe_percentage", "_peak.pnlPercentage", "float"),
-    ("mae_percentage", "_fall.pnlPercentage", "float"),
+    # The best and the worst mark-to-market pnl % while open (MFE / MAE): the framework's drawdown marks each
+    # trade down to the worst before booking its close (`peakProfit`/`maxDrawdown` equal `_peak`/`_fall` there).
+    ("mfe_percentage", "peakProfit.pnlPercentage", "float"),
+    ("mae_percentage", "maxDrawdown.pnlPercentage", "float"),
 )
 TRADE_COLUMNS: tuple[str, ...] = (*(name for name, _, _ in TRADE_FIELDS[:8]), "duration",
                                   *(name for name, _, _ in TRADE_FIELDS[8:]))

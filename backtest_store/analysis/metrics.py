@@ -2,17 +2,22 @@
 
 Units: `"percentage"` sums `pnl_percentage` (backtest-kit's own reports add percentages the same way);
 `"cost"` sums `pnl_cost`, the profit in the quote currency. A trade without a pnl in that unit adds nothing.
+
+`win_rate`, `profit_factor` and `max_drawdown` are backtest-kit's (its Heat rows, see `stats.py` and
+docs/statistics.md): a zero pnl is neither a win nor a loss, the profit factor is None without a win or without a
+loss, and the drawdown is of compounded equity marked to each trade's worst intra-trade pnl, in % of the peak.
+`max_drawdown_points` is the drawdown of the summed pnl (`equity_of`), in the unit's points.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInput
+from .stats import STDDEV_EPSILON, equity_drawdown, trades_of
 
 UNITS = {"percentage": "pnl_percentage", "cost": "pnl_cost"}
 # backtest-kit's StrategyCloseReason, always given a column in summaries; other stored reasons get one too.
@@ -21,7 +26,7 @@ NO_REASON = "unknown"  # the column counting closed rows without a close reason
 ALL = "(all)"  # strategy and symbol of the summary's total row
 EQUITY_COLUMNS = ("time", "signal_id", "strategy", "symbol", "pnl", "equity", "peak", "drawdown")
 SUMMARY_FIGURES = ("trades", "wins", "losses", "win_rate", "total_pnl", "avg_pnl", "gross_profit", "gross_loss",
-                   "profit_factor", "max_drawdown", "total_pnl_cost")
+                   "profit_factor", "max_drawdown", "max_drawdown_points", "total_pnl_cost")
 
 
 def pnl_column(unit: str) -> str:
@@ -46,17 +51,25 @@ def equity_of(trades: pd.DataFrame, unit: str = "percentage") -> pd.DataFrame:
     }, columns=list(EQUITY_COLUMNS))
 
 
-def max_drawdown(trades: pd.DataFrame, unit: str = "percentage") -> float:
-    """The largest fall of the equity curve from a previous peak (or from 0), as a positive number; 0 if none."""
+def max_drawdown_points(trades: pd.DataFrame, unit: str = "percentage") -> float:
+    """The largest fall of the summed-pnl curve (`equity_of`) from a previous peak (or from 0), in the unit's
+    points, positive; 0 if none."""
     drawdown = equity_of(trades, unit)["drawdown"]
     return abs(float(drawdown.min())) if len(drawdown) else 0.0
 
 
-def profit_factor(gross_profit: float, gross_loss: float) -> float:
-    """Gross profit over gross loss; inf when there is profit and no loss, NaN when there is neither."""
-    if gross_loss > 0:
-        return gross_profit / gross_loss
-    return math.inf if gross_profit > 0 else math.nan
+def max_drawdown(trades: pd.DataFrame) -> float | None:
+    """backtest-kit's max drawdown, in %: compounded equity ∏(1 + r/100) over `pnl_percentage` in close order, each
+    trade first marked down to its worst intra-trade pnl (`mae_percentage`), as a % of the running peak; 100 once equity
+    reaches 0; None without trades."""
+    pooled = trades_of(trades)
+    return equity_drawdown(pooled.pnl, pooled.fall)[0] if len(pooled) else None
+
+
+def profit_factor(gross_profit: float, gross_loss: float) -> float | None:
+    """Gross profit over gross loss; None without a win or without a loss (backtest-kit's rule; a gross loss of at
+    most 1e-9 is a float artifact, not a loss)."""
+    return gross_profit / gross_loss if gross_profit > 0 and gross_loss > STDDEV_EPSILON else None
 
 
 def figures(trades: pd.DataFrame, unit: str = "percentage") -> dict[str, Any]:
@@ -67,12 +80,12 @@ def figures(trades: pd.DataFrame, unit: str = "percentage") -> dict[str, Any]:
     cost = trades["pnl_cost"].astype("Float64")
     return {
         "trades": len(trades), "wins": wins, "losses": losses,
-        "win_rate": 100.0 * wins / len(pnl) if len(pnl) else math.nan,
-        "total_pnl": float(pnl.sum()), "avg_pnl": float(pnl.mean()) if len(pnl) else math.nan,
+        "win_rate": 100.0 * wins / (wins + losses) if wins + losses else None,
+        "total_pnl": float(pnl.sum()), "avg_pnl": float(pnl.mean()) if len(pnl) else None,
         "gross_profit": gross_profit, "gross_loss": gross_loss,
         "profit_factor": profit_factor(gross_profit, gross_loss),
-        "max_drawdown": max_drawdown(trades, unit),
-        "total_pnl_cost": float(cost.sum()) if cost.notna().any() else math.nan,
+        "max_drawdown": max_drawdown(trades), "max_drawdown_points": max_drawdown_points(trades, unit),
+        "total_pnl_cost": float(cost.sum()) if cost.notna().any() else None,
     }
 
 
@@ -84,9 +97,10 @@ def _reasons(trades: pd.DataFrame) -> list[str]:
 
 def summary_of(trades: pd.DataFrame, unit: str = "percentage", total: bool = False) -> pd.DataFrame:
     """One row per strategy × symbol (sorted; a missing name is NA): trades, wins, losses, `win_rate` (% of the
-    trades with a pnl that made a profit), `total_pnl`, `avg_pnl`, `gross_profit`, `gross_loss`, `profit_factor`,
-    `max_drawdown` (positive, of the group's own equity curve), `total_pnl_cost`, then one count per close reason.
-    `total=True` adds a last row, strategy and symbol `(all)`, over every trade."""
+    trades with a profit among those with a profit or a loss), `total_pnl`, `avg_pnl`, `gross_profit`,
+    `gross_loss`, `profit_factor`, `max_drawdown` (backtest-kit's, %), `max_drawdown_points` (of the summed pnl),
+    `total_pnl_cost`, then one count per close reason. A figure that does not exist is NA. `total=True` adds a
+    last row, strategy and symbol `(all)`, over every trade."""
     pnl_column(unit)
     reasons = _reasons(trades)
     rows: list[dict[str, Any]] = []
@@ -98,6 +112,7 @@ def summary_of(trades: pd.DataFrame, unit: str = "percentage", total: bool = Fal
     frame = pd.DataFrame(rows, columns=["strategy", "symbol", *SUMMARY_FIGURES, *reasons])
     frame = frame.astype({"strategy": "string", "symbol": "string", "trades": "int64", "wins": "int64",
                           "losses": "int64", **{r: "int64" for r in reasons}})
+    # float64: a missing figure is NaN, which the table, JSON and HTML writers already show as null.
     return frame.astype({c: "float64" for c in SUMMARY_FIGURES if c not in ("trades", "wins", "losses")})
 
 
@@ -107,4 +122,4 @@ def _counts(trades: pd.DataFrame, reasons: list[str]) -> dict[str, int]:
 
 
 __all__ = ["ALL", "CLOSE_REASONS", "EQUITY_COLUMNS", "NO_REASON", "SUMMARY_FIGURES", "UNITS", "equity_of",
-           "figures", "max_drawdown", "profit_factor", "summary_of"]
+           "figures", "max_drawdown", "max_drawdown_points", "profit_factor", "summary_of"]

@@ -179,8 +179,8 @@ def show(console: Console, report: Any, stored: dict[str, list[str]] | None, tra
         for name, row in zip(names, rows):
             counts.add_row(*name, *(str(row[r]) for r in reasons))
         console.print(counts)
-        console.print(Text("win %: of the trades with a pnl; PF: profit factor; max DD: max drawdown "
-                           "(positive, of the equity curve)", style="dim"))
+        console.print(Text("win %: wins of the trades with a profit or a loss; PF: profit factor (— without a win "
+                           "or a loss); max DD: backtest-kit's, % of the peak of compounded equity", style="dim"))
     if report.comparison is not None:
         show_comparison(console, report.comparison)
     if report.sheet is not None:
