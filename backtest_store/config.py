@@ -6,7 +6,9 @@ import os
 import re
 from dataclasses import dataclass
 from typing import TypedDict
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, unquote
+
+from pymongo.saslprep import saslprep
 
 from .errors import ConfigurationError
 
@@ -99,6 +101,9 @@ def check_url(url: object, server: str, where: str) -> str:
         if any(c in userinfo for c in "@/?#") or ":" in userinfo.partition(":")[2]:
             raise bad("has a user name or password with an unescaped '@', ':', '/', '?' or '#': percent-encode it "
                       "(urllib.parse.quote(password, safe=''))")
+        if server == "MongoDB" and not _saslprep_ok(userinfo, rest):
+            raise bad("has a password that SCRAM-SHA-256 cannot use: SASLprep (RFC 4013) refuses one of its "
+                      "characters (a control character, an unassigned code point, some symbols)")
     hosts = rest.split("/", 1)[0].split("?", 1)[0]
     if not hosts:
         raise bad("names no host")
@@ -115,6 +120,20 @@ def check_url(url: object, server: str, where: str) -> str:
     if "," in hosts and scheme in ("redis://", "rediss://"):
         raise bad(f"names several hosts; for a Redis Cluster write {scheme[:-3]}+cluster://")
     return url
+
+
+def _saslprep_ok(userinfo: str, rest: str) -> bool:
+    """Whether the driver can prepare the password: it runs SASLprep at the first connection, where a refusal was a
+    ValueError traceback (SCRAM-SHA-1 and the other mechanisms skip it, so a URL naming one is left alone)."""
+    password = unquote(userinfo.partition(":")[2])
+    mechanism = parse_qs(rest.partition("?")[2]).get("authMechanism", ["SCRAM-SHA-256"])[-1]
+    if not password or mechanism.upper() != "SCRAM-SHA-256":
+        return True
+    try:
+        saslprep(password)
+    except ValueError:
+        return False
+    return True
 
 
 def redis_url_from_env(env: os._Environ[str] | dict[str, str]) -> str | None:

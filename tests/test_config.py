@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backtest_store import ConfigurationError, Settings, Store
-from backtest_store.config import redact
+from backtest_store.config import check_url, redact
 
 
 def test_env_names_of_the_original() -> None:
@@ -82,3 +82,15 @@ async def test_a_named_mongodb_without_a_named_redis_is_refused(monkeypatch: pyt
     store = await Store.open(mongo_url="mongodb://127.0.0.1:1/db", flush_cache_on_open=False)
     assert store.settings.redis_url == "redis://127.0.0.1:1/0"
     await store.close()
+
+
+@pytest.mark.parametrize("password", ["%F0%9F%98%80", "%E2%80%A8", "\U0001f600"])
+def test_a_password_saslprep_refuses_is_a_configuration_error(password: str) -> None:
+    """PyMongo runs SASLprep on the password at its first SCRAM-SHA-256 login and raised a bare ValueError there (a
+    traceback in every CLI command); the URL check refuses it first, without echoing it."""
+    url = f"mongodb://user:{password}@127.0.0.1:27017/db"
+    with pytest.raises(ConfigurationError, match="SASLprep") as refused:
+        check_url(url, "MongoDB", "mongo_url")
+    assert password not in str(refused.value)
+    # SCRAM-SHA-1 does not prepare the password: such a URL is the user's to try.
+    assert check_url(url + "?authMechanism=SCRAM-SHA-1", "MongoDB", "mongo_url")
