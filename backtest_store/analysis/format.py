@@ -13,6 +13,22 @@ import pandas as pd
 from .metrics import CLOSE_REASONS, NO_REASON
 from .tearsheet import MONTHS
 
+
+def json_value(value: Any) -> Any:
+    """A JSON value: NA, NaN and ±Infinity null (as backtest-kit writes them), times ISO 8601, durations in
+    seconds, numpy scalars plain."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, pd.Timedelta):
+        return value.total_seconds()
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
 NULL = "—"
 
 # column -> (header, kind). `pnl` is in the report's unit (%, or the quote currency); the kinds are below.

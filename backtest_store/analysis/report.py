@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .format import cell, figure_table, unit_label
+from .format import cell, figure_table, json_value, unit_label
 from .metrics import SUMMARY_FIGURES
 
 if TYPE_CHECKING:
@@ -26,22 +25,6 @@ th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
 thead th{background:#f4f4f4;white-space:normal;vertical-align:bottom}tbody th{text-align:left;font-weight:600;
 background:#fafafa}td:first-child{text-align:left}.wide{overflow-x:auto;max-width:100%}.note{color:#8a6d3b}
 .hint{color:#666;font-size:12px;margin:0}.figure{max-width:100%}"""
-
-
-def json_value(value: Any) -> Any:
-    """A JSON value: NA, NaN and ±Infinity null (as backtest-kit writes them), times ISO 8601, durations in
-    seconds, numpy scalars plain."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, pd.Timedelta):
-        return value.total_seconds()
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _e(value: Any) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from . import tearsheet as t
-from .format import cell, figure_table, header, html_table, unit_label
+from .format import cell, figure_table, header, html_table, json_value, unit_label
 from .metrics import ALL, equity_of, figures, pnl_column, summary_of
 
 TRADE_LIST = ("signal_id", "strategy", "symbol", "side", "open_time", "close_time", "duration", "price_open",
@@ -25,8 +25,6 @@ MAX_TRADE_ROWS = 500  # rows of the page's trade list (the JSON and the DataFram
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows: times ISO 8601, durations in seconds, NA/NaN/inf as null."""
-    from .report import json_value
-
     return [{str(k): json_value(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
@@ -100,8 +98,6 @@ class Tearsheet:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        from .report import json_value
-
         best, worst = self.extremes()
         monthly = self.monthly
         return {
@@ -197,8 +193,6 @@ class Comparison:
                              "Equity compared", self.a.unit, elapsed=True)
 
     def to_dict(self) -> dict[str, Any]:
-        from .report import json_value
-
         return {"a": self.a.label, "b": self.b.label, "unit": self.a.unit,
                 "figures": {name: {str(k): json_value(v) for k, v in row.items()}
                             for name, row in self.table().to_dict("index").items()}}
