@@ -182,7 +182,7 @@ class IdCache:
         self.ttl = ttl
         # redis-om's key layout (`make_primary_key`), its constant part built once: the first level is looked up
         # on every keyed call.
-        self._key_prefix = self.model.make_primary_key("")
+        self._key_prefix: str = self.model.make_primary_key("")
 
     def pk(self, key: Mapping[str, object]) -> str:
         return encode_key(self.key_fields, key)
