@@ -364,3 +364,45 @@ async def test_a_counter_counts_pipelines_command_by_command(servers: Any) -> No
     finally:
         await client.aclose()
     assert not RedisCommandCounter().attach(AsyncMongoClient)  # nothing to hook: counts nothing, says so
+
+
+async def test_a_keyed_write_encodes_its_payload_once_and_the_driver_embeds_those_bytes(store: Store,
+                                                                                        monkeypatch) -> None:
+    """The repository encodes the update's stage once (the size check reads those bytes) and hands PyMongo a
+    `RawBSONDocument`, which PyMongo copies as it is: a document that refuses to be iterated or read by key shows
+    the driver never decodes or re-encodes it."""
+    from bson.raw_bson import RawBSONDocument
+
+    import backtest_store.repositories.repository as repository
+
+    class Untouchable(RawBSONDocument):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            raise AssertionError("the driver iterated the encoded stage")
+
+        def items(self):  # type: ignore[no-untyped-def]
+            raise AssertionError("the driver re-encoded the encoded stage")
+
+        def __getitem__(self, item):  # type: ignore[no-untyped-def]
+            raise AssertionError("the driver read the encoded stage")
+
+    encoded: list[int] = []
+    real_encode = repository.bson.encode
+
+    def counting_encode(document: Any, *args: Any, **kwargs: Any) -> bytes:
+        out = real_encode(document, *args, **kwargs)
+        encoded.append(len(out))
+        return out
+
+    positions = [[f"p{i}", {"symbol": f"S{i}", "priceOpen": 100.0 + i, "note": "x" * 50}] for i in range(2000)]
+    payload_bytes = len(bson.encode({"positions": positions}))
+    risk = store.adapters.risk("encode-once", "e")
+    sent = Sent(store)
+    monkeypatch.setattr(repository, "RawBSONDocument", Untouchable)
+    monkeypatch.setattr(repository.bson, "encode", counting_encode)  # bson's own: anyone's encoding counts
+    await risk.write_position_data(positions, NOW)
+    # One encoding of the payload (besides, the small filter's), and no second one.
+    assert len([n for n in encoded if n >= payload_bytes]) == 1 and all(n < 1000 for n in encoded if n < payload_bytes)
+    (command,) = [c for c in sent.commands if "findAndModify" in c]
+    assert type(command["update"][0]["$set"]) is Untouchable
+    monkeypatch.undo()
+    assert await risk.read_position_data(NOW) == positions
