@@ -479,8 +479,9 @@ async def test_primary_killed_mid_run_every_call_succeeds_through_mongo(
     """Three phases, all on the same data: the victim dead but not yet marked failed (the other primaries keep
     serving their slots), the cluster marked failed (CLUSTERDOWN everywhere), the victim back."""
     caplog.set_level(logging.WARNING, logger="backtest_store")
-    # cache_retry_after=0: every call tries Redis, so the calls on live primaries show they still hit.
-    store = await open_store(redis_url=cluster.url(seeds=3), cache_retry_after=0.0)
+    # cache_retry_after=0: every call tries Redis, so the calls on live primaries show they still hit. A first
+    # level of one entry: the workload's keys, in turn, are never known in this process, so every call asks Redis.
+    store = await open_store(redis_url=cluster.url(seeds=3), cache_retry_after=0.0, cache_local_entries=1)
     assert isinstance(store.redis, RedisCluster)
     stats = store.cache_stats
     await Workload(store).round(1)
@@ -522,7 +523,7 @@ async def test_primary_killed_mid_run_every_call_succeeds_through_mongo(
     await cluster.wait_state(survivors, "fail")
     failed_after = time.monotonic() - killed_at[0]
     # The default cache_retry_after (1 s): an outage costs one failed Redis call per second, not one per call.
-    second = await open_store(redis_url=cluster.url(seeds=3), flush_cache_on_open=False)
+    second = await open_store(redis_url=cluster.url(seeds=3), flush_cache_on_open=False, cache_local_entries=1)
     work = Workload(second)
     started = time.monotonic()
     reads = await work.round(3)

@@ -273,7 +273,11 @@ class IdCache:
         pipe = client.pipeline(transaction=False)
         pipe.hset(redis_key, mapping=mapping)
         pipe.expire(redis_key, self.ttl)
-        await pipe.execute()
+        # The server's own error, not redis-py's annotated copy ("Command # 1 (HSET <key> ...) of pipeline caused
+        # error: ..."), which would hide a WRONGTYPE from `unreadable` and quote the entry in the log.
+        for answer in await pipe.execute(raise_on_error=False):
+            if isinstance(answer, BaseException):
+                raise answer
 
     async def forget(self, key: Mapping[str, object]) -> None:
         """Drop the entry of a key MongoDB does not hold, so that it stops costing a read by `_id`."""
