@@ -167,6 +167,8 @@ class StoreOptions(TypedDict, total=False):
     mongo_timeout_ms: int
     uncached_collections: tuple[str, ...]
     count_commands: bool
+    cache_ttl_s: int
+    cache_local_entries: int
 
 
 def uncached_from_env(env: os._Environ[str] | dict[str, str] | None = None) -> tuple[str, ...]:
@@ -194,6 +196,10 @@ class Settings:
     # Count the commands sent to MongoDB and Redis (`Store.stats()`, the demo, the benchmarks). Off by default:
     # PyMongo's command events cost client time on every command (see `counting.py`).
     count_commands: bool = False
+    # The Redis level's bound: an entry expires this long after it was last written (a new key, a miss, a repair);
+    # 0 keeps entries until evicted. The in-process level holds this many entries per Store, least recent dropped.
+    cache_ttl_s: int = 7 * 24 * 3600
+    cache_local_entries: int = 10_000
 
     def __post_init__(self) -> None:
         check_url(self.mongo_url, "MongoDB", "mongo_url (CC_MONGO_CONNECTION_STRING)")
@@ -207,6 +213,10 @@ class Settings:
         # 0 would mean "no limit" to PyMongo: every call must stay bounded.
         if type(self.mongo_timeout_ms) is not int or self.mongo_timeout_ms <= 0:
             raise ConfigurationError("mongo_timeout_ms must be a positive whole number of milliseconds")
+        if type(self.cache_ttl_s) is not int or self.cache_ttl_s < 0:
+            raise ConfigurationError("cache_ttl_s must be a whole number of seconds, 0 for none")
+        if type(self.cache_local_entries) is not int or self.cache_local_entries < 1:
+            raise ConfigurationError("cache_local_entries must be a positive whole number")
         names = self.uncached_collections
         from .models.base import collection_names
 

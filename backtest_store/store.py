@@ -18,7 +18,7 @@ from pymongo.errors import ConfigurationError as MongoConfigurationError
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisClusterException
 
-from .cache import CacheHealth, CacheStats, IdCache, flush_prefix
+from .cache import CacheHealth, CacheStats, IdCache, LocalIds, flush_prefix
 from .cache.client import connect as connect_redis
 from .cache.ids import REDIS_FAILURES
 from .config import Settings, StoreOptions, redact, redis_url_from_env
@@ -55,11 +55,14 @@ class Store:
         if settings.count_commands:
             self.redis_commands.attach(redis)
         self._health = CacheHealth(settings.cache_retry_after, self.cache_stats)
+        # The id cache's first level, shared by this store's collections (`cache.ids`).
+        self.local_ids = LocalIds(settings.cache_local_entries)
         self._repositories: dict[type[Item], Repository] = {}
         for model in DOCUMENTS:
             uncached = model in UNCACHED or model.collection_name() in settings.uncached_collections
             cache = None if uncached else IdCache(
-                redis, settings.cache_prefix, model.collection_name(), model.context_key(), self._health)
+                redis, settings.cache_prefix, model.collection_name(), model.context_key(), self._health,
+                self.local_ids, settings.cache_ttl_s)
             self._repositories[model] = Repository(model, database[model.collection_name()], cache,
                                                    settings.mongo_timeout_ms / 1000)
         self.adapters = Adapters(self)
@@ -286,7 +289,9 @@ class Store:
         return await create_indexes(self.database)
 
     async def flush_cache(self) -> int:
-        """Delete this store's cached ids (our prefix only, by SCAN). A Redis outage is logged, not raised."""
+        """Delete this store's cached ids, in this process and in Redis (our prefix only, by SCAN). A Redis outage is
+        logged, not raised."""
+        self.local_ids.clear()
         try:
             deleted = await flush_prefix(self.redis, self.settings.cache_prefix)
         except REDIS_FAILURES as exc:

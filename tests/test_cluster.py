@@ -282,13 +282,16 @@ async def test_every_keyed_contract_round_trips_on_the_cluster(open_store: OpenS
             errors = set(await r.info("errorstats"))
             commands = {name.removeprefix("cmdstat_"): s for name, s in (await r.info("commandstats")).items()}
         assert not errors & {f"errorstat_{e}" for e in ("CROSSSLOT", "MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")}
-        assert set(commands) <= CONNECTION_COMMANDS | {"hset", "hgetall", "scan", "info"}, set(commands)
+        assert set(commands) <= CONNECTION_COMMANDS | {"hset", "expire", "hgetall", "scan", "info"}, set(commands)
         assert all(s["failed_calls"] == 0 and s["rejected_calls"] == 0 for s in commands.values()), commands
-    # One Redis command per keyed write, as on a single server.
+    # As on a single server: no Redis command for a keyed write of a key known here, HSET and EXPIRE (one round trip
+    # to the key's primary) for a new one.
     sig = store.adapters.signal("BTCUSDT", "strat", "binance")
     before = stats.commands
     await sig.write_signal_data({"id": "again"})
-    assert stats.commands - before == 1
+    assert stats.commands == before
+    await store.adapters.signal("NEWUSDT", "strat", "binance").write_signal_data({"id": "new"})
+    assert stats.commands - before == 2
 
 
 # -- 2. the prefix flush at open: every primary, our prefix only ---------------------------------------------------
@@ -340,7 +343,9 @@ async def test_flush_at_open_scans_every_primary_and_keeps_other_keys(open_store
            f"{sorted((len(k) for k in before.values()), reverse=True)} gone, {len(foreign)} near misses kept; "
            f"open {took:.2f} s")
 
-    # The count, with a SCAN batch small enough that every node takes several cursors.
+    # The count, with a SCAN batch small enough that every node takes several cursors. Another store's flush
+    # empties the shared level, not this process's: forgotten here, the keys go to Redis again.
+    first.local_ids.clear()
     await Workload(first).round(2)
     seeded = sum(len(k) for k in (await cluster.keys_by_node(f"{prefix}:*")).values())
     assert await flush_prefix(first.redis, prefix, batch=4) == seeded == KEYS_PER_ROUND
@@ -499,8 +504,9 @@ async def test_primary_killed_mid_run_every_call_succeeds_through_mongo(
     """Three phases, all on the same data: the victim dead but not yet marked failed (the other primaries keep
     serving their slots), the cluster marked failed (CLUSTERDOWN everywhere), the victim back."""
     caplog.set_level(logging.WARNING, logger="backtest_store")
-    # cache_retry_after=0: every call tries Redis, so the calls on live primaries show they still hit.
-    store = await open_store(redis_url=cluster.url(seeds=3), cache_retry_after=0.0)
+    # cache_retry_after=0: every call tries Redis, so the calls on live primaries show they still hit. A first
+    # level of one entry: the workload's keys, in turn, are never known in this process, so every call asks Redis.
+    store = await open_store(redis_url=cluster.url(seeds=3), cache_retry_after=0.0, cache_local_entries=1)
     assert isinstance(store.redis, RedisCluster)
     stats = store.cache_stats
     await Workload(store).round(1)
@@ -542,7 +548,7 @@ async def test_primary_killed_mid_run_every_call_succeeds_through_mongo(
     await cluster.wait_state(survivors, "fail")
     failed_after = time.monotonic() - killed_at[0]
     # The default cache_retry_after (1 s): an outage costs one failed Redis call per second, not one per call.
-    second = await open_store(redis_url=cluster.url(seeds=3), flush_cache_on_open=False)
+    second = await open_store(redis_url=cluster.url(seeds=3), flush_cache_on_open=False, cache_local_entries=1)
     work = Workload(second)
     started = time.monotonic()
     reads = await work.round(3)

@@ -1010,3 +1010,80 @@ async def test_export_closes_its_folder_handles(store, tmp_path, monkeypatch):
     assert report.written == 12 and report.skipped == 0
     assert len(list((tmp_path / "out/memory").rglob("*.json"))) == 12
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def _cli_env(servers, monkeypatch, db: str) -> None:
+    monkeypatch.setenv("CC_MONGO_CONNECTION_STRING", servers.mongo_db(db))
+    monkeypatch.setenv("CC_REDIS_URL", servers.redis)
+    monkeypatch.setenv("BACKTEST_STORE_CACHE_PREFIX", unique("cli"))
+
+
+def _drop(servers, db: str) -> None:
+    import asyncio
+
+    from pymongo import AsyncMongoClient
+
+    async def drop() -> None:
+        client: AsyncMongoClient = AsyncMongoClient(servers.mongo_db(db))
+        await client.drop_database(db)
+        await client.close()
+
+    asyncio.run(drop())
+
+
+def test_cli_import_into_an_empty_database_creates_our_indexes_first(servers, tmp_path, monkeypatch, capsys):
+    """`migrate apply` has not run, and the database is empty: the import creates our indexes, then imports."""
+    db = unique("noidx")
+    _cli_env(servers, monkeypatch, db)
+    dump = tmp_path / "dump"
+    for i in range(3):
+        write(dump, f"data/candle/binance/BTCUSDT/1m/{T0 + i * MINUTE}.json",
+              {"timestamp": T0 + i * MINUTE, "open": 1, "high": 2, "low": 0.5, "close": 1.5, "volume": 3})
+    try:
+        assert cli_main(["import-dump", str(dump), "--json", "--no-progress"]) == 0
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["adapters"]["candle"]["imported"] == 3
+        assert "created the indexes" in captured.err and "goes on without them" not in captured.err
+
+        async def indexes() -> list[str]:
+            from pymongo import AsyncMongoClient
+            client: AsyncMongoClient = AsyncMongoClient(servers.mongo_db(db))
+            try:
+                return [ix["name"] async for ix in await client[db]["candle-items"].list_indexes()]
+            finally:
+                await client.close()
+
+        import asyncio
+        names = asyncio.run(indexes())
+        assert any(name != "_id_" for name in names), names
+    finally:
+        _drop(servers, db)
+
+
+def test_cli_import_into_a_database_with_data_and_no_indexes_is_refused_at_once(servers, tmp_path, monkeypatch,
+                                                                                capsys):
+    """Data is there, our indexes are not: one line naming the command to run, exit 2, nothing written."""
+    db = unique("noidx")
+    _cli_env(servers, monkeypatch, db)
+    dump = tmp_path / "dump"
+    write(dump, f"data/candle/binance/BTCUSDT/1m/{T0}.json",
+          {"timestamp": T0, "open": 1, "high": 2, "low": 0.5, "close": 1.5, "volume": 3})
+
+    async def seed() -> int:
+        from pymongo import AsyncMongoClient
+        client: AsyncMongoClient = AsyncMongoClient(servers.mongo_db(db))
+        try:
+            await client[db]["signal-items"].insert_one({"symbol": "X", "strategyName": "s", "exchangeName": "e"})
+            return await client[db]["candle-items"].count_documents({})
+        finally:
+            await client.close()
+
+    import asyncio
+    try:
+        asyncio.run(seed())
+        assert cli_main(["import-dump", str(dump), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert "migrate apply" in err and "Traceback" not in err
+        assert asyncio.run(seed()) == 0  # nothing imported
+    finally:
+        _drop(servers, db)

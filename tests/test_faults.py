@@ -180,7 +180,8 @@ async def corrupt(store: Store, key: str, how: str) -> None:
 @pytest.mark.parametrize("how", list(CORRUPTIONS))
 async def test_unreadable_entry_is_stale_repaired_and_the_cache_stays_on(how: str, open_store: OpenStore) -> None:
     # An hour: a Redis error would keep the cache off for the rest of the test, which the hits below would show.
-    store = await open_store(cache_retry_after=3600.0)
+    # A first level of one entry: A and B, in turn, are never both known in this process, so reads ask Redis.
+    store = await open_store(cache_retry_after=3600.0, cache_local_entries=1)
     a, b = store.adapters.signal("A", "s", "e"), store.adapters.signal("B", "s", "e")
     await a.write_signal_data({"who": "a"})
     await b.write_signal_data({"who": "b"})

@@ -1,5 +1,5 @@
-"""What each call sends, counted against the real servers (no timing): one MongoDB and one Redis command per keyed
-write, whatever the Redis; nothing sent again for an unchanged window; one insert of one document for a Log window
+"""What each call sends, counted against the real servers (no timing): one MongoDB command per keyed call once this
+process knows the key's `_id` (and one Redis round trip, HSET and EXPIRE, the first time), whatever the Redis; nothing sent again for an unchanged window; one insert of one document for a Log window
 with one new entry; lists in few batches; and last writer wins between two writers who each skip what they believe
 unchanged."""
 
@@ -90,29 +90,34 @@ class CommandStats:
         await self.client.aclose()
 
 
-async def keyed_write_sends_one_of_each(store: Store) -> None:
+async def keyed_calls_send_what_this_process_does_not_know(store: Store) -> None:
+    """A key's first write sends its mapping to Redis (HSET and EXPIRE, one round trip); after that, writes and
+    reads of that key send nothing to Redis: its `_id` is known in this process."""
     sig = store.adapters.signal("BTCUSDT", "s", "e")
     await sig.wait_for_init(True)
-    await sig.write_signal_data({"id": "warm"})  # connections open
+    await store.adapters.signal("WARM", "s", "e").write_signal_data({"id": "warm"})  # connections open
+    before_m, before_r = mongo(store), redis(store)
+    await sig.write_signal_data({"id": "first"})
+    assert mongo(store) - before_m == {"findAndModify": 1}
+    assert redis(store) - before_r == {"HSET": 1, "EXPIRE": 1}
     for i in range(3):
         before_m, before_r = mongo(store), redis(store)
         await sig.write_signal_data({"id": i})
         assert mongo(store) - before_m == {"findAndModify": 1}
-        assert redis(store) - before_r == {"HSET": 1}
+        assert redis(store) == before_r
     before_m, before_r = mongo(store), redis(store)
     assert await sig.read_signal_data() == {"id": 2}
-    assert mongo(store) - before_m == {"find": 1}  # by the cached _id
-    assert redis(store) - before_r == {"HGETALL": 1}
+    assert mongo(store) - before_m == {"find": 1}  # by the known _id
+    assert redis(store) == before_r
 
 
-async def test_keyed_write_is_one_mongo_and_one_redis_command_on_the_sessions_redis(store: Store) -> None:
-    await keyed_write_sends_one_of_each(store)
+async def test_keyed_calls_on_the_sessions_redis(store: Store) -> None:
+    await keyed_calls_send_what_this_process_does_not_know(store)
 
 
-async def test_keyed_write_is_one_of_each_on_a_valkey_9_by_its_own_count(own_valkey: str,
-                                                                          open_store: OpenStore) -> None:
+async def test_keyed_calls_on_a_valkey_9_by_its_own_count(own_valkey: str, open_store: OpenStore) -> None:
     store = await open_store(redis_url=own_valkey)
-    await keyed_write_sends_one_of_each(store)
+    await keyed_calls_send_what_this_process_does_not_know(store)
     sig = store.adapters.signal("ETHUSDT", "s", "e")
     await sig.write_signal_data({"id": "warm"})
     stats = CommandStats(own_valkey)
@@ -120,29 +125,38 @@ async def test_keyed_write_is_one_of_each_on_a_valkey_9_by_its_own_count(own_val
         before = await stats.read()
         for i in range(5):
             await sig.write_signal_data({"id": i})
-        # What the server itself counted: 5 writes, 5 HSETs, nothing else.
-        assert await stats.since(before) == {"HSET": 5}
+            assert await sig.read_signal_data() == {"id": i}
+        # What the server itself counted: nothing, the key's _id is known here.
+        assert await stats.since(before) == {}
+        before = await stats.read()
+        for i in range(3):
+            await store.adapters.signal(f"NEW{i}", "s", "e").write_signal_data({"id": i})
+        assert await stats.since(before) == {"HSET": 3, "EXPIRE": 3}
     finally:
         await stats.close()
 
 
-async def test_keyed_write_is_one_command_even_where_redis_om_would_send_httl(own_valkey: str,
-                                                                              open_store: OpenStore) -> None:
+async def test_a_new_mapping_is_one_round_trip_even_where_redis_om_would_send_httl(own_valkey: str,
+                                                                                   open_store: OpenStore) -> None:
     """redis-om 1.2's `save()` sends `HTTL` before its `HSET` on servers reporting Redis >= 7.4 (valkey 9 has
-    HTTL but reports 7.2.4: the version check is forced here). The cache writes the same hash with one HSET."""
+    HTTL but reports 7.2.4: the version check is forced here). The cache writes the same hash with HSET and its
+    EXPIRE, pipelined."""
     store = await open_store(redis_url=own_valkey)
     redis_om_model._HASH_FIELD_EXPIRATION_SUPPORT_CACHE[store.redis] = True
     try:
         cache = store.repository(SignalItem).cache
         assert cache is not None
         key = {"symbol": "A", "strategyName": "s", "exchangeName": "e"}
-        await cache.set(key, "0123456789abcdef01234567")  # connections open
+        await cache.set(key, "0123456789abcdef01234560")  # connections open
         before = redis(store)
         await cache.model(pk="redis-om", doc_id="0123456789abcdef01234567").save()
-        assert redis(store) - before == {"HTTL": 1, "HSET": 1}  # what the cache no longer does
+        assert redis(store) - before == {"HTTL": 1, "HSET": 1}  # what the cache does not do
         before = redis(store)
         await cache.set(key, "0123456789abcdef01234567")
-        assert redis(store) - before == {"HSET": 1}
+        assert redis(store) - before == {"HSET": 1, "EXPIRE": 1}
+        before = redis(store)
+        await cache.set(key, "0123456789abcdef01234567")  # known here: nothing sent
+        assert redis(store) == before
         # The same layout as redis-om's: a hash with `pk` and `doc_id`, under the model's key.
         ours = await store.redis.hgetall(cache.model.make_primary_key(cache.pk(key)))
         theirs = await store.redis.hgetall(cache.model.make_primary_key("redis-om"))
@@ -151,6 +165,23 @@ async def test_keyed_write_is_one_command_even_where_redis_om_would_send_httl(ow
         assert (await cache.model.get(cache.pk(key))).doc_id == "0123456789abcdef01234567"  # redis-om reads it
     finally:
         redis_om_model._HASH_FIELD_EXPIRATION_SUPPORT_CACHE.pop(store.redis, None)
+
+
+async def test_a_key_known_only_to_redis_is_one_hgetall_then_nothing(open_store: OpenStore) -> None:
+    """Another process (a Store of its own) wrote the key: the first read here asks Redis once, then reads by `_id`;
+    every later read is one MongoDB read and no Redis command."""
+    writer = await open_store()
+    await writer.adapters.signal("SHARED", "s", "e").write_signal_data({"v": 1})
+    reader = await open_store(flush_cache_on_open=False)
+    sig = reader.adapters.signal("SHARED", "s", "e")
+    await reader.adapters.signal("WARM", "s", "e").read_signal_data()  # connections open
+    before_m, before_r = mongo(reader), redis(reader)
+    assert await sig.read_signal_data() == {"v": 1}
+    assert mongo(reader) - before_m == {"find": 1} and redis(reader) - before_r == {"HGETALL": 1}
+    for _ in range(3):
+        before_m, before_r = mongo(reader), redis(reader)
+        assert await sig.read_signal_data() == {"v": 1}
+        assert mongo(reader) - before_m == {"find": 1} and redis(reader) == before_r
 
 
 def storage_rows(n: int, marker: str = "unchanged-marker") -> list[dict[str, Any]]:
@@ -332,3 +363,45 @@ async def test_a_counter_counts_pipelines_command_by_command(servers: Any) -> No
     finally:
         await client.aclose()
     assert not RedisCommandCounter().attach(AsyncMongoClient)  # nothing to hook: counts nothing, says so
+
+
+async def test_a_keyed_write_encodes_its_payload_once_and_the_driver_embeds_those_bytes(store: Store,
+                                                                                        monkeypatch) -> None:
+    """The repository encodes the update's stage once (the size check reads those bytes) and hands PyMongo a
+    `RawBSONDocument`, which PyMongo copies as it is: a document that refuses to be iterated or read by key shows
+    the driver never decodes or re-encodes it."""
+    from bson.raw_bson import RawBSONDocument
+
+    import backtest_store.repositories.repository as repository
+
+    class Untouchable(RawBSONDocument):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            raise AssertionError("the driver iterated the encoded stage")
+
+        def items(self):  # type: ignore[no-untyped-def]
+            raise AssertionError("the driver re-encoded the encoded stage")
+
+        def __getitem__(self, item):  # type: ignore[no-untyped-def]
+            raise AssertionError("the driver read the encoded stage")
+
+    encoded: list[int] = []
+    real_encode = repository.bson.encode
+
+    def counting_encode(document: Any, *args: Any, **kwargs: Any) -> bytes:
+        out = real_encode(document, *args, **kwargs)
+        encoded.append(len(out))
+        return out
+
+    positions = [[f"p{i}", {"symbol": f"S{i}", "priceOpen": 100.0 + i, "note": "x" * 50}] for i in range(2000)]
+    payload_bytes = len(bson.encode({"positions": positions}))
+    risk = store.adapters.risk("encode-once", "e")
+    sent = Sent(store)
+    monkeypatch.setattr(repository, "RawBSONDocument", Untouchable)
+    monkeypatch.setattr(repository.bson, "encode", counting_encode)  # bson's own: anyone's encoding counts
+    await risk.write_position_data(positions, NOW)
+    # One encoding of the payload (besides, the small filter's), and no second one.
+    assert len([n for n in encoded if n >= payload_bytes]) == 1 and all(n < 1000 for n in encoded if n < payload_bytes)
+    (command,) = [c for c in sent.commands if "findAndModify" in c]
+    assert type(command["update"][0]["$set"]) is Untouchable
+    monkeypatch.undo()
+    assert await risk.read_position_data(NOW) == positions

@@ -1,12 +1,13 @@
-"""`backtest-store bench`: five storage designs side by side, on the same servers and the same data.
+"""`backtest-store bench`: six storage designs side by side, on the same servers and the same data.
 
 (a) backtest-store as shipped; (b) the same with the Redis cache off; (c) the TypeScript original's access pattern,
 reproduced here only; (d) the raw floor (PyMongo and redis-py doing backtest-store's round trips, nothing else);
-(e) a file store like backtest-kit's default (a JSON file per key, temp file + fsync + rename).
+(e) a file store like backtest-kit's default (a JSON file per key, temp file + fsync + rename); (f) the minimal
+client a user would write instead (plain PyMongo async, one round trip by unique key, no Redis).
 
 For each call (`calls.SCENARIOS`) at each size, and for a whole simulated backtest (the demo's call pattern): the
-MongoDB and Redis round trips, client CPU (`time.process_time`) and wall time per call, and the ratios to (d)
-and (c); peak RSS per design comes from its backtest, run in a process of its own. `run_bench` returns everything
+MongoDB and Redis round trips, client CPU (`time.process_time`) and wall time per call, and the ratios to (d),
+(f) and (c), with the spread of the ratios of blocks run side by side; peak RSS per design comes from its backtest, run in a process of its own. `run_bench` returns everything
 as one dict (`report.py` renders it).
 """
 

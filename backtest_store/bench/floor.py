@@ -1,8 +1,8 @@
 """(d) The raw floor: PyMongo and redis-py doing the round trips backtest-store does, with nothing else.
 
 Same documents, same Redis hashes, same algorithms (one range query per candle read; inserts of unknown candles
-and log entries; window rows compared by digest; one `findAndModify` and one `HSET` per keyed write; keyed reads
-by cached `_id`), without input checks, error translation, timeouts, stale-entry handling or layers. What
+and log entries; window rows compared by digest; one `findAndModify` per keyed write, and an `HSET` + `EXPIRE` the
+first time a key is seen; keyed reads by cached `_id`, known in-process or else asked of Redis), without input checks, error translation, timeouts, stale-entry handling or layers. What
 backtest-store costs above this is what its checks and structure cost.
 """
 
@@ -92,8 +92,12 @@ class Candle(_Mongo):
         return inserted
 
 
+TTL_S = 7 * 24 * 3600
+
+
 class Record(_Mongo):
-    """One `HGET` + one `find_one` by `_id` per read; one `findAndModify` + one `HSET` per write."""
+    """A read: one `find_one` by the `_id` known in this process (else one `HGET` first, or by key); a write: one
+    `findAndModify`, and an `HSET` + `EXPIRE` when the key's `_id` was not known here."""
 
     def __init__(self, env: RawClients, contract: Any, context: dict[str, Any]) -> None:
         super().__init__(env, contract, context)
@@ -107,15 +111,26 @@ class Record(_Mongo):
 
     async def _find(self, key: dict[str, Any], projection: dict[str, Any]) -> dict[str, Any] | None:
         pk = encode_key(self.key_fields, key)
-        doc_id = await self.raw.redis.hget(self.prefix + pk, "doc_id")
+        doc_id = self.raw.ids.get(self.prefix + pk) or await self.raw.redis.hget(self.prefix + pk, "doc_id")
         if doc_id:
             doc: dict[str, Any] | None = await self.coll.find_one({"_id": ObjectId(doc_id)}, projection)
             if doc is not None:
+                self.raw.ids[self.prefix + pk] = doc_id
                 return doc
         doc = await self.coll.find_one(key, projection)
         if doc is not None:
-            await self.raw.redis.hset(self.prefix + pk, mapping={"pk": pk, "doc_id": str(doc["_id"])})
+            await self._remember(pk, doc["_id"])
         return doc
+
+    async def _remember(self, pk: str, doc_id: Any) -> None:
+        value = str(doc_id)
+        if self.raw.ids.get(self.prefix + pk) == value:
+            return
+        self.raw.ids[self.prefix + pk] = value
+        pipe = self.raw.redis.pipeline(transaction=False)
+        pipe.hset(self.prefix + pk, mapping={"pk": pk, "doc_id": value})
+        pipe.expire(self.prefix + pk, TTL_S)
+        await pipe.execute()
 
     async def _upsert(self, key: dict[str, Any], fields: dict[str, Any]) -> None:
         now = datetime.now(timezone.utc)
@@ -124,8 +139,7 @@ class Record(_Mongo):
         doc = await self.coll.find_one_and_update(key, update, projection=_ID, upsert=True,
                                                   return_document=ReturnDocument.AFTER)
         if doc is not None:
-            pk = encode_key(self.key_fields, key)
-            await self.raw.redis.hset(self.prefix + pk, mapping={"pk": pk, "doc_id": str(doc["_id"])})
+            await self._remember(encode_key(self.key_fields, key), doc["_id"])
 
     async def read(self, default: Any, signal_id: str | None = None) -> Any:
         doc = await self._find(self._key({} if signal_id is None else {"signalId": signal_id}), self.projection)
@@ -163,8 +177,7 @@ class Entries(Record):
             self._entry(key), [{"$set": {"removed": True, "payload": payload, "updatedDate": now}}],
             projection=_ID, return_document=ReturnDocument.AFTER)
         if doc is not None:
-            pk = encode_key(self.key_fields, self._entry(key))
-            await self.raw.redis.hset(self.prefix + pk, mapping={"pk": pk, "doc_id": str(doc["_id"])})
+            await self._remember(encode_key(self.key_fields, self._entry(key)), doc["_id"])
 
     async def keys(self) -> Any:
         field = self.contract.entry_field

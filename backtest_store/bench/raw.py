@@ -19,6 +19,8 @@ class RawClients:
     db: Any
     redis: Any
     prefix: str
+    # The floor's first level of the id cache: key → `_id` known in this process (the benchmark's keys are few).
+    ids: dict[str, str] = field(default_factory=dict)
     mongo_commands: CommandCounter = field(default_factory=CommandCounter)
     redis_commands: RedisCommandCounter = field(default_factory=RedisCommandCounter)
 
@@ -28,7 +30,7 @@ class RawClients:
         client: Any = AsyncMongoClient(mongo_url, tz_aware=True, appname="backtest-store-bench",
                                        event_listeners=[commands] if count else [])
         redis: Any = Redis.from_url(redis_url, decode_responses=True)
-        raw = cls(client, client[database], redis, prefix, commands)
+        raw = cls(client, client[database], redis, prefix, mongo_commands=commands)
         if count:
             raw.redis_commands.attach(redis)
         return raw

@@ -1,4 +1,4 @@
-"""The five storage designs the benchmark runs side by side, each opened the same way: a `Handle` with the
+"""The six storage designs the benchmark runs side by side, each opened the same way: a `Handle` with the
 contract's factories (`handle.adapters`) and, when counting, the MongoDB and Redis commands it sent."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..counting import CommandCounter, RedisCommandCounter
 from ..contracts import DOCUMENTS
 from ..store import Store
-from . import files, floor, original
+from . import files, floor, minimal, original
 from .raw import RawClients
 
 
@@ -33,6 +33,8 @@ VARIANTS: dict[str, Variant] = {v.key: v for v in (
             "raw floor"),
     Variant("files", "e", "a file store like backtest-kit's default: a JSON file per key, temp + fsync + rename",
             False, "file store"),
+    Variant("minimal", "f", "the minimal client a user would write instead: plain PyMongo async, one round trip by "
+            "unique key, no Redis", True, "minimal client"),
 )}
 
 
@@ -81,5 +83,5 @@ async def open_handle(variant: Variant, target: Target, *, count: bool) -> Handl
 
         return Handle(variant, files.factories(env), nothing, file_env=env)
     raw = RawClients.open(target.mongo_url, target.database, target.redis_url, target.prefix, count=count)
-    make = original.factories if variant.key == "original" else floor.factories
+    make = {"original": original.factories, "minimal": minimal.factories}.get(variant.key, floor.factories)
     return Handle(variant, make(raw), raw.close, raw.mongo_commands, raw.redis_commands)

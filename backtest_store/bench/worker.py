@@ -87,49 +87,72 @@ async def _measure_calls(job: dict[str, Any]) -> dict[str, Any]:
 
 
 BLOCKS = 7
+SLOW_BUDGETS = 3
 
 
 async def _interleaved(runners: dict[str, calls.Calls], scenario: str, size: int, variants: list[Any],
                        counting: dict[str, Handle], timing: dict[str, Handle], rows: dict[str, dict[str, Any]],
                        budget: float, max_rounds: int) -> None:
-    plan: dict[str, tuple[Any, int, int]] = {}
+    """Every design of a row makes the same number of calls per block, and the collector stays out of every timed
+    block alike (off during a block, a full collection before each): a design making more calls per block would
+    otherwise pay collections the others do not. Each block's CPU and wall time are kept, so that the ratios of
+    designs measured in the same block can be published with their spread."""
+    firsts: dict[str, float] = {}
+    calls_of: dict[str, Any] = {}
     for v in variants:
         try:
-            plan[v.key] = await _prepare(runners[v.key], scenario, size, v, counting, timing, rows[v.key], budget,
-                                         max_rounds)
+            calls_of[v.key], firsts[v.key] = await _prepare(runners[v.key], scenario, size, v, counting, timing,
+                                                            rows[v.key])
         except Exception as exc:  # one design failing at one size is reported, and the others go on
             rows[v.key]["failed"] = _one_line(exc)
-    samples: dict[str, list[tuple[float, float]]] = {key: [] for key in plan}
+    running = [v for v in variants if v.key in calls_of]
+    if not running:
+        return
+    # Calls per block from the median design's first call, so that one slow design (the original's, at large
+    # sizes) does not leave the others with a single call per block. A design that would take more than
+    # SLOW_BUDGETS budgets at that pace runs fewer blocks (never fewer calls per block); ratios pair blocks by index.
+    median_first = sorted(firsts[v.key] for v in running)[len(running) // 2]
+    rounds = max(1, min(max(1, max_rounds // BLOCKS), int(budget / (BLOCKS * max(median_first, 1e-6)))))
+    blocks_of = {v.key: max(1, min(BLOCKS, int(SLOW_BUDGETS * budget / (rounds * max(firsts[v.key], 1e-6)))))
+                 for v in running}
+    samples: dict[str, dict[int, tuple[float, float]]] = {v.key: {} for v in running}
     counter = 3
-    running = [v for v in variants if v.key in plan]
     for block in range(BLOCKS):
-        order = running[block % len(running):] + running[:block % len(running)] if running else []
+        order = running[block % len(running):] + running[:block % len(running)]
         for v in order:
-            call, blocks, rounds = plan[v.key]
-            if block >= blocks or "failed" in rows[v.key]:
+            if "failed" in rows[v.key] or block >= blocks_of[v.key]:
                 continue
-            gc.collect()
+            call = calls_of[v.key]
             result = None
+            gc.collect()
+            gc.disable()
             try:
                 cpu0, wall0 = time.process_time(), time.perf_counter()
                 for _ in range(rounds):
                     result = await call(counter)
                     counter += 1
                 cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            except Exception as exc:
+                rows[v.key]["failed"] = _one_line(exc)
+                continue
+            finally:
+                gc.enable()
+            try:
                 runners[v.key].check(scenario, size, v.key, result)
             except Exception as exc:
                 rows[v.key]["failed"] = _one_line(exc)
                 continue
-            samples[v.key].append((cpu / rounds, wall / rounds))
+            samples[v.key][block] = (cpu / rounds, wall / rounds)
     for key, taken in samples.items():
         if "failed" in rows[key] or not taken:
             continue
         # CPU: the lowest block (whatever else runs on the machine only ever adds to a block's CPU time); wall
-        # time: the median block.
-        walls = sorted(w for _, w in taken)
-        _, blocks, rounds = plan[key]
-        rows[key].update(cpu_ms=min(c for c, _ in taken) * 1000, wall_ms=walls[len(walls) // 2] * 1000,
-                         rounds=blocks * rounds, blocks=blocks)
+        # time: the median block. Every block's figures are kept, by block, for the ratios' spread (`report.py`).
+        walls = sorted(w for _, w in taken.values())
+        rows[key].update(cpu_ms=min(c for c, _ in taken.values()) * 1000, wall_ms=walls[len(walls) // 2] * 1000,
+                         rounds=len(taken) * rounds, blocks=len(taken), calls_per_block=rounds,
+                         cpu_blocks_ms=[taken[b][0] * 1000 for b in sorted(taken)],
+                         wall_blocks_ms=[taken[b][1] * 1000 for b in sorted(taken)])
 
 
 def _since(counts: dict[str, int], before: dict[str, int]) -> dict[str, int]:
@@ -142,8 +165,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 async def _prepare(runner: calls.Calls, scenario: str, size: int, v: Any, counting: dict[str, Handle],
-                   timing: dict[str, Handle], row: dict[str, Any], budget: float,
-                   max_rounds: int) -> tuple[Any, int, int]:
+                   timing: dict[str, Handle], row: dict[str, Any]) -> tuple[Any, float]:
     # Round trips and the memory a call allocates: a warm-up call (caches filled, connections open), then
     # one counted call, traced.
     count_call = runner.make(scenario, size, counting[v.key])
@@ -163,10 +185,7 @@ async def _prepare(runner: calls.Calls, scenario: str, size: int, v: Any, counti
     call = runner.make(scenario, size, timing[v.key])
     started = time.perf_counter()
     runner.check(scenario, size, v.key, await call(2))
-    first = time.perf_counter() - started
-    total = max(1, min(max_rounds, int(budget / max(first, 1e-6))))
-    blocks = min(BLOCKS, total)
-    return call, blocks, max(1, total // blocks)
+    return call, time.perf_counter() - started
 
 
 class _Backend:

@@ -1,4 +1,4 @@
-from .ids import CacheHealth, CacheStats, IdCache, flush_prefix
+from .ids import CacheHealth, CacheStats, IdCache, LocalIds, flush_prefix
 from .keys import encode_key
 
-__all__ = ["CacheHealth", "CacheStats", "IdCache", "encode_key", "flush_prefix"]
+__all__ = ["CacheHealth", "CacheStats", "IdCache", "LocalIds", "encode_key", "flush_prefix"]

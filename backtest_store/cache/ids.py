@@ -1,4 +1,13 @@
-"""The key → `_id` cache: one redis-om HashModel per collection, plain hashes, CRUD only.
+"""The key → `_id` cache: one redis-om HashModel per collection, plain hashes, CRUD only, under an in-process
+first level (`LocalIds`, a bounded LRU per Store).
+
+A key's `_id` never changes while its document exists, so once this process knows it, a keyed read is one MongoDB
+read by `_id` and no Redis command, and a keyed write that returns the same `_id` sends nothing to Redis. Redis
+stays the level shared by processes: what this process learns from MongoDB (a miss, a repaired stale entry, a new
+key) is written there, with a TTL so that the shared level stays bounded (`DEFAULT_TTL_S`); an entry that has
+expired or been evicted costs one fallback to the key query, which writes it again. A stale `_id` (the document was
+deleted and recreated by another writer) is caught by the read (no document, or another key's), which falls back
+to the key and repairs both levels.
 
 Redis is an accelerator, never the truth: every failure here is logged, counted and swallowed, and the
 caller falls back to MongoDB. No `find`, `Migrator` or `JsonModel`: Redis without modules must work.
@@ -13,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import types
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Final, Literal
@@ -76,6 +86,41 @@ class CacheStats:
         return self.hits / looked if looked else 0.0
 
 
+# An entry unused for this long leaves Redis (refreshed whenever it is written: a new key, a miss, a repair).
+DEFAULT_TTL_S = 7 * 24 * 3600
+# The first level's bound, per Store, over all its collections: about 200 bytes an entry.
+DEFAULT_LOCAL_ENTRIES = 10_000
+
+
+class LocalIds:
+    """The in-process first level: Redis key → `_id` hex string, least recently used dropped first."""
+
+    def __init__(self, max_entries: int = DEFAULT_LOCAL_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._ids: OrderedDict[str, str] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def get(self, redis_key: str) -> str | None:
+        doc_id = self._ids.get(redis_key)
+        if doc_id is not None:
+            self._ids.move_to_end(redis_key)
+        return doc_id
+
+    def put(self, redis_key: str, doc_id: str) -> None:
+        self._ids[redis_key] = doc_id
+        self._ids.move_to_end(redis_key)
+        if len(self._ids) > self.max_entries:
+            self._ids.popitem(last=False)
+
+    def drop(self, redis_key: str) -> None:
+        self._ids.pop(redis_key, None)
+
+    def clear(self) -> None:
+        self._ids.clear()
+
+
 class CacheHealth:
     """Shared by every collection's cache: after a failure, Redis is bypassed for `retry_after` seconds.
 
@@ -126,32 +171,44 @@ def _client(model: type[CachedId]) -> "Redis[str]":
 
 
 class IdCache:
-    """key → `_id` for one collection."""
+    """key → `_id` for one collection: the Store's `LocalIds` first, then Redis."""
 
     def __init__(self, redis: RedisClient, prefix: str, collection: str, key_fields: tuple[str, ...],
-                 health: CacheHealth) -> None:
+                 health: CacheHealth, local: LocalIds | None = None, ttl: int = DEFAULT_TTL_S) -> None:
         self.model = bind_model(redis, prefix, collection)
         self.key_fields = key_fields
         self.health = health
+        self.local = LocalIds() if local is None else local
+        self.ttl = ttl
+        # redis-om's key layout (`make_primary_key`), its constant part built once: the first level is looked up
+        # on every keyed call.
+        self._key_prefix: str = self.model.make_primary_key("")
 
     def pk(self, key: Mapping[str, object]) -> str:
         return encode_key(self.key_fields, key)
+
+    def redis_key(self, key: Mapping[str, object]) -> str:
+        return self._key_prefix + encode_key(self.key_fields, key)
 
     def outcome(self, counter: Literal["hits", "misses", "stale"]) -> None:
         """How a lookup turned out once the repository checked the document: the cache keeps its own statistics."""
         setattr(self.health.stats, counter, getattr(self.health.stats, counter) + 1)
 
     async def get(self, key: Mapping[str, object]) -> str | Stale | None:
-        """The cached `_id`; None on a miss or while Redis is failing; STALE for an unreadable entry (dropped).
+        """The `_id` this process knows, else Redis's (then known here too); None on a miss or while Redis is
+        failing; STALE for an unreadable Redis entry (dropped).
 
-        One `HGETALL`, read as redis-om's `HashModel.get` reads it, without building a model: the entry is ours
-        when it is a hash with a string `doc_id`.
+        One `HGETALL` when this process does not know the key, read as redis-om's `HashModel.get` reads it, without
+        building a model: the entry is ours when it is a hash with a string `doc_id`.
         """
+        pk = self.pk(key)
+        redis_key = self._key_prefix + pk
+        known = self.local.get(redis_key)
+        if known is not None:
+            return known
         if not self.health.available():
             return None
         self.health.stats.commands += 1
-        pk = self.pk(key)
-        redis_key = self.model.make_primary_key(pk)
         try:
             entry = await _client(self.model).hgetall(redis_key)
         except (ValueError, *REDIS_FAILURES) as exc:
@@ -169,22 +226,28 @@ class IdCache:
             log.debug("stale cache entry %s dropped: no doc_id", redis_key)
             await self._drop(pk)
             return STALE
+        self.local.put(redis_key, doc_id)
         return doc_id
 
     async def set(self, key: Mapping[str, object], doc_id: object) -> None:
-        """One `HSET` of the hash redis-om's `HashModel.save()` writes (`pk` and `doc_id`), and nothing else.
+        """Nothing when this process knows the mapping already; else one `HSET` of the hash redis-om's
+        `HashModel.save()` writes (`pk` and `doc_id`) and its `EXPIRE`, in one round trip.
 
         `save()` itself would re-validate the model and, on servers reporting Redis 7.4 or newer, send an `HTTL`
-        before the `HSET` (and an `INFO` once per client): two or three commands where one is enough.
+        before the `HSET` (and an `INFO` once per client): two or three round trips where one is enough.
         """
+        pk = self.pk(key)
+        redis_key = self._key_prefix + pk
+        value = str(doc_id)
+        if self.local.get(redis_key) == value:
+            return
+        # What MongoDB returned is the truth for this process, whether or not Redis takes it.
+        self.local.put(redis_key, value)
         if not self.health.available():
             return
-        self.health.stats.commands += 1
-        pk = self.pk(key)
-        redis_key = self.model.make_primary_key(pk)
-        mapping: dict[str | bytes, bytes | float | int | str] = {"pk": pk, "doc_id": str(doc_id)}
+        mapping: dict[str | bytes, bytes | float | int | str] = {"pk": pk, "doc_id": value}
         try:
-            await _client(self.model).hset(redis_key, mapping=mapping)
+            await self._write(redis_key, mapping)
         except REDIS_FAILURES as exc:
             if not unreadable(exc):
                 self.health.failed("write", exc)
@@ -193,20 +256,38 @@ class IdCache:
             self.health.stats.stale += 1
             if not await self._drop(pk):
                 return
-            self.health.stats.commands += 1
             try:
-                await _client(self.model).hset(redis_key, mapping=mapping)
+                await self._write(redis_key, mapping)
             except REDIS_FAILURES as exc:
                 self.health.failed("write", exc)
                 return
         self.health.succeeded()
 
+    async def _write(self, redis_key: str, mapping: dict[str | bytes, bytes | float | int | str]) -> None:
+        client = _client(self.model)
+        if not self.ttl:
+            self.health.stats.commands += 1
+            await client.hset(redis_key, mapping=mapping)
+            return
+        self.health.stats.commands += 2
+        pipe = client.pipeline(transaction=False)
+        pipe.hset(redis_key, mapping=mapping)
+        pipe.expire(redis_key, self.ttl)
+        # The server's own error, not redis-py's annotated copy ("Command # 1 (HSET <key> ...) of pipeline caused
+        # error: ..."), which would hide a WRONGTYPE from `unreadable` and quote the entry in the log.
+        for answer in await pipe.execute(raise_on_error=False):
+            if isinstance(answer, BaseException):
+                raise answer
+
     async def forget(self, key: Mapping[str, object]) -> None:
         """Drop the entry of a key MongoDB does not hold, so that it stops costing a read by `_id`."""
+        pk = self.pk(key)
+        self.local.drop(self._key_prefix + pk)
         if self.health.available():
-            await self._drop(self.pk(key))
+            await self._drop(pk)
 
     async def _drop(self, pk: str) -> bool:
+        self.local.drop(self._key_prefix + pk)
         self.health.stats.commands += 1
         try:
             await self.model.delete(pk)

@@ -20,6 +20,8 @@ from rich.table import Table
 from ..config import Settings
 from ..dump import DumpError, ExportReport, ImportReport, export_dump, import_dump
 from ..dump.importer import BATCH_SIZE
+from ..migrations.diff import CREATE, plan
+from ..contracts import DOCUMENTS
 from ..store import Store
 from . import output
 from .connect import DEFAULT_DATA_DIR, open_store, warn_missing_indexes
@@ -63,11 +65,41 @@ def _run(args: argparse.Namespace, verb: str,
     async def main() -> Any:
         async with open_store(args.data_dir) as store:
             if Settings.configured_in_env():
+                if verb == "import":
+                    await _indexes_for_import(store, console)
                 await warn_missing_indexes(store, console)
             with progress:
                 return await job(store, args.path, on_progress)
 
     return asyncio.run(main())
+
+
+async def _indexes_for_import(store: Store, console: Console) -> None:
+    """An import upserts by our unique keys: without the indexes, every row is a collection scan, and a dump of any
+    size fails on the server's time limit. A database that is ours and empty gets our indexes here (what
+    `migrate apply` would create, with nothing to migrate); any other database missing them is refused before
+    anything is written."""
+    missing = [c for c in await plan(store.database) if c.action == CREATE]
+    if not missing:
+        return
+    names = ", ".join(sorted({c.collection for c in missing}))
+    if await _ours_and_empty(store):
+        await store.create_indexes()
+        console.print(f"created the indexes of {names} in the empty database {store.database.name} "
+                      "(as `backtest-store migrate apply` would)", highlight=False)
+        return
+    raise DumpError(f"indexes are missing on {names}, and the database holds data: run `backtest-store migrate apply` "
+                    "first, then import again (without them every row is a collection scan)")
+
+
+async def _ours_and_empty(store: Store) -> bool:
+    ours = {model.collection_name() for model in DOCUMENTS}
+    for name in await store.database.list_collection_names():
+        if name.startswith("system.") or name not in ours:
+            return False
+        if await store.database[name].find_one({}, {"_id": 1}) is not None:
+            return False
+    return True
 
 
 def _import(args: argparse.Namespace) -> int:
