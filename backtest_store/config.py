@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from typing import TypedDict
 from urllib.parse import parse_qs, quote, unquote
 
-from pymongo.saslprep import saslprep
-
 from .errors import ConfigurationError
 
 DEFAULT_MONGO_URL = "mongodb://localhost:27017/backtest-kit"
@@ -129,6 +127,8 @@ def _saslprep_ok(userinfo: str, rest: str) -> bool:
     mechanism = parse_qs(rest.partition("?")[2]).get("authMechanism", ["SCRAM-SHA-256"])[-1]
     if not password or mechanism.upper() != "SCRAM-SHA-256":
         return True
+    from pymongo.saslprep import saslprep  # here: the console command imports this module before main catches a ^C
+
     try:
         saslprep(password)
     except ValueError:

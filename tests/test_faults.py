@@ -20,7 +20,7 @@ import pytest
 from backtest_store import NotReady, StorageError, Store
 from backtest_store.embedded import EmbeddedServer, secantus_command, valkey_binary
 from tests.zoo import T0 as NOW
-from tests.zoo import T0_MS, OpenStore, ServerUrls, start_server, unique
+from tests.zoo import T0_MS, OpenStore, ServerUrls, frozen, start_server, unique
 
 
 # An init timeout far beyond GUARD, the bound that only stops a test that waits for it.
@@ -87,7 +87,7 @@ async def test_every_mongo_call_gives_up_within_the_configured_timeout(
             "candle range": lambda: store.adapters.candle("B", "1m", "e").read_candles_data(1, T0_MS, T0_MS + 60_000),
         }
         assert own_mongo.pid is not None
-        os.kill(own_mongo.pid, signal.SIGSTOP)
+        await frozen(own_mongo.pid)
         took: dict[str, float] = {}
         for name, call in calls.items():
             started = time.monotonic()

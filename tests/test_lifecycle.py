@@ -34,7 +34,7 @@ from backtest_store.embedded import (
     valkey_binary,
 )
 from backtest_store.models import SignalItem
-from tests.zoo import T0, OpenStore, ServerUrls, unique
+from tests.zoo import T0, OpenStore, ServerUrls, frozen, unique
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ async def test_a_write_to_a_frozen_mongo_is_outcome_unknown_with_its_fault(
         sig = store.adapters.signal("B", "s", "e")
         await sig.write_signal_data({"v": 1})  # a pooled connection, which the stop then hangs
         assert own_mongo.pid is not None
-        os.kill(own_mongo.pid, signal.SIGSTOP)
+        await frozen(own_mongo.pid)
         with pytest.raises(OutcomeUnknown, match="may have been applied") as raised:
             await sig.write_signal_data({"v": 2})
         assert isinstance(raised.value, StorageError)

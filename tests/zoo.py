@@ -5,7 +5,10 @@ Fixtures live in `conftest.py`; everything a test file imports by name lives her
 
 from __future__ import annotations
 
+import asyncio
 import math
+import os
+import signal
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -89,3 +92,16 @@ async def start_server(make: Callable[[int], EmbeddedServer], attempts: int = 5)
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+async def frozen(pid: int) -> None:
+    """SIGSTOP `pid` and wait until the kernel shows it stopped: the signal is delivered asynchronously, and a
+    server still running for a moment on the other core answers a request sent right after `kill` (a write that
+    was meant to find a frozen server then succeeded in 2 ms). The wait is for the state, never a fixed time."""
+    os.kill(pid, signal.SIGSTOP)
+    while True:
+        with open(f"/proc/{pid}/stat") as stat:
+            # The state follows the command name, which is in parentheses and may hold spaces.
+            if stat.read().rpartition(")")[2].split()[0] in ("T", "t"):
+                return
+        await asyncio.sleep(0.001)
