@@ -8,9 +8,9 @@
 // were actually called, and the backtest's results. Everything is deterministic: the exchange is a seeded
 // random walk, signal ids are derived from symbol, strategy and time, and the frame lies in the past.
 
-import { readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { resolve } from "node:path";
+
+import { loadPackage, persistEveryBacktestContract } from "./framework.mjs";
 
 if (process.argv.length !== 4) {
   console.error("usage: node backtest.mjs WORKDIR NODE_MODULES");
@@ -20,15 +20,10 @@ const nodeModules = resolve(process.argv[3]);
 // Before the framework is loaded: some of its file paths are resolved from the cwd at construction.
 process.chdir(process.argv[2]);
 
-const pkgDir = join(nodeModules, "backtest-kit");
-const pkg = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));
-const entry = pkg.exports?.import ?? pkg.module ?? pkg.main;
-const bk = await import(pathToFileURL(join(pkgDir, entry)).href);
+const bk = await loadPackage(nodeModules, "backtest-kit");
 const {
-  Backtest, Cache, Interval, Log, Memory, MemoryBacktest, Notification, NotificationBacktest, Recent,
-  RecentBacktest, SessionBacktest, State, StateBacktest, Storage, StorageBacktest,
-  addExchangeSchema, addFrameSchema, addStrategySchema, createSignalState, getCandles, removeMemory,
-  setConfig, setSessionData, writeMemory,
+  Backtest, Cache, Interval, Log, addExchangeSchema, addFrameSchema, addStrategySchema, createSignalState, getCandles,
+  removeMemory, setConfig, setSessionData, writeMemory,
 } = bk;
 
 const MINUTE = 60_000;
@@ -232,18 +227,7 @@ addStrategySchema({
 // notification still gets its own file, only the rewriting is bounded. A limit order waits 60 minutes instead of
 // 120 before it is cancelled: each minute of waiting rewrites all Storage rows too.
 setConfig({ CC_MAX_NOTIFICATIONS: 10, CC_SCHEDULE_AWAIT_MINUTES: 60 });
-StorageBacktest.usePersist();
-NotificationBacktest.usePersist();
-RecentBacktest.usePersist();
-MemoryBacktest.usePersist();
-StateBacktest.usePersist();
-SessionBacktest.usePersist();
-Log.usePersist();
-Storage.enable();
-Notification.enable();
-Recent.enable();
-Memory.enable();
-State.enable();
+persistEveryBacktestContract(bk);
 
 // -- run, one (symbol, strategy) after another so that the order of writes is deterministic ----------------------
 

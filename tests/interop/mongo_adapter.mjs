@@ -17,8 +17,9 @@
 //         defaults (the driver mongoose uses). Writes {longs: [paths of BSON Long values], docs: {collection: [doc]}}.
 
 import { readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { resolve } from "node:path";
+
+import { loadPackage, persistEveryBacktestContract } from "./framework.mjs";
 
 if (process.argv.length !== 6) {
   console.error("usage: node mongo_adapter.mjs NODE_MODULES COMMAND SPEC_JSON OUT_JSON");
@@ -28,14 +29,7 @@ const [nodeModules, command, specPath, outPath] = [resolve(process.argv[2]), pro
   process.argv[5]];
 const spec = JSON.parse(readFileSync(specPath, "utf8"));
 
-async function load(name) {
-  const dir = join(nodeModules, ...name.split("/"));
-  const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
-  const exp = pkg.exports?.["."] ?? pkg.exports;
-  const entry = (typeof exp === "string" ? exp : exp?.import?.default ?? exp?.import ?? exp?.default) ?? pkg.module
-    ?? pkg.main;
-  return import(pathToFileURL(join(dir, entry)).href);
-}
+const load = (name) => loadPackage(nodeModules, name);
 
 function finish(result) {
   writeFileSync(outPath, JSON.stringify(result));
@@ -79,9 +73,8 @@ adapter.setup({ CC_MONGO_CONNECTION_STRING: spec.mongo, CC_REDIS_HOST: spec.redi
 await adapter.waitForInit();
 
 const {
-  Backtest, Cache, Interval, Log, Memory, MemoryBacktest, Notification, NotificationBacktest, Recent, RecentBacktest,
-  SessionBacktest, State, StateBacktest, Storage, StorageBacktest, addExchangeSchema, addFrameSchema,
-  addStrategySchema, createSignalState, getCandles, removeMemory, setConfig, setSessionData, writeMemory,
+  Backtest, Cache, Interval, Log, addExchangeSchema, addFrameSchema, addStrategySchema, createSignalState, getCandles,
+  removeMemory, setConfig, setSessionData, writeMemory,
   PersistBreakevenAdapter, PersistCandleAdapter, PersistIntervalAdapter, PersistLogAdapter, PersistMeasureAdapter,
   PersistMemoryAdapter, PersistNotificationAdapter, PersistPartialAdapter, PersistRecentAdapter, PersistRiskAdapter,
   PersistScheduleAdapter, PersistSessionAdapter, PersistSignalAdapter, PersistStateAdapter, PersistStorageAdapter,
@@ -223,18 +216,7 @@ addStrategySchema({
 });
 
 setConfig({ CC_MAX_NOTIFICATIONS: 10 });
-StorageBacktest.usePersist();
-NotificationBacktest.usePersist();
-RecentBacktest.usePersist();
-MemoryBacktest.usePersist();
-StateBacktest.usePersist();
-SessionBacktest.usePersist();
-Log.usePersist();
-Storage.enable();
-Notification.enable();
-Recent.enable();
-Memory.enable();
-State.enable();
+persistEveryBacktestContract(bk);
 
 const closed = [];
 for await (const r of Backtest.run(SYMBOL, { strategyName: STRATEGY, exchangeName: EXCHANGE, frameName: FRAME })) {

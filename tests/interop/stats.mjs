@@ -10,7 +10,8 @@
 
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+
+import { loadPackage } from "./framework.mjs";
 
 if (process.argv.length !== 4) {
   console.error("usage: node stats.mjs WORKDIR NODE_MODULES");
@@ -19,9 +20,7 @@ if (process.argv.length !== 4) {
 const nodeModules = resolve(process.argv[3]);
 process.chdir(process.argv[2]);
 
-const pkgDir = join(nodeModules, "backtest-kit");
-const pkg = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));
-const bk = await import(pathToFileURL(join(pkgDir, pkg.exports?.import ?? pkg.module ?? pkg.main)).href);
+const bk = await loadPackage(nodeModules, "backtest-kit");
 const {
   Backtest, Heat, Live, Markdown, StorageBacktest, StorageLive, addExchangeSchema, addFrameSchema, addStrategySchema,
   setConfig,
