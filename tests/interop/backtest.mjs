@@ -10,7 +10,7 @@
 
 import { resolve } from "node:path";
 
-import { loadPackage, persistEveryBacktestContract } from "./framework.mjs";
+import { loadPackage, mulberry32, persistEveryBacktestContract, round } from "./framework.mjs";
 
 if (process.argv.length !== 4) {
   console.error("usage: node backtest.mjs WORKDIR NODE_MODULES");
@@ -46,18 +46,6 @@ const calls = { getCandles: 0, candles: 0, measure: 0, interval: 0 };
 
 // -- the exchange: a seeded random walk per symbol, generated forward from ORIGIN ----------------------------
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const round = (value, digits) => Math.round(value * 10 ** digits) / 10 ** digits;
 const walks = new Map();
 
 function minuteCandle(symbol, index) {

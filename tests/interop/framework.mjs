@@ -24,3 +24,17 @@ export function persistEveryBacktestContract(bk) {
   }
   for (const feature of ["Storage", "Notification", "Recent", "Memory", "State"]) bk[feature].enable();
 }
+
+// A seeded generator (mulberry32): the synthetic exchanges' walks are the same on every run.
+export function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const round = (value, digits) => Math.round(value * 10 ** digits) / 10 ** digits;

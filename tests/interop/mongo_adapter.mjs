@@ -19,7 +19,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 
-import { loadPackage, persistEveryBacktestContract } from "./framework.mjs";
+import { loadPackage, mulberry32, persistEveryBacktestContract, round } from "./framework.mjs";
 
 if (process.argv.length !== 6) {
   console.error("usage: node mongo_adapter.mjs NODE_MODULES COMMAND SPEC_JSON OUT_JSON");
@@ -132,17 +132,6 @@ const STRATEGY = "trend-market";
 const ORIGIN = Date.UTC(2023, 11, 31, 12);
 const calls = { getCandles: 0 };
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const round = (value, digits) => Math.round(value * 10 ** digits) / 10 ** digits;
 const rand = mulberry32(20240101);
 const minutes = [];
 function minute(index) {
