@@ -80,7 +80,7 @@ def test_bench_says_how_long_it_takes_and_writes_a_page_only_when_asked(
 
     with pytest.raises(SystemExit):
         main(["bench", "--help"])
-    assert "about 31 minutes" in " ".join(capsys.readouterr().out.split())
+    assert "about 46 minutes" in " ".join(capsys.readouterr().out.split())
 
     async def measured(options: Any) -> dict[str, Any]:
         return {"calls": [], "backtest": []}
@@ -91,10 +91,10 @@ def test_bench_says_how_long_it_takes_and_writes_a_page_only_when_asked(
     (tmp_path / "docs").mkdir()  # run from a repository's root
     assert main(["bench", "--json"]) == 0
     out, err = capsys.readouterr()
-    assert json.loads(out)["command"] == "backtest-store bench --json" and "about 31 minutes" in err
+    assert json.loads(out)["command"] == "backtest-store bench --json" and "about 46 minutes" in err
     assert list((tmp_path / "docs").iterdir()) == []  # docs/performance.md is not overwritten unasked
     assert main(["bench", "--json", "--markdown", "docs/performance.md", "--no-backtest"]) == 0
-    assert "about 31 minutes" not in capsys.readouterr().err  # not the full run
+    assert "about 46 minutes" not in capsys.readouterr().err  # not the full run
     assert (tmp_path / "docs" / "performance.md").is_file()
 
 
