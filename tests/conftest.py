@@ -19,7 +19,7 @@ import pytest
 from hypothesis import settings
 
 from backtest_store import Store
-from backtest_store.embedded import EmbeddedServers
+from backtest_store.embedded import EmbeddedServer, EmbeddedServers
 from tests import zoo
 from tests.zoo import OpenStore, ServerUrls, unique
 
@@ -90,6 +90,20 @@ settings.load_profile(os.environ.get("BACKTEST_STORE_HYPOTHESIS", "dev"))
 # Fixtures that start servers: the suite's shared ones, and those a test file starts of its own.
 SERVER_FIXTURES = {"servers", "real_dump", "own_redis", "own_valkey", "own_mongo", "redis_with_password", "cluster"}
 NOT_UNIT = ("servers", "browser", "reliability", "large_dump", "typing")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test derived `unit` that starts an embedded server in-process would slow the fast loop unseen: it fails,
+    saying which marker it needs. (A CLI run in a subprocess cannot be caught here: mark such tests by hand.)"""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    async def refuse(server: EmbeddedServer, *args: object, **kwargs: object) -> None:
+        pytest.fail(f"{request.node.nodeid} starts {server.name}, so it is no unit test: mark it "
+                    "@pytest.mark.servers", pytrace=False)
+
+    monkeypatch.setattr(EmbeddedServer, "start", refuse)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

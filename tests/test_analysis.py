@@ -613,6 +613,7 @@ def _outputs(notebook: Any) -> dict[str, list[Any]]:
     return {cell.id: cell.outputs for cell in notebook.cells if cell.cell_type == "code"}
 
 
+@pytest.mark.servers  # starts embedded servers (or a CLI that does) of its own
 async def test_notebook_runs_on_a_fresh_clone_after_the_demo(tmp_path: Path, no_configuration: None,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """README's path: a clone, `backtest-store demo` at its root (data in ./.backtest-store), then the notebook,

@@ -174,6 +174,7 @@ def closed_port() -> int:
     return free_port()  # nothing listens there
 
 
+@pytest.mark.servers  # waits out each public method's bound against servers that are down (seconds)
 async def test_no_driver_exception_leaves_any_public_store_method_with_the_servers_down() -> None:
     store = await Store.open(mongo_url=f"mongodb://127.0.0.1:{closed_port()}/down",
                              redis_url=f"redis://127.0.0.1:{closed_port()}/0", mongo_timeout_ms=1000,
@@ -288,6 +289,7 @@ def test_ports_picked_together_are_distinct() -> None:
         assert len(set(ports)) == 4
 
 
+@pytest.mark.servers  # starts embedded servers (or a CLI that does) of its own
 async def test_a_server_whose_port_was_taken_meanwhile_starts_on_another(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A port another process bound between our pick and the server's start: bound but not listening, so that
@@ -306,6 +308,7 @@ async def test_a_server_whose_port_was_taken_meanwhile_starts_on_another(
             await servers.astop()
 
 
+@pytest.mark.servers  # starts embedded servers (or a CLI that does) of its own
 async def test_one_data_dir_gets_one_set_of_servers_whoever_asks_at_once(tmp_path: Path) -> None:
     (urls_a, started_a), (urls_b, started_b) = await asyncio.gather(servers_for(tmp_path), servers_for(tmp_path))
     started = [s for s in (started_a, started_b) if s is not None]
@@ -318,6 +321,7 @@ async def test_one_data_dir_gets_one_set_of_servers_whoever_asks_at_once(tmp_pat
             await s.astop()
 
 
+@pytest.mark.servers  # starts embedded servers (or a CLI that does) of its own
 async def test_stopping_a_server_leaves_the_event_loop_free(tmp_path: Path) -> None:
     port = free_port()
     server = EmbeddedServer("valkey-server", [str(valkey_binary()), "--bind", "127.0.0.1", "--port", str(port),
@@ -335,6 +339,7 @@ async def test_stopping_a_server_leaves_the_event_loop_free(tmp_path: Path) -> N
     assert proc.returncode != -signal.SIGKILL
 
 
+@pytest.mark.servers  # starts embedded servers (or a CLI that does) of its own
 async def test_a_failed_start_leaves_no_sibling_start_running(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embedded, "valkey_binary", lambda: Path("/bin/false"))
@@ -437,6 +442,7 @@ def _minutes_done(text: str) -> int:
     return int(counts[-1]) if counts else -1
 
 
+@pytest.mark.servers  # starts embedded servers (or a CLI that does) of its own
 @pytest.mark.parametrize("moment", ["after start-up", "early in the simulation", "later in the simulation"])
 def test_one_ctrl_c_stops_the_demo_with_interrupted_and_130(moment: str, tmp_path: Path) -> None:
     when: Callable[[str], bool] = {
