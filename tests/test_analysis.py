@@ -28,7 +28,7 @@ from pymongo import AsyncMongoClient, monitoring
 
 from backtest_store import Store
 from backtest_store.analysis import TRADE_COLUMNS, Analysis
-from backtest_store.analysis.tearsheet import pnl_at
+from backtest_store.analysis.tables import pnl_at
 from backtest_store.cli import main
 from backtest_store.errors import InvalidInput
 

@@ -53,8 +53,8 @@ from .metrics import (
 from .stats import heat_of, statistics_of
 from .plots import TRACES, equity_figure, trades_figure
 from .report import Report
-from .sheet import Comparison, Tearsheet, tearsheet_of
-from .tearsheet import FEE, SLIPPAGE, unrealized
+from .tearsheet import Comparison, Tearsheet, tearsheet_of
+from .tables import FEE, SLIPPAGE, unrealized
 
 PAD_CANDLES = 30  # candles shown before the first entry and after the last exit of a trades chart
 MAX_CANDLES = 5000  # per chart in `report()`: a longer run shows its last MAX_CANDLES candles

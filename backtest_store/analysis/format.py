@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from .metrics import CLOSE_REASONS, NO_REASON
-from .tearsheet import MONTHS
+from .tables import MONTHS
 
 
 def json_value(value: Any) -> Any:

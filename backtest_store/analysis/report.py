@@ -15,7 +15,7 @@ from .format import cell, figure_table, json_value, unit_label
 from .metrics import SUMMARY_FIGURES
 
 if TYPE_CHECKING:
-    from .sheet import Comparison, Tearsheet
+    from .tearsheet import Comparison, Tearsheet
 
 GROUPS_PER_TABLE = 6  # strategy × symbol columns per summary table: more go to the next table, never sideways
 _STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;

@@ -214,7 +214,7 @@ def show_comparison(console: Console, comparison: Any) -> None:
 def show_sheet(console: Console, sheet: Any, trades: int) -> None:
     """The tearsheet's tables that read in a terminal (the HTML page adds the figures and the whole list)."""
     from ..analysis.format import cell, header
-    from ..analysis.sheet import PENDING_LIST, POSITION_LIST, TRADE_LIST
+    from ..analysis.tearsheet import PENDING_LIST, POSITION_LIST, TRADE_LIST
 
     unit = sheet.unit
     if len(sheet.trades):
