@@ -114,7 +114,28 @@ NAMES: tuple[str, ...] = tuple(c.name for c in CONTRACTS)
 
 class Adapters:
     """`store.adapters`: one factory per contract, `store.adapters.<name>(*fields)`, taking the constructor fields
-    in the contract's order (`adapters.signal("BTCUSDT", "strategy", "binance")`). No I/O happens here."""
+    in the contract's order (`adapters.signal("BTCUSDT", "strategy", "binance")`). No I/O happens here.
+
+    The annotations are for type checkers only (a user's mypy sees `adapters.signal(...)` as a SignalAdapter);
+    tests/test_registry.py checks that they name exactly the registry's contracts and adapters."""
+
+    candle: Callable[..., CandleAdapter]
+    signal: Callable[..., SignalAdapter]
+    schedule: Callable[..., ScheduleAdapter]
+    strategy: Callable[..., StrategyAdapter]
+    risk: Callable[..., RiskAdapter]
+    partial: Callable[..., PartialAdapter]
+    breakeven: Callable[..., BreakevenAdapter]
+    storage: Callable[..., StorageAdapter]
+    notification: Callable[..., NotificationAdapter]
+    log: Callable[..., LogAdapter]
+    measure: Callable[..., MeasureAdapter]
+    interval: Callable[..., IntervalAdapter]
+    memory: Callable[..., MemoryAdapter]
+    recent: Callable[..., RecentAdapter]
+    state: Callable[..., StateAdapter]
+    session: Callable[..., SessionAdapter]
+    dictionary: Callable[..., DictionaryAdapter]
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend

@@ -133,11 +133,13 @@ def test_the_package_is_typed_for_its_users(tmp_path: Path) -> None:
         "    store = await Store.open(init_timeout=5.0, cache_prefix='x')\n"
         "    report = await store.schema()\n"
         "    reveal_type(report)\n"
+        "    reveal_type(store.adapters.signal('BTCUSDT', 's', 'e'))\n"
         "    await Store.open(init_timout=5.0)\n"
     )
     out, _, code = api.run([str(user), "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache")])
     assert code == 1, out
     assert 'Revealed type is "backtest_store.inspection.schema.SchemaReport"' in out, out
+    assert 'Revealed type is "backtest_store.adapters.signal.SignalAdapter"' in out, out
     assert '"init_timout"' in out and "import-untyped" not in out, out
 
 

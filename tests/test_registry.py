@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,14 @@ def test_factory_builds_the_adapter_and_checks_its_context(contract: Contract) -
         bad[index] = {"$ne": None}
         with pytest.raises(InvalidInput):
             factory(*bad)
+
+
+def test_the_factories_types_name_the_registrys_adapters() -> None:
+    """A user's type checker reads `Adapters`' annotations: one per contract, returning the contract's adapter."""
+    hints = typing.get_type_hints(Adapters)
+    assert list(hints) == list(NAMES)
+    for contract in CONTRACTS:
+        assert typing.get_args(hints[contract.name])[-1] is contract.adapter, contract.name
 
 
 def test_unknown_factory_names_the_contracts() -> None:
