@@ -86,7 +86,8 @@ class CacheStats:
         return self.hits / looked if looked else 0.0
 
 
-# An entry unused for this long leaves Redis (refreshed whenever it is written: a new key, a miss, a repair).
+# An entry leaves Redis this long after it was last written (a new key, a miss, a repair): reads, which the first
+# level mostly answers, do not refresh it, so an expired entry costs one fallback to the key query, which writes it.
 DEFAULT_TTL_S = 7 * 24 * 3600
 # The first level's bound, per Store, over all its collections: about 200 bytes an entry.
 DEFAULT_LOCAL_ENTRIES = 10_000
